@@ -1,0 +1,199 @@
+//! The resolved configuration: typed values the rest of trainwatch uses.
+//!
+//! These are produced by [`super::load`] from the raw TOML; nothing outside
+//! the config module sees a raw string that still needs checking.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::learner::LearnerId;
+use crate::samsara::Status;
+use crate::window::WindowSpec;
+
+/// The whole configuration file, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    /// Default timezone for schedules and calendar windows.
+    pub timezone: Tz,
+    /// Run history, delivery ledger; relative paths are taken from the config file's folder.
+    pub state_dir: PathBuf,
+    /// Files here override the built-in templates by name.
+    pub templates_dir: Option<PathBuf>,
+    /// A missed fire younger than this runs once at start; zero turns it off.
+    pub catch_up: Duration,
+    pub server: Option<ServerConfig>,
+    pub samsara: SamsaraConfig,
+    pub smtp: Option<SmtpConfig>,
+    pub webhooks: BTreeMap<String, Webhook>,
+    pub teams: BTreeMap<String, Team>,
+    pub jobs: Vec<Job>,
+}
+
+impl Config {
+    /// The job called `name`, if any.
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+/// `[server]`: the optional health and metrics listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+/// `[samsara]`: where and how to call the API.
+#[derive(Debug, Clone)]
+pub struct SamsaraConfig {
+    /// `https://api.samsara.com` by default; EU or a loopback URL in tests.
+    pub base_url: Url,
+    pub token: SecretString,
+    /// Requests per second allowed on each endpoint (5 for the training endpoints).
+    pub requests_per_second: u32,
+    /// Timeout of one request; below the API's own 90 s.
+    pub timeout: Duration,
+    /// Sent as `X-Samsara-Version` when set (`YYYY-MM-DD`).
+    pub api_version: Option<String>,
+    /// Attempts per request, the first included, for retryable failures.
+    pub max_attempts: u32,
+    /// Total time one request may spend retrying before it fails.
+    pub max_retry_time: Duration,
+}
+
+/// `security` of `[smtp]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    StartTls,
+    Tls,
+    None,
+}
+
+/// `[smtp]`: the mail server.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// `Name <address>` or a bare address.
+    pub from: String,
+    pub timeout: Duration,
+}
+
+/// `kind` of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookKind {
+    Slack,
+    MsTeams,
+    Json,
+}
+
+/// `[webhooks.NAME]`.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub name: String,
+    pub kind: WebhookKind,
+    /// Webhook URLs carry their own credentials: kept secret.
+    pub url: SecretString,
+    /// HMAC key for `X-Trainwatch-Signature` (json webhooks).
+    pub secret: Option<SecretString>,
+}
+
+/// `[teams.NAME]`.
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub name: String,
+    /// `Name <address>` of the team's manager, if any.
+    pub manager: Option<String>,
+    pub learners: Vec<LearnerId>,
+}
+
+/// A job's schedule: the expression as written and its parsed form.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// As written in the config.
+    pub expr: String,
+    /// Parsed; 5-field expressions fire at second 0.
+    pub cron: croner::Cron,
+}
+
+/// `when_empty` of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenEmpty {
+    Skip,
+    Send,
+}
+
+/// A job's `filters`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    pub learners: Vec<LearnerId>,
+    pub courses: Vec<String>,
+    pub categories: Vec<String>,
+    /// Names of teams (from `team` and `teams`), all defined in `[teams]`.
+    pub teams: Vec<String>,
+    pub status: Vec<Status>,
+    pub overdue: Option<bool>,
+    pub include_deleted: bool,
+}
+
+/// `[[jobs]]`.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub schedule: Schedule,
+    /// The job's own timezone, or the top-level one.
+    pub timezone: Tz,
+    pub window: WindowSpec,
+    pub filters: Filters,
+    pub per_team: bool,
+    pub when_empty: WhenEmpty,
+    pub deliver: Vec<Delivery>,
+    pub on_failure: Vec<Delivery>,
+}
+
+/// One entry of `deliver` or `on_failure`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Email(EmailDelivery),
+    Webhook(WebhookDelivery),
+    Archive(ArchiveDelivery),
+}
+
+/// `{ email = { … } }`. Addresses and subject are Tera templates over the report context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailDelivery {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    /// `None`: the template's default subject.
+    pub subject: Option<String>,
+    /// Template name (`overdue`, `digest`, `audit`, or one from `templates_dir`).
+    pub template: String,
+    pub attach_csv: bool,
+}
+
+/// `{ webhook = "NAME", template = "…" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDelivery {
+    /// A key of `[webhooks]`.
+    pub webhook: String,
+    pub template: String,
+    /// Put every assignment in the body (left out by default).
+    pub include_assignments: bool,
+}
+
+/// `{ archive = { dir = "…" } }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveDelivery {
+    pub dir: PathBuf,
+}

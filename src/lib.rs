@@ -1,0 +1,13 @@
+//! trainwatch turns Samsara training-assignment data into scheduled reports.
+//!
+//! # Layout
+//! Data flows one way: `config` → `window` → `samsara` (fetch) → report → deliver.
+//! - [`config`]: raw TOML → typed [`config::Config`], every problem at once with file:line:col.
+//! - [`window`]: pure (fire time, timezone, spec) → `[start, end)`.
+//! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
+//! - [`learner`]: the one canonical learner id form.
+
+pub mod config;
+pub mod learner;
+pub mod samsara;
+pub mod window;

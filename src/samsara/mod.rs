@@ -1,0 +1,5 @@
+//! The Samsara API client: real HTTP, pagination, chunking, rate limits and retries.
+
+mod wire;
+
+pub use wire::*;
