@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn user_learners_keep_their_type() {
         assert_eq!(LearnerId::from_wire("4392", "user").as_str(), "user-4392");
-        assert_eq!(LearnerId::from_wire("user-4392", "user").as_str(), "user-4392");
+        assert_eq!(
+            LearnerId::from_wire("user-4392", "user").as_str(),
+            "user-4392"
+        );
         assert_eq!(LearnerId::from_wire("77", "").as_str(), "driver-77");
     }
 

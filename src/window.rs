@@ -68,7 +68,12 @@ impl Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}, {})", self.start.to_rfc3339(), self.end.to_rfc3339())
+        write!(
+            f,
+            "[{}, {})",
+            self.start.to_rfc3339(),
+            self.end.to_rfc3339()
+        )
     }
 }
 
@@ -186,8 +191,13 @@ mod tests {
     #[test]
     fn last_ends_at_the_fire_time() {
         let fire = utc("2026-03-09T13:00:00Z");
-        let w = compute(&WindowSpec::Last(Duration::from_secs(7 * 86400)), fire, Chicago, None)
-            .unwrap();
+        let w = compute(
+            &WindowSpec::Last(Duration::from_secs(7 * 86400)),
+            fire,
+            Chicago,
+            None,
+        )
+        .unwrap();
         assert_eq!(w.start, utc("2026-03-02T13:00:00Z"));
         assert_eq!(w.end, fire);
     }

@@ -1,5 +1,17 @@
 //! The Samsara API client: real HTTP, pagination, chunking, rate limits and retries.
+//!
+//! This is the only module that speaks HTTP to Samsara (reqwest lives here).
 
+mod client;
+mod error;
+mod query;
+mod ratelimit;
+mod retry;
 mod wire;
 
+pub use client::{Client, ClientSettings, FetchStats, Fetched, Names, Observer};
+pub use error::{ApiError, Endpoint, Place};
+pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
+pub use ratelimit::{Limiter, RateLimits};
+pub use retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 pub use wire::*;

@@ -1,0 +1,126 @@
+//! What can go wrong talking to Samsara, split by what the caller can do about it.
+
+use std::time::Duration;
+
+/// The endpoints trainwatch calls, with what their errors should say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    TrainingAssignments,
+    TrainingCourses,
+    Drivers,
+}
+
+impl Endpoint {
+    /// The path under the base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::TrainingAssignments => "/training-assignments/stream",
+            Self::TrainingCourses => "/training-courses",
+            Self::Drivers => "/fleet/drivers",
+        }
+    }
+
+    /// The token scope this endpoint needs, for 401/403 messages.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Self::TrainingAssignments => "Read Training Assignments",
+            Self::TrainingCourses => "Read Training Courses",
+            Self::Drivers => "Read Drivers",
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GET {}", self.path())
+    }
+}
+
+/// Where in a fetch a request was: the endpoint, the page, and the chunk of
+/// a split query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub endpoint: Endpoint,
+    /// 1-based page within one cursor chain.
+    pub page: u32,
+    /// `(n, of)` when a long id list was split into several queries.
+    pub chunk: Option<(usize, usize)>,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, page {}", self.endpoint, self.page)?;
+        if let Some((n, of)) = self.chunk {
+            write!(f, " of query {n}/{of}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed fetch. Nothing partial is returned alongside it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401/403: the token is wrong or lacks a scope.
+    #[error(
+        "{place}: HTTP {status}: {message}{request_id}. {hint}",
+        request_id = fmt_request_id(request_id),
+        hint = if *status == 401 {
+            format!("The API token was not accepted: check [samsara] token (it needs the scope \"{}\").", place.endpoint.scope())
+        } else {
+            format!("The API token lacks the scope \"{}\": add it to the token in the Samsara dashboard.", place.endpoint.scope())
+        }
+    )]
+    Unauthorized {
+        place: Place,
+        status: u16,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// Any other 4xx (but 429): the request itself is wrong; retrying cannot help.
+    #[error("{place}: HTTP {status}: {message}{request_id}", request_id = fmt_request_id(request_id))]
+    Rejected {
+        place: Place,
+        status: u16,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// 429s, 5xx, timeouts or broken connections outlasted the retry budget.
+    #[error("{place}: gave up after {attempts} attempts in {elapsed:.1?}: {last}")]
+    Exhausted {
+        place: Place,
+        attempts: u32,
+        elapsed: Duration,
+        last: String,
+    },
+    /// The body was not what the API documents: truncated, not JSON, a required field missing.
+    #[error("{place}: malformed response: {detail}")]
+    BadResponse { place: Place, detail: String },
+    /// The API sent a cursor it had sent before: following it would loop forever.
+    #[error(
+        "{place}: the API returned cursor {cursor:?} a second time; stopping instead of looping"
+    )]
+    RepeatedCursor { place: Place, cursor: String },
+    /// The request could not even be built (a bad base URL).
+    #[error("{place}: cannot build the request: {detail}")]
+    Request { place: Place, detail: String },
+}
+
+fn fmt_request_id(id: &Option<String>) -> String {
+    id.as_ref()
+        .map(|id| format!(" (requestId {id})"))
+        .unwrap_or_default()
+}
+
+impl ApiError {
+    /// Where the failure happened.
+    pub fn place(&self) -> &Place {
+        match self {
+            Self::Unauthorized { place, .. }
+            | Self::Rejected { place, .. }
+            | Self::Exhausted { place, .. }
+            | Self::BadResponse { place, .. }
+            | Self::RepeatedCursor { place, .. }
+            | Self::Request { place, .. } => place,
+        }
+    }
+}
