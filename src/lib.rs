@@ -5,9 +5,13 @@
 //! - [`config`]: raw TOML → typed [`config::Config`], every problem at once with file:line:col.
 //! - [`window`]: pure (fire time, timezone, spec) → `[start, end)`.
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
+//! - [`export`]: a job's window fetched and written as flat rows.
+//! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
 //! - [`learner`]: the one canonical learner id form.
 
+pub mod cli;
 pub mod config;
+pub mod export;
 pub mod learner;
 pub mod samsara;
 pub mod window;

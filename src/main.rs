@@ -1,0 +1,29 @@
+//! The `trainwatch` binary: arguments in, library call, exit code out.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use trainwatch::cli::{self, Cli};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRAINWATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    // The clock is read here, once, and passed down.
+    match cli::run(cli, chrono::Utc::now()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(cli::EXIT_FAILED)
+        }
+    }
+}
