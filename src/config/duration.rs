@@ -106,7 +106,7 @@ mod tests {
                 .contains("too large")
         );
         assert!(
-            parse_duration("9223372036854775s")
+            parse_duration("9223372036854776s")
                 .unwrap_err()
                 .contains("too large")
         );

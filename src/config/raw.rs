@@ -375,6 +375,63 @@ pub(crate) fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> 
 mod tests {
     use super::*;
 
+    /// The keys `T` accepts, read from serde's own unknown-field message.
+    fn keys_of<T: serde::de::DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
+        let err = toml::from_str::<T>("zzz_probe = 1").unwrap_err();
+        let message = err.message();
+        let expected = message.split_once(", expected").expect(message).1;
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_key_the_parser_accepts_is_documented_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`'))
+            .map(|(key, _)| key)
+            .collect();
+        let tables = [
+            ("", keys_of::<RawConfig>()),
+            ("server.", keys_of::<RawServer>()),
+            ("samsara.", keys_of::<RawSamsara>()),
+            ("smtp.", keys_of::<RawSmtp>()),
+            ("webhooks.NAME.", keys_of::<RawWebhook>()),
+            ("teams.NAME.", keys_of::<RawTeam>()),
+            ("jobs.", keys_of::<RawJob>()),
+            ("jobs.window.", keys_of::<RawWindow>()),
+            ("jobs.filters.", keys_of::<RawFilters>()),
+            ("jobs.deliver.", keys_of::<RawDelivery>()),
+            ("jobs.deliver.email.", keys_of::<RawEmail>()),
+            ("jobs.deliver.archive.", keys_of::<RawArchive>()),
+        ];
+        let mut undocumented = Vec::new();
+        for (prefix, keys) in tables {
+            assert!(!keys.is_empty(), "no keys read for `{prefix}`");
+            for key in keys {
+                let path = format!("{prefix}{key}");
+                let nested = format!("{path}.");
+                // A table is documented through its keys.
+                if !documented
+                    .iter()
+                    .any(|d| *d == path || d.starts_with(&nested))
+                {
+                    undocumented.push(path);
+                }
+            }
+        }
+        assert!(
+            undocumented.is_empty(),
+            "accepted but not in README.md: {undocumented:?}"
+        );
+    }
+
     #[test]
     fn typos_get_a_suggestion_and_strangers_do_not() {
         let keys = ["name", "schedule", "timezone", "window"];
