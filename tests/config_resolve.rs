@@ -319,3 +319,36 @@ deliver = [{ webhook = "chan" }]
     }
     assert!(debug.contains("REDACTED"), "{debug}");
 }
+
+#[test]
+fn a_template_file_in_templates_dir_can_be_named_by_a_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tpl")).unwrap();
+    std::fs::write(dir.path().join("tpl/weekly-ops.html.tera"), "").unwrap();
+    let source = r#"
+templates_dir = "tpl"
+[samsara]
+token = "t"
+[webhooks.w]
+kind = "json"
+url = "https://example.com/x"
+[[jobs]]
+name = "j"
+schedule = "0 8 * * Mon"
+window = { last = "7d" }
+deliver = [{ webhook = "w", template = "weekly-ops" }, { webhook = "w", template = "audit" }]
+"#;
+    let config =
+        load_str(source, &dir.path().join("config.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.templates_dir, Some(dir.path().join("tpl")));
+    let Delivery::Webhook(first) = &config.jobs[0].deliver[0] else {
+        panic!()
+    };
+    assert_eq!(first.template, "weekly-ops");
+
+    let err = load_str(source, &dir.path().join("elsewhere/config.toml"), &env).unwrap_err();
+    assert!(
+        err.to_string().contains("2:17: cannot read templates_dir"),
+        "{err}"
+    );
+}

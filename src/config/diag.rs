@@ -52,8 +52,12 @@ impl<'s> Diag<'s> {
             let overlaps =
                 sub.span.start < span.end.max(span.start + 1) && span.start < sub.span.end;
             if overlaps && !sub.value.is_empty() && message.contains(&sub.value) {
+                // The written text (`"${VAR}"`) carries its own quotes.
                 let written = self.source.get(sub.span.clone()).unwrap_or("the variable");
-                message = message.replace(&sub.value, written);
+                let quoted = format!("\"{}\"", sub.value);
+                message = message
+                    .replace(&quoted, written)
+                    .replace(&sub.value, written);
             }
         }
         self.problems.push((span, message));

@@ -686,9 +686,10 @@ impl Cx<'_, '_> {
         let fields = text.split_whitespace().count();
         let shown = self.quote(expr);
         if fields != 5 && fields != 6 {
+            let plural = if fields == 1 { "" } else { "s" };
             self.problem(
                 expr.span(),
-                format!("schedule {shown} has {fields} fields: {CRON_SHAPE}"),
+                format!("schedule {shown} has {fields} field{plural}: {CRON_SHAPE}"),
             );
             return None;
         }
