@@ -1,5 +1,110 @@
 //! Configuration: raw TOML → typed values, with every problem reported at once.
+//!
+//! Loading runs in four passes over one spanned TOML tree, so that a user
+//! sees every mistake in one go, each with `file:line:col`:
+//!
+//! 1. parse, recovering from syntax errors ([`toml::de::DeTable::parse_recoverable`]);
+//! 2. substitute `${VAR}` from the environment in every string value;
+//! 3. deserialize into raw structs (`deny_unknown_fields`, every field
+//!    optional); each serde error is recorded, the offending entry is pruned
+//!    from the tree and deserialization is retried, because serde stops at
+//!    the first error;
+//! 4. resolve raw strings into the typed [`Config`], collecting every
+//!    semantic problem with the span of the value concerned.
+//!
+//! Values that came from the environment are never quoted in a message:
+//! tokens, passwords and webhook URLs are secrets.
 
+mod diag;
+mod duration;
+mod env;
+mod raw;
+mod resolve;
 mod types;
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use duration::parse_duration;
 pub use types::*;
+
+/// Templates shipped in the binary; a delivery may name one of these or a
+/// file `<templates_dir>/<name>.*`.
+pub const BUILTIN_TEMPLATES: [&str; 4] = ["overdue", "digest", "audit", "failure"];
+
+/// Reads and resolves the configuration file at `path`, taking `${VAR}`
+/// values from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|err| ConfigErrors {
+        problems: vec![Problem {
+            path: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!(
+                "cannot read the configuration file {}: {err}",
+                path.display()
+            ),
+        }],
+    })?;
+    load_str(&source, path, &|name| std::env::var(name).ok())
+}
+
+/// Resolves configuration text as if read from `path` (used for messages and
+/// to resolve relative paths), taking `${VAR}` values from `env`.
+pub fn load_str(
+    source: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut diag = diag::Diag::new(source);
+    let config = resolve::load(source, path, env, &mut diag);
+    match config {
+        Some(config) if diag.is_empty() => Ok(config),
+        _ => Err(ConfigErrors {
+            problems: diag.into_problems(path),
+        }),
+    }
+}
+
+/// Every problem found in a configuration file, sorted by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// One problem in a configuration file, at a 1-based line and column
+/// (the column counts characters, not bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
