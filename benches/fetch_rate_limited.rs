@@ -34,7 +34,10 @@ impl Respond for RateLimitedStream {
         let now = Instant::now();
         {
             let mut arrivals = self.arrivals.lock().unwrap();
-            while arrivals.front().is_some_and(|t| now - *t >= Duration::from_secs(1)) {
+            while arrivals
+                .front()
+                .is_some_and(|t| now - *t >= Duration::from_secs(1))
+            {
                 arrivals.pop_front();
             }
             if arrivals.len() >= RATE {
@@ -50,7 +53,9 @@ impl Respond for RateLimitedStream {
             .url
             .query_pairs()
             .find(|(k, _)| k == "after")
-            .map_or(0, |(_, v)| v.trim_start_matches('p').parse::<usize>().unwrap());
+            .map_or(0, |(_, v)| {
+                v.trim_start_matches('p').parse::<usize>().unwrap()
+            });
         ResponseTemplate::new(200).set_body_raw(self.pages[index].clone(), "application/json")
     }
 }
@@ -77,9 +82,15 @@ fn build_pages(total: usize) -> Vec<Vec<u8>> {
                 })
                 .collect();
             let more = p + 1 < pages;
-            let cursor = if more { format!("p{}", p + 1) } else { String::new() };
-            serde_json::to_vec(&json!({"data": data, "pagination": {"endCursor": cursor, "hasNextPage": more}}))
-                .unwrap()
+            let cursor = if more {
+                format!("p{}", p + 1)
+            } else {
+                String::new()
+            };
+            serde_json::to_vec(
+                &json!({"data": data, "pagination": {"endCursor": cursor, "hasNextPage": more}}),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -125,8 +136,20 @@ async fn main() {
     let bound = Duration::from_secs_f64((pages - 1) as f64 / RATE as f64);
     println!("fetch_rate_limited: {total} assignments in {pages} pages of {PAGE_SIZE}");
     println!("  wall time          {:.2} s", wall.as_secs_f64());
-    println!("  physical bound     {:.2} s  ((pages - 1) / {RATE} per second)", bound.as_secs_f64());
-    println!("  ratio              {:.4}", wall.as_secs_f64() / bound.as_secs_f64());
-    println!("  requests served    {}", responder.served.load(Ordering::Relaxed));
-    println!("  429 responses      {}", responder.limited.load(Ordering::Relaxed));
+    println!(
+        "  physical bound     {:.2} s  ((pages - 1) / {RATE} per second)",
+        bound.as_secs_f64()
+    );
+    println!(
+        "  ratio              {:.4}",
+        wall.as_secs_f64() / bound.as_secs_f64()
+    );
+    println!(
+        "  requests served    {}",
+        responder.served.load(Ordering::Relaxed)
+    );
+    println!(
+        "  429 responses      {}",
+        responder.limited.load(Ordering::Relaxed)
+    );
 }

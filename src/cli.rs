@@ -26,7 +26,12 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(name = "trainwatch", version, about, long_about = None)]
 pub struct Cli {
     /// The configuration file.
-    #[arg(long, global = true, env = "TRAINWATCH_CONFIG", default_value = "config.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "TRAINWATCH_CONFIG",
+        default_value = "config.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -143,7 +148,8 @@ async fn export_cmd(
             };
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-            let summary = export::export(config, job, &client, at, format, tmp.as_file_mut()).await?;
+            let summary =
+                export::export(config, job, &client, at, format, tmp.as_file_mut()).await?;
             tmp.as_file().sync_all()?;
             tmp.persist(path)
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -170,7 +176,8 @@ async fn export_cmd(
             count(summary.fetch.queries, "query"),
             summary.fetch.duplicates,
             summary.deleted_dropped,
-            out.map(|p| format!(" → {}", p.display())).unwrap_or_default(),
+            out.map(|p| format!(" → {}", p.display()))
+                .unwrap_or_default(),
         );
     }
     Ok(ExitCode::SUCCESS)

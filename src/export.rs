@@ -71,7 +71,9 @@ impl Row {
         let course = names.courses.get(&a.course.id);
         let category = course.and_then(|c| c.category.as_ref());
         let non_empty = |s: Option<&String>, fallback: &str| {
-            s.filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| fallback.to_string())
+            s.filter(|s| !s.is_empty())
+                .cloned()
+                .unwrap_or_else(|| fallback.to_string())
         };
         Self {
             assignment_id: a.id.clone(),

@@ -13,5 +13,6 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod learner;
+pub mod report;
 pub mod samsara;
 pub mod window;

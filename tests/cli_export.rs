@@ -72,7 +72,10 @@ async fn samsara_with_data() -> MockServer {
         .and(query_param("learnerIds", "driver-1,driver-2"))
         .and(query_param("status", "notStarted,inProgress,completed"))
         .respond_with(ResponseTemplate::new(200).set_body_json(page(
-            vec![overdue, assignment("a2", "2", "c2", "notStarted", "2026-03-04T00:00:00Z")],
+            vec![
+                overdue,
+                assignment("a2", "2", "c2", "notStarted", "2026-03-04T00:00:00Z"),
+            ],
             "next",
             true,
         )))
@@ -106,7 +109,10 @@ async fn samsara_with_data() -> MockServer {
 
 fn trainwatch(config: &Path) -> Command {
     let mut cmd = Command::cargo_bin("trainwatch").unwrap();
-    cmd.arg("--config").arg(config).env("TW_TEST_TOKEN", TOKEN).env_remove("TRAINWATCH_CONFIG");
+    cmd.arg("--config")
+        .arg(config)
+        .env("TW_TEST_TOKEN", TOKEN)
+        .env_remove("TRAINWATCH_CONFIG");
     cmd
 }
 
@@ -118,20 +124,41 @@ async fn export_writes_the_jobs_deduplicated_assignments_with_names_as_jsonl() {
     let out = dir.path().join("out.jsonl");
 
     let result = trainwatch(&config)
-        .args(["export", "weekly", "--at", "2026-03-09T07:00:00-06:00", "--out"])
+        .args([
+            "export",
+            "weekly",
+            "--at",
+            "2026-03-09T07:00:00-06:00",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
 
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    assert!(result.stderr.is_empty(), "quiet when not on a terminal: {}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        result.stderr.is_empty(),
+        "quiet when not on a terminal: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let rows: Vec<Value> = std::fs::read_to_string(&out)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let ids: Vec<_> = rows.iter().map(|r| r["assignment_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["a2", "a1"], "deleted a3 dropped, a1 once, in stream order");
+    let ids: Vec<_> = rows
+        .iter()
+        .map(|r| r["assignment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["a2", "a1"],
+        "deleted a3 dropped, a1 once, in stream order"
+    );
     let a1 = &rows[1];
     assert_eq!(a1["status"], "completed", "the newest version of a1");
     assert_eq!(a1["learner_id"], "driver-1");
@@ -139,8 +166,14 @@ async fn export_writes_the_jobs_deduplicated_assignments_with_names_as_jsonl() {
     assert_eq!(a1["course_title"], "Hazmat, \"Level 1\"");
     assert_eq!(a1["category_name"], "Safety");
     let a2 = &rows[0];
-    assert_eq!(a2["learner_name"], "driver-2", "an unknown learner falls back to the id");
-    assert_eq!(a2["course_title"], "c2", "an unknown course falls back to the id");
+    assert_eq!(
+        a2["learner_name"], "driver-2",
+        "an unknown learner falls back to the id"
+    );
+    assert_eq!(
+        a2["course_title"], "c2",
+        "an unknown course falls back to the id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,14 +183,28 @@ async fn export_as_csv_quotes_names_the_rfc4180_way() {
     let config = write_config(dir.path(), &server.uri(), "");
 
     let result = trainwatch(&config)
-        .args(["export", "weekly", "--at", "2026-03-09T13:00:00Z", "--format", "csv"])
+        .args([
+            "export",
+            "weekly",
+            "--at",
+            "2026-03-09T13:00:00Z",
+            "--format",
+            "csv",
+        ])
         .output()
         .unwrap();
 
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let text = String::from_utf8(result.stdout).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next().unwrap(), trainwatch::export::CSV_HEADER.join(","));
+    assert_eq!(
+        lines.next().unwrap(),
+        trainwatch::export::CSV_HEADER.join(",")
+    );
     let a1 = lines.find(|l| l.starts_with("a1,")).unwrap();
     assert!(a1.contains(r#","Hazmat, ""Level 1""","#), "{a1}");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -183,18 +230,31 @@ async fn a_failed_fetch_exits_1_names_the_place_and_leaves_no_output_file() {
 
     assert_eq!(result.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(stderr.contains("job weekly: fetching assignments"), "{stderr}");
-    assert!(stderr.contains("GET /training-assignments/stream, page 1: gave up after 2 attempts"), "{stderr}");
+    assert!(
+        stderr.contains("job weekly: fetching assignments"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("GET /training-assignments/stream, page 1: gave up after 2 attempts"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(TOKEN), "{stderr}");
     assert!(!out.exists(), "no partial file");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left behind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_token_says_which_scope_it_needs() {
     let server = MockServer::start().await;
     Mock::given(path("/training-assignments/stream"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Unauthorized", "requestId": "abc"})))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Unauthorized", "requestId": "abc"})),
+        )
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -216,7 +276,10 @@ fn an_unknown_job_is_a_usage_error_listing_the_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "http://127.0.0.1:9", "");
 
-    let result = trainwatch(&config).args(["export", "nope"]).output().unwrap();
+    let result = trainwatch(&config)
+        .args(["export", "nope"])
+        .output()
+        .unwrap();
 
     assert_eq!(result.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&result.stderr).contains("no job named `nope`"));
@@ -230,7 +293,11 @@ fn validate_accepts_a_good_config() {
 
     let result = trainwatch(&config).arg("validate").output().unwrap();
 
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     assert!(String::from_utf8_lossy(&result.stdout).contains("OK (1 job, 1 team, 1 webhook)"));
 }
 
@@ -285,7 +352,10 @@ deliver = [{ archive = { dir = "audit" } }]
         let hit = stderr
             .lines()
             .any(|l| l.contains(&located(line)) && l.contains(words));
-        assert!(hit, "no problem at line {line} mentioning {words}:\n{stderr}");
+        assert!(
+            hit,
+            "no problem at line {line} mentioning {words}:\n{stderr}"
+        );
     }
     assert!(stderr.contains("6 problems"), "{stderr}");
 }

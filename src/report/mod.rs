@@ -1,0 +1,5 @@
+//! Reports: assignments → the report data every template sees.
+
+mod model;
+
+pub use model::*;

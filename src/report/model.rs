@@ -1,0 +1,145 @@
+//! The report data: the one value every template and the `json` webhook body
+//! see (product.md, "Report data"). Field names are part of the contract.
+//!
+//! Timestamps are RFC 3339 strings in the job's timezone (with its offset),
+//! except in `assignments`, whose rows are the export rows (UTC).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::export::Row;
+
+/// Everything a template sees.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub job: JobInfo,
+    pub window: WindowInfo,
+    /// When the report was built (RFC 3339, job's timezone).
+    pub generated_at: String,
+    /// Set when fanning out per team; `null` otherwise.
+    pub team: Option<TeamInfo>,
+    pub totals: Totals,
+    /// Count of every status by its API name, unknown ones included.
+    pub statuses: BTreeMap<String, u64>,
+    /// Sorted by overdue desc, then title, then id.
+    pub courses: Vec<CourseSummary>,
+    /// Sorted by name, then id; courses without a category are under id "" and name "Uncategorized".
+    pub categories: Vec<CategorySummary>,
+    /// Overdue assignments, sorted by days_overdue desc, then learner name, course title, id.
+    pub overdue: Vec<DetailRow>,
+    /// Every not-completed assignment (overdue or not): overdue first as above,
+    /// then by due date (none last), learner name, id.
+    pub outstanding: Vec<DetailRow>,
+    /// Every assignment in the report, names resolved (the export rows).
+    pub assignments: Vec<Row>,
+    /// Names that could not be fetched and fell back to ids, and why.
+    pub warnings: Vec<String>,
+}
+
+/// `job` in the context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobInfo {
+    pub name: String,
+    pub schedule: String,
+    /// IANA name, e.g. `America/Chicago`.
+    pub timezone: String,
+}
+
+/// `window` in the context: `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowInfo {
+    pub start: String,
+    pub end: String,
+    pub timezone: String,
+}
+
+/// `team` in the context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamInfo {
+    pub name: String,
+    /// `Name <address>`, or null.
+    pub manager: Option<String>,
+}
+
+/// `totals` in the context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub assignments: u64,
+    /// Distinct learners.
+    pub learners: u64,
+    pub not_started: u64,
+    pub in_progress: u64,
+    pub completed: u64,
+    /// Assignments whose status this version does not know (see `statuses`).
+    pub other: u64,
+    pub overdue: u64,
+    pub completed_late: u64,
+    /// completed / assignments in 0..=1; null when there are no assignments.
+    pub completion_rate: Option<f64>,
+}
+
+/// One entry of `courses`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CourseSummary {
+    pub id: String,
+    /// The course title, or its id when unknown.
+    pub title: String,
+    /// The category name ("Uncategorized" when unknown).
+    pub category: String,
+    pub category_id: String,
+    pub total: u64,
+    pub not_started: u64,
+    pub in_progress: u64,
+    pub completed: u64,
+    pub other: u64,
+    pub overdue: u64,
+    pub completed_late: u64,
+    /// completed / total; null when total is 0.
+    pub completion_rate: Option<f64>,
+    /// Mean `scorePercent` (0..1) over assignments that have one; null when none.
+    pub average_score: Option<f64>,
+    /// Sum of `durationMinutes`.
+    pub minutes: i64,
+    /// Distinct learners.
+    pub learners: u64,
+}
+
+/// One entry of `categories`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CategorySummary {
+    pub id: String,
+    pub name: String,
+    pub total: u64,
+    pub overdue: u64,
+    pub completed: u64,
+    pub completion_rate: Option<f64>,
+}
+
+/// A learner or course reference with its display name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Named {
+    pub id: String,
+    pub name: String,
+}
+
+/// A course reference with its title.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CourseRef {
+    pub id: String,
+    pub title: String,
+}
+
+/// One entry of `overdue` / `outstanding`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetailRow {
+    pub assignment_id: String,
+    /// `id` in filter form (`driver-281474`); `name` falls back to the id.
+    pub learner: Named,
+    pub course: CourseRef,
+    pub status: String,
+    /// RFC 3339 in the job's timezone, or null.
+    pub due_at: Option<String>,
+    /// Whole days from `due_at` to the window end; null when not overdue.
+    pub days_overdue: Option<i64>,
+}
