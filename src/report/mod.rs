@@ -1,5 +1,7 @@
 //! Reports: assignments → the report data every template sees.
 
 mod model;
+mod rollup;
 
 pub use model::*;
+pub use rollup::{Meta, UNCATEGORIZED, build, days_overdue, is_completed_late, is_overdue};

@@ -75,6 +75,8 @@ pub struct Totals {
     pub other: u64,
     pub overdue: u64,
     pub completed_late: u64,
+    /// Assignments with `deletedAtTime` (only non-zero when the job includes deleted ones).
+    pub deleted: u64,
     /// completed / assignments in 0..=1; null when there are no assignments.
     pub completion_rate: Option<f64>,
 }

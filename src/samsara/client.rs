@@ -223,7 +223,7 @@ impl Client {
                 futures::future::ready(Ok(()))
             })
             .await?;
-        stats.duplicates = stats.received - merged.by_id.len() as u64;
+        stats.duplicates = stats.received - merged.len() as u64;
         Ok(Fetched {
             assignments: merged.into_sorted(),
             stats,
@@ -521,13 +521,14 @@ fn snippet(body: &[u8]) -> String {
 
 /// Keeps one version of each assignment: the latest `updatedAtTime`, and on a
 /// tie the one received last.
-#[derive(Default)]
-struct Dedup {
+#[derive(Debug, Default)]
+pub struct Dedup {
     by_id: HashMap<String, Assignment>,
 }
 
 impl Dedup {
-    fn insert(&mut self, a: Assignment) {
+    /// Offers one received record.
+    pub fn insert(&mut self, a: Assignment) {
         match self.by_id.get(&a.id) {
             Some(kept) if kept.updated_at_time > a.updated_at_time => {}
             _ => {
@@ -536,7 +537,18 @@ impl Dedup {
         }
     }
 
-    fn into_sorted(self) -> Vec<Assignment> {
+    /// Distinct assignments so far.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The kept versions in stream order (by `updatedAtTime`, then id).
+    pub fn into_sorted(self) -> Vec<Assignment> {
         let mut v: Vec<_> = self.by_id.into_values().collect();
         v.sort_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
         v

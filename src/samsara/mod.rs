@@ -9,7 +9,7 @@ mod ratelimit;
 mod retry;
 mod wire;
 
-pub use client::{Client, ClientSettings, FetchStats, Fetched, Names, Observer};
+pub use client::{Client, ClientSettings, Dedup, FetchStats, Fetched, Names, Observer};
 pub use error::{ApiError, Endpoint, Place};
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
 pub use ratelimit::{Limiter, RateLimits};

@@ -1,0 +1,282 @@
+//! The rollup: deduplicated assignments → [`Report`], in one pass.
+//!
+//! Memory grows with the number of courses and of reported rows; nothing of
+//! the raw JSON is kept. Definitions, all reproducible from the raw records
+//! and the window end (the "as of" instant):
+//! - **in the report**: created or modified in the window `[start, end)`
+//!   (the stream's rule), not deleted unless the job includes deleted ones.
+//! - **overdue**: `notStarted` or `inProgress` with `dueAtTime` before the
+//!   window end; for a status this version does not know, the API's
+//!   `isOverdue` flag.
+//! - **completed late**: `completed` with `completedAtTime` after `dueAtTime`;
+//!   where either is missing, the API's `isCompletedLate` flag.
+//! - **days overdue**: whole days (rounded down) from `dueAtTime` to the window end.
+//! - **completion rate**: completed / total, `null` when total is 0.
+//! - **average score**: mean of the finite `scorePercent` values, `null` when none.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+
+use super::model::*;
+use crate::export::Row;
+use crate::learner::LearnerId;
+use crate::samsara::{Assignment, Names, Status};
+use crate::window::Window;
+
+/// What a report is about, besides its assignments.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub job: JobInfo,
+    pub window: Window,
+    pub timezone: Tz,
+    pub generated_at: DateTime<Utc>,
+    pub team: Option<TeamInfo>,
+    /// Keep assignments with `deletedAtTime` (audits); otherwise they are dropped.
+    pub include_deleted: bool,
+}
+
+/// Label of courses whose category is unknown.
+pub const UNCATEGORIZED: &str = "Uncategorized";
+
+/// Whether `a` is overdue as of `end`.
+pub fn is_overdue(a: &Assignment, end: DateTime<Utc>) -> bool {
+    match a.status {
+        Status::Completed => false,
+        Status::NotStarted | Status::InProgress => a.due_at_time.is_some_and(|due| due < end),
+        Status::Other(_) => a.is_overdue == Some(true),
+    }
+}
+
+/// Whether `a` was completed after it was due.
+pub fn is_completed_late(a: &Assignment) -> bool {
+    if a.status != Status::Completed {
+        return false;
+    }
+    match (a.completed_at_time, a.due_at_time) {
+        (Some(done), Some(due)) => done > due,
+        _ => a.is_completed_late == Some(true),
+    }
+}
+
+/// Whole days from `due` to `end`, rounded down.
+pub fn days_overdue(due: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
+    (end - due).num_seconds().div_euclid(86_400)
+}
+
+fn rate(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+#[derive(Default)]
+struct CourseAcc<'a> {
+    total: u64,
+    not_started: u64,
+    in_progress: u64,
+    completed: u64,
+    other: u64,
+    overdue: u64,
+    completed_late: u64,
+    score_sum: f64,
+    scores: u64,
+    minutes: i64,
+    learners: HashSet<&'a LearnerId>,
+}
+
+/// Builds the report of `assignments` (already deduplicated by id).
+pub fn build<'a>(
+    assignments: impl IntoIterator<Item = &'a Assignment>,
+    meta: &Meta,
+    names: &Names,
+) -> Report {
+    let end = meta.window.end;
+    let local = |t: DateTime<Utc>| {
+        t.with_timezone(&meta.timezone)
+            .to_rfc3339_opts(SecondsFormat::Secs, true)
+    };
+    let mut totals = Totals::default();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut courses: HashMap<&'a str, CourseAcc<'a>> = HashMap::new();
+    let mut learners: HashSet<&'a LearnerId> = HashSet::new();
+    let mut outstanding = Vec::new();
+    let mut rows = Vec::new();
+
+    for a in assignments {
+        // The stream's own rule, enforced again: created or modified in
+        // [start, end). A record outside it is not part of this window.
+        if !(meta.window.contains(a.created_at_time) || meta.window.contains(a.updated_at_time)) {
+            continue;
+        }
+        if a.deleted_at_time.is_some() {
+            if !meta.include_deleted {
+                continue;
+            }
+            totals.deleted += 1;
+        }
+        let overdue = is_overdue(a, end);
+        let late = is_completed_late(a);
+        let c = courses.entry(a.course.id.as_str()).or_default();
+        c.total += 1;
+        let counter = match a.status {
+            Status::NotStarted => (&mut c.not_started, &mut totals.not_started),
+            Status::InProgress => (&mut c.in_progress, &mut totals.in_progress),
+            Status::Completed => (&mut c.completed, &mut totals.completed),
+            Status::Other(_) => (&mut c.other, &mut totals.other),
+        };
+        *counter.0 += 1;
+        *counter.1 += 1;
+        *statuses.entry(a.status.to_string()).or_default() += 1;
+        if overdue {
+            c.overdue += 1;
+            totals.overdue += 1;
+        }
+        if late {
+            c.completed_late += 1;
+            totals.completed_late += 1;
+        }
+        if let Some(score) = a.score_percent.filter(|s| s.is_finite()) {
+            c.score_sum += score;
+            c.scores += 1;
+        }
+        c.minutes = c.minutes.saturating_add(a.duration_minutes);
+        c.learners.insert(&a.learner);
+        learners.insert(&a.learner);
+        totals.assignments += 1;
+
+        if a.status != Status::Completed {
+            outstanding.push(DetailRow {
+                assignment_id: a.id.clone(),
+                learner: Named {
+                    id: a.learner.to_string(),
+                    name: learner_name(names, &a.learner),
+                },
+                course: CourseRef {
+                    id: a.course.id.clone(),
+                    title: course_title(names, &a.course.id),
+                },
+                status: a.status.to_string(),
+                due_at: a.due_at_time.map(local),
+                days_overdue: overdue
+                    .then(|| a.due_at_time.map(|d| days_overdue(d, end)).unwrap_or(0)),
+            });
+        }
+        rows.push(Row::new(a, names));
+    }
+    totals.learners = learners.len() as u64;
+    totals.completion_rate = rate(totals.completed, totals.assignments);
+
+    let mut course_rows: Vec<CourseSummary> = courses
+        .into_iter()
+        .map(|(id, c)| {
+            let known = names.courses.get(id);
+            let category = known.and_then(|k| k.category.as_ref());
+            CourseSummary {
+                id: id.to_string(),
+                title: course_title(names, id),
+                category: category
+                    .map(|k| k.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| UNCATEGORIZED.to_string()),
+                category_id: category.map(|k| k.id.clone()).unwrap_or_default(),
+                total: c.total,
+                not_started: c.not_started,
+                in_progress: c.in_progress,
+                completed: c.completed,
+                other: c.other,
+                overdue: c.overdue,
+                completed_late: c.completed_late,
+                completion_rate: rate(c.completed, c.total),
+                average_score: (c.scores > 0).then(|| c.score_sum / c.scores as f64),
+                minutes: c.minutes,
+                learners: c.learners.len() as u64,
+            }
+        })
+        .collect();
+    course_rows.sort_by(|a, b| {
+        b.overdue
+            .cmp(&a.overdue)
+            .then_with(|| a.title.cmp(&b.title))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+
+    let mut categories: BTreeMap<(String, String), CategorySummary> = BTreeMap::new();
+    for c in &course_rows {
+        let k = categories
+            .entry((c.category.clone(), c.category_id.clone()))
+            .or_insert_with(|| CategorySummary {
+                id: c.category_id.clone(),
+                name: c.category.clone(),
+                total: 0,
+                overdue: 0,
+                completed: 0,
+                completion_rate: None,
+            });
+        k.total += c.total;
+        k.overdue += c.overdue;
+        k.completed += c.completed;
+    }
+    let categories = categories
+        .into_values()
+        .map(|mut k| {
+            k.completion_rate = rate(k.completed, k.total);
+            k
+        })
+        .collect();
+
+    outstanding.sort_by(|a, b| {
+        b.days_overdue
+            .cmp(&a.days_overdue)
+            .then_with(|| match (&a.due_at, &b.due_at) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .then_with(|| a.learner.name.cmp(&b.learner.name))
+            .then_with(|| a.course.title.cmp(&b.course.title))
+            .then_with(|| a.assignment_id.cmp(&b.assignment_id))
+    });
+    let overdue = outstanding
+        .iter()
+        .filter(|r| r.days_overdue.is_some())
+        .cloned()
+        .collect();
+
+    Report {
+        job: meta.job.clone(),
+        window: WindowInfo {
+            start: local(meta.window.start),
+            end: local(meta.window.end),
+            timezone: meta.timezone.name().to_string(),
+        },
+        generated_at: local(meta.generated_at),
+        team: meta.team.clone(),
+        totals,
+        statuses,
+        courses: course_rows,
+        categories,
+        overdue,
+        outstanding,
+        assignments: rows,
+        warnings: names.warnings.clone(),
+    }
+}
+
+fn learner_name(names: &Names, id: &LearnerId) -> String {
+    names
+        .learners
+        .get(id)
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn course_title(names: &Names, id: &str) -> String {
+    names
+        .courses
+        .get(id)
+        .map(|c| c.title.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| id.to_string())
+}
