@@ -218,8 +218,8 @@ fn reference_late(a: &Assignment) -> bool {
     if a.status != Status::Completed {
         return false;
     }
-    if a.completed_at_time.is_some() && a.due_at_time.is_some() {
-        a.completed_at_time.unwrap() > a.due_at_time.unwrap()
+    if let (Some(done), Some(due)) = (a.completed_at_time, a.due_at_time) {
+        done > due
     } else {
         a.is_completed_late == Some(true)
     }
