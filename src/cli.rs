@@ -169,13 +169,13 @@ async fn export_cmd(
     }
     if std::io::stderr().is_terminal() {
         eprintln!(
-            "{} in {} ({}, {}, {} dropped as duplicates, {} deleted dropped){}",
+            "{} in {} ({}, {}, {} duplicates merged, {} deleted or outside the window left out){}",
             count(summary.rows, "assignment"),
             summary.window,
             count(summary.fetch.pages as usize, "page"),
             count(summary.fetch.queries, "query"),
             summary.fetch.duplicates,
-            summary.deleted_dropped,
+            summary.left_out,
             out.map(|p| format!(" → {}", p.display()))
                 .unwrap_or_default(),
         );

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::{Config, Filters, Job};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, AssignmentQuery, Client, FetchStats, Names};
-use crate::window::{self, Window};
+use crate::window::Window;
 
 /// Output format of `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,13 +103,16 @@ impl Row {
 pub struct Summary {
     pub window: Window,
     pub rows: usize,
-    /// Assignments dropped because they were deleted (and the job does not include deleted ones).
-    pub deleted_dropped: usize,
+    /// Fetched assignments left out: deleted (unless the job includes them),
+    /// or not created or modified in the window.
+    pub left_out: usize,
     pub fetch: FetchStats,
     pub warnings: Vec<String>,
 }
 
-/// Fetches `job` as if fired at `at` and writes its rows to `out`.
+/// Fetches `job` as if fired at `at` and writes the rows its report would
+/// count to `out`. `export` keeps no run history: a `since_last_run` window
+/// reaches back `max`.
 pub async fn export(
     config: &Config,
     job: &Job,
@@ -119,38 +122,19 @@ pub async fn export(
     out: &mut dyn Write,
 ) -> anyhow::Result<Summary> {
     use anyhow::Context as _;
-    // `export` keeps no run history: a since_last_run window reaches back `max`.
-    let window = window::compute(&job.window, at, job.timezone, None)
-        .with_context(|| format!("job {}: computing its window", job.name))?;
-    let query = build_query(config, &job.filters, window);
-    let fetched = client
-        .fetch_assignments(&query)
-        .await
-        .with_context(|| format!("job {}: fetching assignments in {window}", job.name))?;
-    let total = fetched.assignments.len();
-    let kept: Vec<&Assignment> = fetched
-        .assignments
-        .iter()
-        .filter(|a| job.filters.include_deleted || a.deleted_at_time.is_none())
+    let data = crate::job::fetch(config, job, client, at, None).await?;
+    let rows: Vec<Row> = data
+        .included(job)
+        .map(|a| Row::new(a, &data.names))
         .collect();
-    let course_ids: Vec<String> = kept
-        .iter()
-        .map(|a| a.course.id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let names = client
-        .names(&course_ids)
-        .await
-        .with_context(|| format!("job {}: fetching course and learner names", job.name))?;
-    let rows = kept.iter().map(|a| Row::new(a, &names));
-    write_rows(rows, format, out).context("writing the export")?;
+    let count = rows.len();
+    write_rows(rows.into_iter(), format, out).context("writing the export")?;
     Ok(Summary {
-        window,
-        rows: kept.len(),
-        deleted_dropped: total - kept.len(),
-        fetch: fetched.stats,
-        warnings: names.warnings,
+        window: data.window,
+        rows: count,
+        left_out: data.assignments.len() - count,
+        fetch: data.stats,
+        warnings: data.names.warnings,
     })
 }
 

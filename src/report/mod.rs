@@ -4,4 +4,6 @@ mod model;
 mod rollup;
 
 pub use model::*;
-pub use rollup::{Meta, UNCATEGORIZED, build, days_overdue, is_completed_late, is_overdue};
+pub use rollup::{
+    Meta, UNCATEGORIZED, build, days_overdue, included, is_completed_late, is_overdue,
+};

@@ -40,6 +40,14 @@ pub struct Meta {
 /// Label of courses whose category is unknown.
 pub const UNCATEGORIZED: &str = "Uncategorized";
 
+/// Whether `a` belongs in a report of `window`: created or modified in it
+/// (the stream's own rule, start in, end out), and not deleted unless the
+/// job includes deleted assignments.
+pub fn included(a: &Assignment, window: &Window, include_deleted: bool) -> bool {
+    (window.contains(a.created_at_time) || window.contains(a.updated_at_time))
+        && (include_deleted || a.deleted_at_time.is_none())
+}
+
 /// Whether `a` is overdue as of `end`.
 pub fn is_overdue(a: &Assignment, end: DateTime<Utc>) -> bool {
     match a.status {
@@ -103,15 +111,10 @@ pub fn build<'a>(
     let mut rows = Vec::new();
 
     for a in assignments {
-        // The stream's own rule, enforced again: created or modified in
-        // [start, end). A record outside it is not part of this window.
-        if !(meta.window.contains(a.created_at_time) || meta.window.contains(a.updated_at_time)) {
+        if !included(a, &meta.window, meta.include_deleted) {
             continue;
         }
         if a.deleted_at_time.is_some() {
-            if !meta.include_deleted {
-                continue;
-            }
             totals.deleted += 1;
         }
         let overdue = is_overdue(a, end);
