@@ -53,7 +53,11 @@ async fn one_fetch_for_all_teams_and_a_learner_in_two_teams_is_in_both_reports()
         .mount(&server)
         .await;
     Mock::given(path("/fleet/drivers"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![json!({"id": "2", "name": "Both Teams"})], "", false)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(
+            vec![json!({"id": "2", "name": "Both Teams"})],
+            "",
+            false,
+        )))
         .mount(&server)
         .await;
     let source = CONFIG.replace("BASE", &server.uri());
@@ -67,10 +71,17 @@ async fn one_fetch_for_all_teams_and_a_learner_in_two_teams_is_in_both_reports()
 
     assert_eq!(reports.len(), 2);
     let ids = |i: usize| -> Vec<&str> {
-        reports[i].assignments.iter().map(|r| r.assignment_id.as_str()).collect()
+        reports[i]
+            .assignments
+            .iter()
+            .map(|r| r.assignment_id.as_str())
+            .collect()
     };
     assert_eq!(reports[0].team.as_ref().unwrap().name, "north");
-    assert_eq!(reports[0].team.as_ref().unwrap().manager.as_deref(), Some("Dana <dana@example.com>"));
+    assert_eq!(
+        reports[0].team.as_ref().unwrap().manager.as_deref(),
+        Some("Dana <dana@example.com>")
+    );
     assert_eq!(ids(0), ["a1", "a2"]);
     assert_eq!(reports[1].team.as_ref().unwrap().name, "south");
     assert_eq!(ids(1), ["a2", "a3"]);
