@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod export;
 pub mod job;
 pub mod learner;

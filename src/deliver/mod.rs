@@ -1,0 +1,3 @@
+//! Deliveries: where rendered reports leave trainwatch.
+
+pub mod email;
