@@ -4,18 +4,9 @@ use std::path::Path;
 
 use trainwatch::config::{ConfigErrors, load_str};
 
-const TOKEN: &str = "tok-SECRET-4b1d";
-const PASSWORD: &str = "pw-SECRET-77aa";
-const HOOK: &str = "https://hooks.slack.com/services/T000/B000/SECRET-c0ffee";
+mod common;
 
-fn env(name: &str) -> Option<String> {
-    match name {
-        "SAMSARA_API_TOKEN" => Some(TOKEN.into()),
-        "SMTP_PASSWORD" => Some(PASSWORD.into()),
-        "SLACK_WEBHOOK_URL" => Some(HOOK.into()),
-        _ => None,
-    }
-}
+use common::secrets::{HOOK, PASSWORD, TOKEN, env};
 
 fn errors(source: &str) -> ConfigErrors {
     load_str(source, Path::new("trainwatch.toml"), &env).expect_err("the config should be rejected")

@@ -82,3 +82,21 @@ pub fn max_in_any_window(times: &[tokio::time::Instant], width: Duration) -> usi
         .max()
         .unwrap_or(0)
 }
+
+/// Secret values the config tests feed through `${VAR}`, so they can check
+/// that none of them ever appears in a message or a `Debug` dump.
+pub mod secrets {
+    pub const TOKEN: &str = "tok-SECRET-4b1d";
+    pub const PASSWORD: &str = "pw-SECRET-77aa";
+    pub const HOOK: &str = "https://hooks.slack.com/services/T000/B000/SECRET-c0ffee";
+
+    /// The environment of the config tests.
+    pub fn env(name: &str) -> Option<String> {
+        match name {
+            "SAMSARA_API_TOKEN" => Some(TOKEN.into()),
+            "SMTP_PASSWORD" => Some(PASSWORD.into()),
+            "SLACK_WEBHOOK_URL" => Some(HOOK.into()),
+            _ => None,
+        }
+    }
+}
