@@ -43,9 +43,10 @@ pub struct ClientSettings {
     pub base_url: Url,
     pub token: SecretString,
     pub requests_per_second: u32,
-    /// Timeout of one request. `None` sets none: only for tests under tokio's
-    /// paused clock, which would otherwise jump to the timeout while a
-    /// response is in flight from a server on another thread.
+    /// Timeout of one request. `None` sets no timer at all in the HTTP
+    /// client (no timeouts, no pool-idle expiry): only for tests under
+    /// tokio's paused clock, which jumps to the next pending timer whenever
+    /// it waits on a server in another thread, and would fire those.
     pub timeout: Option<Duration>,
     pub api_version: Option<String>,
     pub retry: RetryPolicy,
@@ -156,11 +157,12 @@ impl Client {
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("trainwatch/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers);
-        if let Some(timeout) = settings.timeout {
-            http = http
+        http = match settings.timeout {
+            Some(timeout) => http
                 .timeout(timeout)
-                .connect_timeout(timeout.min(Duration::from_secs(15)));
-        }
+                .connect_timeout(timeout.min(Duration::from_secs(15))),
+            None => http.pool_idle_timeout(None),
+        };
         let http = http.build()?;
         Ok(Self {
             inner: Arc::new(Inner {
