@@ -5,6 +5,7 @@
 //! - [`config`]: raw TOML → typed [`config::Config`], every problem at once with file:line:col.
 //! - [`window`]: pure (fire time, timezone, spec) → `[start, end)`.
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
+//! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
 //! - [`learner`]: the one canonical learner id form.
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod learner;
+pub mod render;
 pub mod report;
 pub mod samsara;
 pub mod window;
