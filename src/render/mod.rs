@@ -127,14 +127,14 @@ pub enum RenderError {
         line: Option<usize>,
         column: Option<usize>,
         #[source]
-        source: tera::Error,
+        source: Box<tera::Error>,
     },
     /// Rendering failed (an undefined variable, a filter error, …).
     #[error("template {template} failed to render")]
     Render {
         template: String,
         #[source]
-        source: tera::Error,
+        source: Box<tera::Error>,
     },
     /// The template exists, but not for this output.
     #[error("template `{template}` has no {file}: add one to templates_dir")]
@@ -151,7 +151,7 @@ pub enum RenderError {
     Payload { template: String, message: String },
     /// The data could not be made into a template context.
     #[error("cannot build the template context")]
-    Context(#[source] tera::Error),
+    Context(#[source] Box<tera::Error>),
 }
 
 fn location(file: &str, line: Option<usize>, column: Option<usize>) -> String {
@@ -390,7 +390,7 @@ impl Renderer {
                     file: format!("template `{tera_source}`"),
                     line,
                     column,
-                    source,
+                    source: Box::new(source),
                 }
             })
     }
@@ -423,8 +423,8 @@ impl Renderer {
     }
 
     /// The body of a `json` webhook: `NAME.json` rendered when templates_dir
-    /// has one, else the report data itself. Either way `assignments` is left
-    /// out of the data unless `include_assignments`.
+    /// has one, else the report data itself. Unless `include_assignments`,
+    /// the data has no `assignments` (and a template sees an empty list).
     pub fn json_body(
         &self,
         name: &str,
@@ -435,14 +435,20 @@ impl Renderer {
             template: format!("{name}.json"),
             source,
         })?;
-        if !include_assignments && let Some(map) = data.as_object_mut() {
-            map.remove("assignments");
-        }
         let file = format!("{name}.json");
-        if !self.json.contains_template(&file) {
+        let templated = self.json.contains_template(&file);
+        if !include_assignments && let Some(map) = data.as_object_mut() {
+            if templated {
+                // Emptied rather than removed, so `{{ assignments | length }}` still works.
+                map.insert("assignments".into(), serde_json::Value::Array(Vec::new()));
+            } else {
+                map.remove("assignments");
+            }
+        }
+        if !templated {
             return Ok(data);
         }
-        let ctx = Context::from_serialize(&data).map_err(RenderError::Context)?;
+        let ctx = Context::from_serialize(&data).map_err(|e| RenderError::Context(Box::new(e)))?;
         render_json(&self.json, name, &file, &ctx)
     }
 
@@ -453,7 +459,7 @@ impl Renderer {
 }
 
 fn context<T: Serialize>(data: &T) -> Result<Context, RenderError> {
-    Context::from_serialize(data).map_err(RenderError::Context)
+    Context::from_serialize(data).map_err(|e| RenderError::Context(Box::new(e)))
 }
 
 /// Renders `file`, telling a missing file apart from a failing one.
@@ -467,7 +473,7 @@ fn render(tera: &Tera, name: &str, file: &str, ctx: &Context) -> Result<String, 
     tera.render(file, ctx)
         .map_err(|source| RenderError::Render {
             template: file.to_string(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -488,7 +494,7 @@ fn render_inline(tera: &Tera, source: &str, ctx: &Context) -> Result<String, Ren
     tera.render_str(source, ctx, false)
         .map_err(|err| RenderError::Render {
             template: format!("`{source}`"),
-            source: err,
+            source: Box::new(err),
         })
 }
 
@@ -501,6 +507,7 @@ fn one_line(text: &str) -> String {
 /// points at (`--> NAME:LINE:COL`).
 fn compile_error(source: tera::Error, files: &BTreeMap<String, (String, String)>) -> RenderError {
     let report = source.to_string();
+    let source = Box::new(source);
     let culprit = files
         .iter()
         .filter_map(|(name, (_, origin))| {
