@@ -7,6 +7,8 @@
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
 //! - [`job`]: the one place that sequences a run (window → fetch → names → reports).
 //! - [`report`]: the rollup into the report data every template sees.
+//! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
+//! - [`deliver`]: where rendered reports leave (email messages so far).
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
 //! - [`learner`]: the one canonical learner id form.
@@ -17,6 +19,7 @@ pub mod deliver;
 pub mod export;
 pub mod job;
 pub mod learner;
+pub mod render;
 pub mod report;
 pub mod samsara;
 pub mod window;

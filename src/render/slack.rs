@@ -1,0 +1,256 @@
+//! Slack's Block Kit limits, enforced on the rendered payload rather than
+//! trusted to the template.
+//!
+//! A template renders one object `{"text": …, "blocks": [...]}`; [`split`]
+//! makes every block fit (headers truncated, long sections split on line
+//! boundaries) and cuts the blocks into numbered messages of at most
+//! [`MAX_BLOCKS`]. Text is counted in characters after Slack's escaping
+//! (`&amp;` is five), which errs on the safe side.
+
+use serde_json::{Map, Value, json};
+
+/// Blocks per message.
+pub const MAX_BLOCKS: usize = 50;
+/// Characters in a section's `text`.
+pub const MAX_SECTION_TEXT: usize = 3000;
+/// Characters in a header's `text`.
+pub const MAX_HEADER_TEXT: usize = 150;
+/// Fields per section, and characters per field.
+pub const MAX_FIELDS: usize = 10;
+pub const MAX_FIELD_TEXT: usize = 2000;
+/// Elements per context block.
+pub const MAX_CONTEXT_ELEMENTS: usize = 10;
+/// Characters of the top-level `text` fallback we send (Slack truncates at
+/// 40,000; a notification needs far less).
+pub const MAX_FALLBACK_TEXT: usize = 3000;
+
+/// The messages for one rendered payload, in order, each within the limits.
+pub fn split(payload: Value) -> Result<Vec<Value>, String> {
+    let Value::Object(mut payload) = payload else {
+        return Err("the Slack template must render a JSON object".into());
+    };
+    let blocks = match payload.remove("blocks") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(blocks)) => blocks,
+        Some(_) => return Err("`blocks` must be an array".into()),
+    };
+    let mut fitted = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        fit_block(block, &mut fitted)?;
+    }
+    let header = match fitted.first() {
+        Some(b) if block_type(b) == Some("header") => Some(fitted.remove(0)),
+        _ => None,
+    };
+    let text = match payload.remove("text") {
+        Some(Value::String(text)) if !text.trim().is_empty() => text,
+        None | Some(Value::Null) | Some(Value::String(_)) => header
+            .as_ref()
+            .and_then(|h| h.pointer("/text/text"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(
+                "the payload needs a non-empty top-level `text` (or a header to derive it from)",
+            )?,
+        Some(_) => return Err("`text` must be a string".into()),
+    };
+
+    let per_message = MAX_BLOCKS - usize::from(header.is_some());
+    let mut parts: Vec<Vec<Value>> = Vec::new();
+    for block in fitted {
+        match parts.last_mut() {
+            Some(part) if part.len() < per_message => part.push(block),
+            _ => parts.push(vec![block]),
+        }
+    }
+    for part in &mut parts {
+        // A divider at either end of a part separates nothing.
+        while part.first().and_then(block_type) == Some("divider") {
+            part.remove(0);
+        }
+        while part.last().and_then(block_type) == Some("divider") {
+            part.pop();
+        }
+    }
+    parts.retain(|part| !part.is_empty());
+    if parts.is_empty() {
+        parts.push(Vec::new());
+    }
+
+    let n = parts.len();
+    Ok(parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let suffix = if n > 1 {
+                format!(" (part {}/{n})", i + 1)
+            } else {
+                String::new()
+            };
+            let mut blocks = Vec::with_capacity(part.len() + 1);
+            if let Some(header) = &header {
+                let mut header = header.clone();
+                if let Some(Value::String(t)) = header.pointer_mut("/text/text") {
+                    *t = with_suffix(t, &suffix, MAX_HEADER_TEXT);
+                }
+                blocks.push(header);
+            }
+            blocks.extend(part);
+            let mut message = payload.clone();
+            message.insert(
+                "text".into(),
+                Value::String(with_suffix(&text, &suffix, MAX_FALLBACK_TEXT)),
+            );
+            message.insert("blocks".into(), Value::Array(blocks));
+            Value::Object(message)
+        })
+        .collect())
+}
+
+fn block_type(block: &Value) -> Option<&str> {
+    block.get("type").and_then(Value::as_str)
+}
+
+/// Pushes `block` made to fit, split in several where it has to be.
+fn fit_block(block: Value, out: &mut Vec<Value>) -> Result<(), String> {
+    let Value::Object(mut block) = block else {
+        return Err("every entry of `blocks` must be an object".into());
+    };
+    match block.get("type").and_then(Value::as_str) {
+        Some("header") => {
+            if let Some(Value::String(t)) = block.get_mut("text").and_then(|t| t.get_mut("text")) {
+                *t = truncate(t, MAX_HEADER_TEXT);
+            }
+            out.push(Value::Object(block));
+        }
+        Some("context") => {
+            if let Some(Value::Array(elements)) = block.get_mut("elements") {
+                elements.truncate(MAX_CONTEXT_ELEMENTS);
+                for e in elements {
+                    if let Some(Value::String(t)) = e.get_mut("text") {
+                        *t = truncate(t, MAX_SECTION_TEXT);
+                    }
+                }
+            }
+            out.push(Value::Object(block));
+        }
+        Some("section") => {
+            if let Some(Value::Array(fields)) = block.get_mut("fields") {
+                fields.truncate(MAX_FIELDS);
+                for f in fields {
+                    if let Some(Value::String(t)) = f.get_mut("text") {
+                        *t = truncate(t, MAX_FIELD_TEXT);
+                    }
+                }
+            }
+            let text = block
+                .get("text")
+                .and_then(|t| t.get("text"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match text {
+                Some(text) if text.chars().count() > MAX_SECTION_TEXT => {
+                    let kind = block["text"]
+                        .get("type")
+                        .cloned()
+                        .unwrap_or(json!("mrkdwn"));
+                    for (i, chunk) in split_lines(&text, MAX_SECTION_TEXT).into_iter().enumerate() {
+                        let mut piece = if i == 0 {
+                            block.clone()
+                        } else {
+                            // Continuations carry the text only: a block_id must be
+                            // unique, and fields or an accessory belong to the first.
+                            Map::new()
+                        };
+                        piece.insert("type".into(), json!("section"));
+                        piece.insert("text".into(), json!({ "type": kind, "text": chunk }));
+                        out.push(Value::Object(piece));
+                    }
+                }
+                _ => out.push(Value::Object(block)),
+            }
+        }
+        Some(_) => out.push(Value::Object(block)),
+        None => return Err("every block needs a `type`".into()),
+    }
+    Ok(())
+}
+
+/// `text` cut into pieces of at most `max` characters, on line boundaries;
+/// a single line longer than `max` is truncated.
+pub fn split_lines(text: &str, max: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut current_len = 0;
+    for line in text.split('\n') {
+        let line = truncate(line, max);
+        let len = line.chars().count();
+        if current_len > 0 && current_len + 1 + len > max {
+            pieces.push(std::mem::take(&mut current));
+            current_len = 0;
+        }
+        if current_len > 0 {
+            current.push('\n');
+            current_len += 1;
+        }
+        current.push_str(&line);
+        current_len += len;
+    }
+    pieces.push(current);
+    pieces.retain(|p| !p.trim().is_empty());
+    pieces
+}
+
+/// `text` in at most `max` characters, ending with `…` when cut, and never
+/// cut inside an entity such as `&amp;`.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = kept.rfind('&')
+        && !kept[amp..].contains(';')
+        && kept.len() - amp < 8
+    {
+        kept.truncate(amp);
+    }
+    kept.push('…');
+    kept
+}
+
+/// `text` + `suffix` in at most `max` characters, cutting `text` only.
+fn with_suffix(text: &str, suffix: &str, max: usize) -> String {
+    let room = max.saturating_sub(suffix.chars().count());
+    format!("{}{suffix}", truncate(text, room))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_never_cuts_an_entity_in_half() {
+        assert_eq!(truncate("abc &amp; def", 7), "abc …");
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("Zoë Ångström", 5), "Zoë …");
+    }
+
+    #[test]
+    fn long_text_splits_on_line_boundaries() {
+        let text = ["a".repeat(6), "b".repeat(6), "c".repeat(6)].join("\n");
+        assert_eq!(split_lines(&text, 13), vec!["aaaaaa\nbbbbbb", "cccccc"]);
+        assert_eq!(split_lines(&"x".repeat(20), 5), vec!["xxxx…"]);
+    }
+
+    #[test]
+    fn a_small_payload_is_one_message_unchanged() {
+        let payload = json!({"text": "hi", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "Hi"}}]});
+        assert_eq!(split(payload.clone()).unwrap(), vec![payload]);
+    }
+
+    #[test]
+    fn a_payload_without_text_or_header_is_an_error() {
+        assert!(split(json!({"blocks": [{"type": "divider"}]})).is_err());
+        assert!(split(json!(["not", "an", "object"])).is_err());
+    }
+}
