@@ -177,6 +177,7 @@ pub fn report() -> Report {
             other: 0,
             overdue: 4,
             completed_late: 1,
+            deleted: 0,
             completion_rate: None,
         },
         statuses: BTreeMap::from([
