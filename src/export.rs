@@ -128,7 +128,7 @@ pub async fn export(
         .map(|a| Row::new(a, &data.names))
         .collect();
     let count = rows.len();
-    write_rows(rows.into_iter(), format, out).context("writing the export")?;
+    write_rows(&rows, format, out).context("writing the export")?;
     Ok(Summary {
         window: data.window,
         rows: count,
@@ -139,8 +139,8 @@ pub async fn export(
 }
 
 /// Writes rows as JSON lines or CSV.
-pub fn write_rows(
-    rows: impl Iterator<Item = Row>,
+pub fn write_rows<'a>(
+    rows: impl IntoIterator<Item = &'a Row>,
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ pub mod deliver;
 pub mod export;
 pub mod job;
 pub mod learner;
+pub mod outbox;
 pub mod render;
 pub mod report;
 pub mod samsara;

@@ -432,3 +432,45 @@ fn samsara_and_smtp_settings_are_range_checked() {
     }
     assert_eq!(found.len(), 10, "{joined}");
 }
+
+#[test]
+fn templates_that_do_not_compile_are_configuration_errors_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("weekly.html"), "<p>{{ totals.overdue </p>").unwrap();
+    std::fs::write(dir.path().join("weekly.txt"), "ok").unwrap();
+    let source = format!(
+        r#"templates_dir = "{}"
+[samsara]
+token = "t"
+[smtp]
+host = "127.0.0.1"
+from = "a@example.com"
+[[jobs]]
+name = "j"
+schedule = "0 8 * * *"
+window = {{ last = "1d" }}
+deliver = [{{ email = {{ to = ["{{{{ team.manager "], subject = "{{% if x %}}" }} }}]
+"#,
+        dir.path().display()
+    );
+    let problems = errors(&source).to_string();
+    assert!(
+        problems.contains(":1:17: in templates_dir: ") && problems.contains("weekly.html"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            ":11:30: this recipient template does not compile: error: Unexpected end of input"
+        ),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("this subject template does not compile"),
+        "{problems}"
+    );
+    assert_eq!(
+        problems.lines().count(),
+        3,
+        "one line per problem: {problems}"
+    );
+}

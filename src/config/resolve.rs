@@ -237,6 +237,16 @@ impl Cx<'_, '_> {
                     })
                     .collect();
                 self.template_files = Some((path.clone(), names));
+                // Every template must compile before anything runs.
+                if let Err(err) = crate::render::Renderer::new(Some(&path)) {
+                    let mut message = format!("in templates_dir: {err}");
+                    let mut cause = std::error::Error::source(&err);
+                    while let Some(c) = cause {
+                        message.push_str(&format!(": {}", first_line(&c.to_string())));
+                        cause = c.source();
+                    }
+                    self.problem(dir.span(), message);
+                }
             }
             Err(err) => {
                 self.problem(
@@ -1090,11 +1100,15 @@ impl Cx<'_, '_> {
         let cc = self.addresses(&e.cc);
         let bcc = self.addresses(&e.bcc);
         let template = self.template(e.template.as_ref(), default_template);
+        let subject = match &e.subject {
+            Some(s) if !self.compiles(s, "subject") => None,
+            other => Some(other.as_ref().map(|s| s.get_ref().clone())),
+        };
         Some(EmailDelivery {
             to: to?,
             cc: cc?,
             bcc: bcc?,
-            subject: e.subject.as_ref().map(|s| s.get_ref().clone()),
+            subject: subject?,
             template: template?,
             attach_csv: e.attach_csv.as_ref().is_some_and(|a| *a.get_ref()),
         })
@@ -1107,13 +1121,34 @@ impl Cx<'_, '_> {
         let mut complete = true;
         for address in list.iter().flat_map(|l| l.get_ref()) {
             let text = address.get_ref();
-            if text.contains("{{") || text.contains("{%") || self.mailbox(address, "recipient") {
+            let templated = text.contains("{{") || text.contains("{%");
+            if (templated && self.compiles(address, "recipient"))
+                || (!templated && self.mailbox(address, "recipient"))
+            {
                 out.push(text.trim().to_string());
             } else {
                 complete = false;
             }
         }
         complete.then_some(out)
+    }
+
+    /// Whether a Tera string (a subject, an address) compiles; a problem at
+    /// its span if not.
+    fn compiles(&mut self, source: &Spanned<String>, what: &str) -> bool {
+        match crate::render::Renderer::check_str(source.get_ref()) {
+            Ok(()) => true,
+            Err(err) => {
+                let cause = std::error::Error::source(&err)
+                    .map(|c| format!(": {}", first_line(&c.to_string())))
+                    .unwrap_or_default();
+                self.problem(
+                    source.span(),
+                    format!("this {what} template does not compile{cause}"),
+                );
+                false
+            }
+        }
     }
 
     /// A template name: built in, or a file in `templates_dir`.
@@ -1177,6 +1212,11 @@ fn is_mailbox(text: &str) -> bool {
         && domain.split('.').all(|label| {
             !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
+}
+
+/// The first line of a multi-line report (Tera adds a code frame below it).
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default().trim_end()
 }
 
 #[cfg(test)]
