@@ -245,7 +245,7 @@ async fn the_sample_jobs_export_through_the_sample_server() {
         if name == "weekly-overdue" {
             assert!(learner_names.contains("driver-999001"), "{learner_names:?}");
             assert!(learner_names.contains("O'Brien & <Sons>"));
-            assert_eq!(summary.deleted_dropped, 1, "the deleted overdue assignment");
+            assert_eq!(summary.left_out, 1, "the deleted overdue assignment");
         }
         if name == "monthly-audit" {
             assert!(
