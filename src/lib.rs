@@ -12,6 +12,7 @@
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
 //! - [`learner`]: the one canonical learner id form.
+//! - [`sample`]: bundled sample data served as the Samsara API on loopback (`samsara.sample_data`).
 
 pub mod cli;
 pub mod config;
@@ -22,5 +23,6 @@ pub mod learner;
 pub mod outbox;
 pub mod render;
 pub mod report;
+pub mod sample;
 pub mod samsara;
 pub mod window;

@@ -28,6 +28,8 @@ use crate::samsara::Status;
 use crate::window::{Period, WindowSpec};
 
 const DEFAULT_BASE_URL: &str = "https://api.samsara.com/";
+/// The token used with `sample_data` when none is configured.
+const SAMPLE_TOKEN: &str = "sample-data";
 /// The Samsara API gives up on a request after 90 s; ours must end first.
 const API_TIMEOUT: Duration = Duration::from_secs(90);
 const CRON_SHAPE: &str = "expected 5 fields `MIN HOUR DAY MONTH WEEKDAY` (like `0 8 * * Mon`) \
@@ -350,9 +352,19 @@ impl Cx<'_, '_> {
             None => Some(Url::parse(DEFAULT_BASE_URL).expect("the default base URL is valid")),
             Some(value) => self.base_url(value),
         };
-        let token = self
-            .require(&s.token, &span, "token", "[samsara]")
-            .and_then(|token| self.secret(token, "samsara.token"));
+        // With sample data the token is optional, even if the folder is wrong:
+        // one problem is enough.
+        let wants_sample = s
+            .sample_data
+            .as_ref()
+            .is_some_and(|v| !v.get_ref().trim().is_empty());
+        let sample_data = s.sample_data.as_ref().and_then(|v| self.sample_data(v));
+        let token = match &s.token {
+            None if wants_sample => Some(SecretString::from(SAMPLE_TOKEN)),
+            _ => self
+                .require(&s.token, &span, "token", "[samsara]")
+                .and_then(|token| self.secret(token, "samsara.token")),
+        };
         let requests_per_second =
             self.integer(&s.requests_per_second, 5u32, 1..=100, "requests_per_second");
         let timeout = self.duration(&s.timeout, Duration::from_secs(60), false);
@@ -389,7 +401,43 @@ impl Cx<'_, '_> {
             api_version,
             max_attempts,
             max_retry_time,
+            sample_data,
         })
+    }
+
+    /// `sample_data`: a folder holding at least `courses.json`; `""` is off.
+    fn sample_data(&mut self, value: &Spanned<String>) -> Option<PathBuf> {
+        let text = value.get_ref().trim();
+        if text.is_empty() {
+            return None;
+        }
+        let path = self.base.join(text);
+        let shown = self.quote(value);
+        // The resolved path, unless the value came from the environment.
+        let resolved = if self.diag.is_substituted(&value.span()) {
+            String::new()
+        } else {
+            format!(" ({})", path.display())
+        };
+        if !path.is_dir() {
+            self.problem(
+                value.span(),
+                format!(
+                    "sample_data {shown} is not a folder{resolved}; relative paths are taken from the config file's folder"
+                ),
+            );
+            return None;
+        }
+        if !path.join("courses.json").is_file() {
+            self.problem(
+                value.span(),
+                format!(
+                    "sample_data {shown} has no courses.json{resolved}: it is not a folder of sample API responses"
+                ),
+            );
+            return None;
+        }
+        Some(path)
     }
 
     /// The API base URL, with a trailing slash so that joining a relative

@@ -66,6 +66,10 @@ pub struct SamsaraConfig {
     pub max_attempts: u32,
     /// Total time one request may spend retrying before it fails.
     pub max_retry_time: Duration,
+    /// A folder of sample API responses (with a `courses.json`) to serve on
+    /// loopback instead of calling `base_url`; see [`crate::sample`]. When
+    /// set, `token` is optional (a placeholder is used when absent).
+    pub sample_data: Option<PathBuf>,
 }
 
 /// `security` of `[smtp]`.
