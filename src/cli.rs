@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{self, Config, Job};
 use crate::export::{self, Format};
-use crate::samsara::{Client, ClientSettings, Endpoint, Observer};
+use crate::samsara::{Client, Endpoint, Observer};
 
 /// Exit code: a run or a delivery failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -59,6 +59,34 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Fetch and render a job; write every rendered output (per team when
+    /// fanning out) to a folder. Sends nothing.
+    Preview {
+        /// The job's name.
+        job: String,
+        /// Act as if the job fired at this instant (RFC 3339); default now.
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// The folder to write to (created; files in it are replaced).
+        #[arg(long, default_value = "preview")]
+        out: PathBuf,
+    },
+    /// Run one job now, or as if fired at `--at`.
+    ///
+    /// With `--dry-run` it fetches and renders everything and prints what
+    /// would go to whom (recipients, subjects, sizes; never a secret).
+    /// Sending for real arrives with the deliveries module; until then
+    /// `--dry-run` is required.
+    RunOnce {
+        /// The job's name.
+        job: String,
+        /// Act as if the job fired at this instant (RFC 3339); default now.
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// Fetch and render but send nothing; print what would be sent.
+        #[arg(long, required = true)]
+        dry_run: bool,
+    },
 }
 
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
@@ -86,6 +114,257 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             };
             export_cmd(&config, job, at.unwrap_or(now), format, out.as_deref()).await
         }
+        Command::Preview { job, at, out } => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let Some(job) = find_job(&config, &job) else {
+                return Ok(ExitCode::from(EXIT_USAGE));
+            };
+            let run = prepare(&config, job, at.unwrap_or(now), now).await?;
+            write_preview(job, &run, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RunOnce {
+            job,
+            at,
+            dry_run: _,
+        } => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let Some(job) = find_job(&config, &job) else {
+                return Ok(ExitCode::from(EXIT_USAGE));
+            };
+            let run = prepare(&config, job, at.unwrap_or(now), now).await?;
+            print_dry_run(job, &run);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A client for the config's Samsara, or for its sample data when
+/// `samsara.sample_data` is set (the server lives as long as the guard).
+async fn client(config: &Config) -> anyhow::Result<(Client, Option<crate::sample::SampleServer>)> {
+    let (settings, server) = crate::sample::client_settings(&config.samsara).await?;
+    let mut client = Client::new(settings).context("creating the HTTP client")?;
+    if let Some(p) = Progress::start() {
+        client = client.observed(p);
+    }
+    Ok((client, server))
+}
+
+/// A fetched, rolled-up and rendered run.
+struct Prepared {
+    fire: DateTime<Utc>,
+    data: crate::job::JobData,
+    reports: Vec<crate::report::Report>,
+    outbox: crate::outbox::Outbox,
+    renderer: crate::render::Renderer,
+}
+
+async fn prepare(
+    config: &Config,
+    job: &Job,
+    fire: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Prepared> {
+    let renderer = crate::render::Renderer::new(config.templates_dir.as_deref())
+        .context("loading the templates")?;
+    let (client, _server) = client(config).await?;
+    let data = crate::job::fetch(config, job, &client, fire, None).await?;
+    for w in &data.names.warnings {
+        tracing::warn!("{w}");
+    }
+    let reports = crate::job::reports(config, job, &data, now);
+    let outbox = crate::outbox::build(config, job, &reports, &renderer)?;
+    Ok(Prepared {
+        fire,
+        data,
+        reports,
+        outbox,
+        renderer,
+    })
+}
+
+/// Writes every rendered output of `run` under `out/<job>/[<team>/]` and says where.
+fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Result<()> {
+    use crate::outbox::Payload;
+    let root = out.join(&job.name);
+    let mut written: Vec<PathBuf> = Vec::new();
+    let mut write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+        Ok(())
+    };
+    // The template the job's deliveries name first: its other forms are
+    // rendered too, so a preview shows every output it could produce.
+    let primary = job
+        .deliver
+        .iter()
+        .find_map(|d| match d {
+            crate::config::Delivery::Email(e) => Some(e.template.as_str()),
+            crate::config::Delivery::Webhook(w) => Some(w.template.as_str()),
+            crate::config::Delivery::Archive(_) => None,
+        })
+        .unwrap_or("digest");
+    for report in &run.reports {
+        let team = report.team.as_ref().map(|t| t.name.clone());
+        let dir = match &team {
+            Some(t) => root.join(t),
+            None => root.clone(),
+        };
+        if run.outbox.skipped.iter().any(|s| s.team == team) {
+            continue;
+        }
+        let items: Vec<_> = run.outbox.items.iter().filter(|i| i.team == team).collect();
+        let kinds: std::collections::BTreeSet<&str> = items.iter().map(|i| i.kind).collect();
+        for (n, item) in items.iter().enumerate() {
+            // Numbered only when the job has several deliveries of one kind.
+            let repeated = items.iter().filter(|i| i.kind == item.kind).count() > 1;
+            let name = |file: &str| match repeated {
+                true => dir.join(format!("{}-{file}", n + 1)),
+                false => dir.join(file),
+            };
+            match &item.payload {
+                Payload::Email(email) => {
+                    write(name("email.html"), email.html.as_bytes())?;
+                    write(name("email.txt"), email.text.as_bytes())?;
+                    write(name("email.eml"), &email.to_eml()?)?;
+                }
+                Payload::Slack(messages) => {
+                    write(name("slack.json"), &serde_json::to_vec_pretty(messages)?)?
+                }
+                Payload::MsTeams(card) => {
+                    write(name("msteams.json"), &serde_json::to_vec_pretty(card)?)?
+                }
+                Payload::Json(body) => write(name("body.json"), &serde_json::to_vec_pretty(body)?)?,
+                Payload::Archive(files) => {
+                    for (file, bytes) in files {
+                        write(name("archive").join(file), bytes)?;
+                    }
+                }
+            }
+        }
+        if !kinds.contains("email") {
+            let email = run.renderer.email(primary, report, None)?;
+            write(dir.join(format!("{primary}.html")), email.html.as_bytes())?;
+            write(dir.join(format!("{primary}.txt")), email.text.as_bytes())?;
+        }
+        if !kinds.contains("slack")
+            && let Ok(messages) = run.renderer.slack(primary, report)
+        {
+            write(
+                dir.join("slack.json"),
+                &serde_json::to_vec_pretty(&messages)?,
+            )?;
+        }
+        if !kinds.contains("msteams")
+            && let Ok(card) = run.renderer.msteams(primary, report)
+        {
+            write(dir.join("msteams.json"), &serde_json::to_vec_pretty(&card)?)?;
+        }
+        if !kinds.contains("json") {
+            let body = run.renderer.json_body(primary, report, false)?;
+            write(dir.join("body.json"), &serde_json::to_vec_pretty(&body)?)?;
+        }
+        write(
+            dir.join("assignments.csv"),
+            &crate::outbox::csv_bytes(report)?,
+        )?;
+        write(
+            dir.join("report.html"),
+            run.renderer.archive_html(report)?.as_bytes(),
+        )?;
+    }
+    println!(
+        "{}: window {} ({}), {} fetched, {} reported",
+        job.name,
+        run.data.window.in_zone(job.timezone),
+        job.timezone,
+        count(run.data.assignments.len(), "assignment"),
+        count(run.data.included(job).count(), "assignment"),
+    );
+    for s in &run.outbox.skipped {
+        println!(
+            "  skipped {}: {}",
+            s.team.as_deref().unwrap_or(&job.name),
+            s.reason
+        );
+    }
+    println!(
+        "wrote {} under {}:",
+        count(written.len(), "file"),
+        root.display()
+    );
+    for path in &written {
+        println!("  {}", path.display());
+    }
+    Ok(())
+}
+
+/// What a run would send, to whom; never a secret.
+fn print_dry_run(job: &Job, run: &Prepared) {
+    let local = run.fire.with_timezone(&job.timezone);
+    println!(
+        "job {} as if fired at {} ({})",
+        job.name,
+        local.to_rfc3339(),
+        job.timezone
+    );
+    println!(
+        "window {}: {} fetched in {} ({} merged), {} reported",
+        run.data.window.in_zone(job.timezone),
+        count(run.data.assignments.len(), "assignment"),
+        count(run.data.stats.pages as usize, "page"),
+        count(run.data.stats.duplicates as usize, "duplicate"),
+        count(run.data.included(job).count(), "assignment"),
+    );
+    let rows: Vec<[String; 5]> = run
+        .outbox
+        .items
+        .iter()
+        .map(|i| {
+            [
+                i.kind.to_string(),
+                i.team.clone().unwrap_or_else(|| "-".into()),
+                i.recipient.clone(),
+                i.summary.clone(),
+                human_size(i.size()),
+            ]
+        })
+        .collect();
+    let header = ["DELIVERY", "TEAM", "TO", "WHAT", "SIZE"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    for s in &run.outbox.skipped {
+        println!("skipped {}: {}", s.team.as_deref().unwrap_or("-"), s.reason);
+    }
+    println!("dry run: nothing was sent");
+}
+
+fn human_size(bytes: usize) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
     }
 }
 
@@ -134,12 +413,7 @@ async fn export_cmd(
     format: Format,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let progress = Progress::start();
-    let mut client = Client::new(ClientSettings::from_config(&config.samsara))
-        .context("creating the HTTP client")?;
-    if let Some(p) = &progress {
-        client = client.observed(p.clone());
-    }
+    let (client, _server) = client(config).await?;
     let summary = match out {
         Some(path) => {
             let dir = match path.parent() {
@@ -161,20 +435,17 @@ async fn export_cmd(
             export::export(config, job, &client, at, format, &mut lock).await?
         }
     };
-    if let Some(p) = progress {
-        p.finish();
-    }
     for w in &summary.warnings {
         tracing::warn!("{w}");
     }
     if std::io::stderr().is_terminal() {
         eprintln!(
-            "{} in {} ({}, {}, {} duplicates merged, {} deleted or outside the window left out){}",
+            "{} in {} ({}, {}, {} merged, {} deleted or outside the window left out){}",
             count(summary.rows, "assignment"),
-            summary.window,
+            summary.window.in_zone(job.timezone),
             count(summary.fetch.pages as usize, "page"),
             count(summary.fetch.queries, "query"),
-            summary.fetch.duplicates,
+            count(summary.fetch.duplicates as usize, "duplicate"),
             summary.left_out,
             out.map(|p| format!(" → {}", p.display()))
                 .unwrap_or_default(),
@@ -229,8 +500,11 @@ impl Progress {
             requests as f64 / secs,
         ));
     }
+}
 
-    fn finish(&self) {
+impl Drop for Progress {
+    /// The spinner goes when the client that reports to it goes.
+    fn drop(&mut self) {
         self.bar.finish_and_clear();
         let _ = std::io::stderr().flush();
     }

@@ -66,6 +66,17 @@ impl Window {
     }
 }
 
+impl Window {
+    /// `[start, end)` in RFC 3339 with the offsets of `tz`, for people.
+    pub fn in_zone(&self, tz: Tz) -> String {
+        let local = |t: DateTime<Utc>| {
+            t.with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        format!("[{}, {})", local(self.start), local(self.end))
+    }
+}
+
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
