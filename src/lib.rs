@@ -11,6 +11,7 @@
 //! - [`deliver`]: where rendered reports leave (email messages so far).
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
+//! - [`retry`]: which failures retry and how long to wait; shared by the client and the senders.
 //! - [`learner`]: the one canonical learner id form.
 //! - [`sample`]: bundled sample data served as the Samsara API on loopback (`samsara.sample_data`).
 
@@ -23,6 +24,7 @@ pub mod learner;
 pub mod outbox;
 pub mod render;
 pub mod report;
+pub mod retry;
 pub mod sample;
 pub mod samsara;
 pub mod window;

@@ -1,3 +1,171 @@
 //! Deliveries: where rendered reports leave trainwatch.
+//!
+//! Each sender (email, webhook, archive) makes one attempt and classifies
+//! its failure as transient or permanent; [`with_retries`] owns the waiting.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::retry::{AttemptFailure, RetryPolicy};
 
 pub mod email;
+
+/// Why one attempt at a delivery failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// Worth another attempt: SMTP 4xx, connection errors, HTTP 429/5xx, timeouts.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        /// How long the receiver asked us to wait (HTTP `Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help: SMTP 5xx, HTTP 4xx, a bad address, a full disk.
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+impl SendError {
+    /// A transient failure with no server-given wait.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+        }
+    }
+
+    /// True for failures worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+}
+
+/// The result of a delivery after its retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempted {
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// `Ok` when the last attempt succeeded; the last error otherwise.
+    pub result: Result<(), SendError>,
+}
+
+/// Runs `attempt` (given the 1-based attempt number) until it succeeds, fails
+/// permanently, or `policy`'s budget in attempts or time is spent; waits
+/// between attempts as the policy says (a receiver's `Retry-After` honoured,
+/// capped). Uses tokio's clock, so tests run it under a paused clock.
+pub async fn with_retries<F, Fut>(policy: &RetryPolicy, mut attempt: F) -> Attempted
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<(), SendError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let err = match attempt(n).await {
+            Ok(()) => {
+                return Attempted {
+                    attempts: n,
+                    result: Ok(()),
+                };
+            }
+            Err(e) => e,
+        };
+        let failure = match &err {
+            SendError::Permanent { .. } => None,
+            SendError::Transient { retry_after, .. } => Some(match retry_after {
+                Some(after) => AttemptFailure::RateLimited {
+                    retry_after: Some(*after),
+                },
+                None => AttemptFailure::Connection(err.to_string()),
+            }),
+        };
+        let delay = failure.and_then(|f| policy.next_delay(&f, n, started.elapsed()));
+        match delay {
+            Some(d) => {
+                tracing::warn!(
+                    attempt = n,
+                    retry_in_ms = d.as_millis() as u64,
+                    "{err}; retrying"
+                );
+                tokio::time::sleep(d).await;
+            }
+            None => {
+                return Attempted {
+                    attempts: n,
+                    result: Err(err),
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            max_elapsed: Duration::from_secs(60),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_until_success() {
+        let out = with_retries(&policy(), |n| async move {
+            if n < 3 {
+                Err(SendError::transient("busy"))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(
+            out,
+            Attempted {
+                attempts: 3,
+                result: Ok(())
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_stops_at_once() {
+        let out = with_retries(&policy(), |_| async {
+            Err(SendError::permanent("550 no such user"))
+        })
+        .await;
+        assert_eq!(out.attempts, 1);
+        assert_eq!(out.result, Err(SendError::permanent("550 no such user")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_budget_and_honour_retry_after() {
+        let started = tokio::time::Instant::now();
+        let out = with_retries(&policy(), |_| async {
+            Err(SendError::Transient {
+                message: "429".into(),
+                retry_after: Some(Duration::from_secs(2)),
+            })
+        })
+        .await;
+        assert_eq!(out.attempts, 4);
+        assert!(!out.result.unwrap_err().to_string().is_empty());
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(6),
+            "three waits of Retry-After"
+        );
+    }
+}

@@ -14,10 +14,10 @@ use url::Url;
 use super::error::{ApiError, Endpoint, Place};
 use super::query::{AssignmentQuery, MAX_IDS_PER_LIST};
 use super::ratelimit::RateLimits;
-use super::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 use super::wire::{Assignment, Course, Driver, Page};
 use crate::config::SamsaraConfig;
 use crate::learner::LearnerId;
+use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 
 /// How many split queries of one fetch run at once (they share the limiter).
 const DEFAULT_CONCURRENCY: usize = 4;

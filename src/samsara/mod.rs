@@ -6,12 +6,11 @@ mod client;
 mod error;
 mod query;
 mod ratelimit;
-mod retry;
 mod wire;
 
+pub use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 pub use client::{Client, ClientSettings, Dedup, FetchStats, Fetched, Names, Observer};
 pub use error::{ApiError, Endpoint, Place};
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
 pub use ratelimit::{Limiter, RateLimits};
-pub use retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 pub use wire::*;

@@ -1,5 +1,6 @@
 //! Retry policy: which failures are worth another attempt (the decision) and
 //! how long to wait before it (the timing), kept apart so each can be tested.
+//! Shared by the Samsara client and the delivery senders.
 
 use std::time::Duration;
 
