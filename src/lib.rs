@@ -27,4 +27,5 @@ pub mod report;
 pub mod retry;
 pub mod sample;
 pub mod samsara;
+pub mod store;
 pub mod window;
