@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::retry::{AttemptFailure, RetryPolicy};
 
+pub mod archive;
 pub mod email;
 
 /// Why one attempt at a delivery failed.
