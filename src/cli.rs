@@ -179,7 +179,7 @@ async fn prepare(
         tracing::warn!("{w}");
     }
     let reports = crate::job::reports(config, job, &data, now);
-    let outbox = crate::outbox::build(config, job, &reports, &renderer)?;
+    let outbox = crate::outbox::build(config, job, data.window, &reports, &renderer)?;
     Ok(Prepared {
         fire,
         data,
@@ -244,7 +244,7 @@ fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Result<()> {
                     write(name("msteams.json"), &serde_json::to_vec_pretty(card)?)?
                 }
                 Payload::Json(body) => write(name("body.json"), &serde_json::to_vec_pretty(body)?)?,
-                Payload::Archive(files) => {
+                Payload::Archive { files, .. } => {
                     for (file, bytes) in files {
                         write(name("archive").join(file), bytes)?;
                     }

@@ -11,15 +11,18 @@ use serde_json::Value;
 
 use crate::config::{Config, Delivery, Job, WebhookKind, WhenEmpty};
 use crate::deliver::email::Email;
-use crate::export::{Format, write_rows};
+use crate::export::{Format, build_query, write_rows};
 use crate::render::Renderer;
 use crate::report::Report;
+use crate::window::Window;
 
 /// File names of an archive snapshot (the manifest is written with them).
 pub const ARCHIVE_FILES: [&str; 3] = ["assignments.csv", "assignments.json", "report.html"];
 
-/// What one delivery will send.
-#[derive(Debug, Clone)]
+/// What one delivery will send. Serializable so the ledger can keep it (it
+/// holds no secret: URLs and keys stay in the config).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum Payload {
     Email(Box<Email>),
     /// Block Kit messages, in order, each within Slack's limits.
@@ -28,8 +31,13 @@ pub enum Payload {
     MsTeams(Value),
     /// The report data (or a `NAME.json` template's output).
     Json(Value),
-    /// `(file name, bytes)` of a snapshot folder, manifest excluded.
-    Archive(Vec<(String, Vec<u8>)>),
+    /// A snapshot folder: `(file name, bytes)` of its files, and the
+    /// manifest's fields (the writer adds each file's size and SHA-256).
+    Archive {
+        folder: PathBuf,
+        files: Vec<(String, Vec<u8>)>,
+        manifest: Value,
+    },
 }
 
 /// One message (or snapshot) for one recipient.
@@ -39,6 +47,11 @@ pub struct Outgoing {
     pub delivery: usize,
     /// `email`, `slack`, `msteams`, `json` or `archive`.
     pub kind: &'static str,
+    /// Which target, stably across runs: `email overdue`, `webhook NAME`,
+    /// `archive DIR`. Part of the idempotency key.
+    pub target: String,
+    /// The `[webhooks]` name of a webhook delivery (to find its URL again).
+    pub webhook: Option<String>,
     /// The team the report is about, when fanning out.
     pub team: Option<String>,
     /// Who receives it: the `to` mailboxes, the webhook's name (never its
@@ -62,8 +75,24 @@ impl Outgoing {
             }
             Payload::Slack(messages) => messages.iter().map(|m| m.to_string().len()).sum(),
             Payload::MsTeams(v) | Payload::Json(v) => v.to_string().len(),
-            Payload::Archive(files) => files.iter().map(|f| f.1.len()).sum(),
+            Payload::Archive { files, .. } => files.iter().map(|f| f.1.len()).sum(),
         }
+    }
+
+    /// The idempotency key of this delivery: stable per (job, window,
+    /// target, team, recipient), so a re-run of the same window finds it in
+    /// the ledger, and receivers can deduplicate (`Idempotency-Key`,
+    /// derived `Message-ID`).
+    pub fn key(&self, job: &str, window: &crate::window::Window) -> String {
+        let material = format!(
+            "{job}\n{}\n{}\n{}\n{}\n{}",
+            window.start.timestamp_millis(),
+            window.end.timestamp_millis(),
+            self.target,
+            self.team.as_deref().unwrap_or(""),
+            self.recipient,
+        );
+        crate::deliver::archive::sha256_hex(material.as_bytes())
     }
 }
 
@@ -107,10 +136,11 @@ pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
     ))
 }
 
-/// Renders every delivery of `job` for each of its `reports`.
+/// Renders every delivery of `job` for each of its `reports` (which cover `window`).
 pub fn build(
     config: &Config,
     job: &Job,
+    window: Window,
     reports: &[Report],
     renderer: &Renderer,
 ) -> anyhow::Result<Outbox> {
@@ -130,15 +160,17 @@ pub fn build(
         }
         let csv = csv_bytes(report).with_context(context)?;
         for (index, delivery) in job.deliver.iter().enumerate() {
-            let item = outgoing(config, report, renderer, delivery, index, &team, &csv)
-                .with_context(|| {
-                    format!(
-                        "{}: rendering delivery {} ({})",
-                        context(),
-                        index + 1,
-                        kind_of(config, delivery)
-                    )
-                })?;
+            let item = outgoing(
+                config, job, window, report, renderer, delivery, index, &team, &csv,
+            )
+            .with_context(|| {
+                format!(
+                    "{}: rendering delivery {} ({})",
+                    context(),
+                    index + 1,
+                    kind_of(config, delivery)
+                )
+            })?;
             outbox.items.push(item);
         }
     }
@@ -157,8 +189,11 @@ fn kind_of(config: &Config, delivery: &Delivery) -> &'static str {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn outgoing(
     config: &Config,
+    job: &Job,
+    window: Window,
     report: &Report,
     renderer: &Renderer,
     delivery: &Delivery,
@@ -167,9 +202,16 @@ fn outgoing(
     csv: &[u8],
 ) -> anyhow::Result<Outgoing> {
     let kind = kind_of(config, delivery);
+    let target = match delivery {
+        Delivery::Email(e) => format!("email {}", e.template),
+        Delivery::Webhook(w) => format!("webhook {}", w.webhook),
+        Delivery::Archive(a) => format!("archive {}", a.dir.display()),
+    };
     let base = |recipient: String, summary: String, payload: Payload| Outgoing {
         delivery: index,
         kind,
+        target: target.clone(),
+        webhook: None,
         team: team.clone(),
         recipient,
         summary,
@@ -258,6 +300,7 @@ fn outgoing(
             Outgoing {
                 url: Some(hook.url.clone()),
                 secret: hook.secret.clone(),
+                webhook: Some(hook.name.clone()),
                 ..base(format!("webhook {}", hook.name), summary, payload)
             }
         }
@@ -270,13 +313,38 @@ fn outgoing(
                 (ARCHIVE_FILES[1].to_string(), json),
                 (ARCHIVE_FILES[2].to_string(), html.into_bytes()),
             ];
+            let query: serde_json::Map<String, Value> = build_query(config, &job.filters, window)
+                .params()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v)))
+                .collect();
+            let manifest = serde_json::json!({
+                "job": report.job,
+                "window": report.window,
+                "team": report.team,
+                "query": query,
+                "include_deleted": job.filters.include_deleted,
+                "counts": {
+                    "assignments": report.totals.assignments,
+                    "deleted": report.totals.deleted,
+                    "overdue": report.totals.overdue,
+                    "completed": report.totals.completed,
+                    "statuses": report.statuses,
+                },
+                "generated_at": report.generated_at,
+                "tool": {"name": "trainwatch", "version": env!("CARGO_PKG_VERSION")},
+            });
             base(
                 folder.display().to_string(),
                 format!(
                     "snapshot of {}",
                     count(report.assignments.len(), "assignment")
                 ),
-                Payload::Archive(files),
+                Payload::Archive {
+                    folder,
+                    files,
+                    manifest,
+                },
             )
         }
     })

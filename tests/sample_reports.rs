@@ -197,7 +197,14 @@ async fn every_built_in_template_renders_the_sample_as_its_snapshot() {
 
     // The whole outbox of the weekly job renders; each team's email goes to its manager.
     let job = config.job("weekly-overdue").unwrap();
-    let built = outbox::build(&config, job, &weekly, &renderer).unwrap();
+    let window = trainwatch::window::compute(
+        &job.window,
+        "2026-11-23T14:00:00Z".parse().unwrap(),
+        job.timezone,
+        None,
+    )
+    .unwrap();
+    let built = outbox::build(&config, job, window, &weekly, &renderer).unwrap();
     let recipients: Vec<_> = built
         .items
         .iter()
