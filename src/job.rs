@@ -109,3 +109,278 @@ pub fn reports(
         })
         .collect()
 }
+
+/// How one delivery of a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// Sent now (after this many attempts).
+    Delivered { attempts: u32 },
+    /// Already delivered by an earlier run for the same window: not sent again.
+    AlreadyDelivered,
+    /// The snapshot for this window existed: left untouched.
+    AlreadyArchived,
+    /// Failed for good (permanent, or out of retries).
+    Failed { attempts: u32, error: String },
+}
+
+/// One line of a run's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryLine {
+    pub target: String,
+    pub team: Option<String>,
+    pub recipient: String,
+    pub outcome: DeliveryOutcome,
+    /// True when this finished a delivery an earlier, interrupted run had started.
+    pub resumed: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub window: Option<Window>,
+    /// Assignments the reports counted.
+    pub records: Option<u64>,
+    pub deliveries: Vec<DeliveryLine>,
+    pub skipped: Vec<crate::outbox::Skipped>,
+    /// Why the run failed before delivering (fetch, render, store), with causes.
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    /// True when the run failed or any delivery failed for good.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+            || self
+                .deliveries
+                .iter()
+                .any(|d| matches!(d.outcome, DeliveryOutcome::Failed { .. }))
+    }
+}
+
+/// What the ledger keeps of an outgoing item: everything but secrets.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    kind: String,
+    target: String,
+    webhook: Option<String>,
+    team: Option<String>,
+    recipient: String,
+    summary: String,
+    payload: crate::outbox::Payload,
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Runs `job` as fired at `fire`: finishes deliveries an interrupted earlier
+/// run left pending, fetches, renders every delivery, then sends each one
+/// not already delivered for this window, recording every step in `store`.
+/// Never returns early without recording the run's outcome.
+#[allow(clippy::too_many_arguments)] // the run's whole world, passed in (nothing global)
+pub async fn run<S: crate::deliver::Sender>(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    renderer: &crate::render::Renderer,
+    store: &crate::store::Store,
+    sender: &S,
+    fire: DateTime<Utc>,
+    now: impl Fn() -> DateTime<Utc>,
+) -> anyhow::Result<RunSummary> {
+    use crate::store::{Claim, NewDelivery, Outcome};
+    let run_id = store.begin_run(&job.name, fire, now())?;
+    let mut summary = RunSummary {
+        run_id,
+        ..RunSummary::default()
+    };
+
+    // 1. What an interrupted run left claimed but unconfirmed.
+    for pending in store.pending(&job.name)? {
+        let line = match pending
+            .payload
+            .as_deref()
+            .map(serde_json::from_str::<Stored>)
+        {
+            Some(Ok(stored)) => {
+                let item = restore(config, stored);
+                let d = NewDelivery {
+                    key: &pending.key,
+                    job: &job.name,
+                    window: (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC),
+                    target: &pending.target,
+                    recipient: &pending.recipient,
+                    payload: pending.payload.as_deref().unwrap_or_default(),
+                };
+                match store.claim(run_id, &d, now())? {
+                    Claim::AlreadyDelivered { .. } => None,
+                    Claim::Send { .. } => {
+                        Some(send_and_record(store, sender, &item, &pending.key, now()).await?)
+                    }
+                }
+                .map(|outcome| DeliveryLine {
+                    target: item.target.clone(),
+                    team: item.team.clone(),
+                    recipient: item.recipient.clone(),
+                    outcome,
+                    resumed: true,
+                })
+            }
+            _ => {
+                let error = "its stored payload cannot be read (written by another version?)";
+                store.record(&pending.key, 0, Err(error), now())?;
+                Some(DeliveryLine {
+                    target: pending.target.clone(),
+                    team: None,
+                    recipient: pending.recipient.clone(),
+                    outcome: DeliveryOutcome::Failed {
+                        attempts: 0,
+                        error: error.into(),
+                    },
+                    resumed: true,
+                })
+            }
+        };
+        summary.deliveries.extend(line);
+    }
+
+    // 2. Fetch and render everything before sending anything.
+    let prepared = async {
+        let data = fetch(config, job, client, fire, last_success_end(store, job)?).await?;
+        let records = data.included(job).count() as u64;
+        store.set_window(run_id, (data.window.start, data.window.end), records)?;
+        let reports = reports(config, job, &data, now());
+        let outbox = crate::outbox::build(config, job, data.window, &reports, renderer)?;
+        anyhow::Ok((data.window, records, outbox))
+    }
+    .await;
+    let (window, records, outbox) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let error = chain(&e);
+            store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
+            summary.error = Some(error);
+            return Ok(summary);
+        }
+    };
+    summary.window = Some(window);
+    summary.records = Some(records);
+    summary.skipped = outbox.skipped.clone();
+
+    // 3. Each delivery once per (job, window, target, team, recipient).
+    for item in &outbox.items {
+        let key = item.key(&job.name, &window);
+        let stored = serde_json::to_string(&Stored {
+            kind: item.kind.to_string(),
+            target: item.target.clone(),
+            webhook: item.webhook.clone(),
+            team: item.team.clone(),
+            recipient: item.recipient.clone(),
+            summary: item.summary.clone(),
+            payload: item.payload.clone(),
+        })?;
+        let d = NewDelivery {
+            key: &key,
+            job: &job.name,
+            window: (window.start, window.end),
+            target: &item.target,
+            recipient: &item.recipient,
+            payload: &stored,
+        };
+        let outcome = match store.claim(run_id, &d, now())? {
+            Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
+            Claim::Send { .. } => send_and_record(store, sender, item, &key, now()).await?,
+        };
+        summary.deliveries.push(DeliveryLine {
+            target: item.target.clone(),
+            team: item.team.clone(),
+            recipient: item.recipient.clone(),
+            outcome,
+            resumed: false,
+        });
+    }
+    let outcome = if summary.failed() {
+        Outcome::Failed
+    } else {
+        Outcome::Succeeded
+    };
+    let error = summary.failed().then(|| {
+        let n = summary
+            .deliveries
+            .iter()
+            .filter(|d| matches!(d.outcome, DeliveryOutcome::Failed { .. }))
+            .count();
+        format!("{n} of {} deliveries failed", summary.deliveries.len())
+    });
+    store.finish_run(run_id, outcome, error.as_deref(), now())?;
+    Ok(summary)
+}
+
+/// The end of the last successful run's window (for `since_last_run`).
+fn last_success_end(
+    store: &crate::store::Store,
+    job: &Job,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    Ok(store
+        .last_success(&job.name)?
+        .and_then(|r| r.window)
+        .map(|(_, end)| end))
+}
+
+async fn send_and_record<S: crate::deliver::Sender>(
+    store: &crate::store::Store,
+    sender: &S,
+    item: &crate::outbox::Outgoing,
+    key: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<DeliveryOutcome> {
+    use crate::deliver::Sent;
+    let attempted = sender.send(item, key).await;
+    let error = attempted.result.as_ref().err().map(ToString::to_string);
+    // An existing snapshot counts as delivered: it is what this run would have written.
+    store.record(
+        key,
+        attempted.attempts,
+        error.as_deref().map_or(Ok(()), Err),
+        now,
+    )?;
+    Ok(match attempted.result {
+        Ok(Sent::Delivered) => DeliveryOutcome::Delivered {
+            attempts: attempted.attempts,
+        },
+        Ok(Sent::AlreadyArchived) => DeliveryOutcome::AlreadyArchived,
+        Err(e) => DeliveryOutcome::Failed {
+            attempts: attempted.attempts,
+            error: e.to_string(),
+        },
+    })
+}
+
+/// An outgoing item rebuilt from the ledger, its URL and key looked up in
+/// the config again (they are never stored).
+fn restore(config: &Config, s: Stored) -> crate::outbox::Outgoing {
+    let hook = s.webhook.as_ref().and_then(|w| config.webhooks.get(w));
+    let kind = match s.kind.as_str() {
+        "email" => "email",
+        "slack" => "slack",
+        "msteams" => "msteams",
+        "archive" => "archive",
+        _ => "json",
+    };
+    crate::outbox::Outgoing {
+        delivery: 0,
+        kind,
+        target: s.target,
+        webhook: s.webhook,
+        team: s.team,
+        recipient: s.recipient,
+        summary: s.summary,
+        payload: s.payload,
+        url: hook.map(|h| h.url.clone()),
+        secret: hook.and_then(|h| h.secret.clone()),
+    }
+}

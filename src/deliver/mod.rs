@@ -48,33 +48,54 @@ impl SendError {
     }
 }
 
+/// Sends one outgoing item (one attempt loop, retries included) under its
+/// idempotency key. The real implementation is [`Dispatcher`]; tests may
+/// supply their own.
+pub trait Sender {
+    /// Delivers `item`; `key` is its idempotency key.
+    fn send(
+        &self,
+        item: &crate::outbox::Outgoing,
+        key: &str,
+    ) -> impl Future<Output = Attempted<Sent>> + Send;
+}
+
+/// How a delivery succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// The receiver took it now.
+    Delivered,
+    /// An archive snapshot for this window was already there (untouched).
+    AlreadyArchived,
+}
+
 /// The result of a delivery after its retries.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Attempted {
+pub struct Attempted<T = ()> {
     /// Attempts made, the first included.
     pub attempts: u32,
     /// `Ok` when the last attempt succeeded; the last error otherwise.
-    pub result: Result<(), SendError>,
+    pub result: Result<T, SendError>,
 }
 
 /// Runs `attempt` (given the 1-based attempt number) until it succeeds, fails
 /// permanently, or `policy`'s budget in attempts or time is spent; waits
 /// between attempts as the policy says (a receiver's `Retry-After` honoured,
 /// capped). Uses tokio's clock, so tests run it under a paused clock.
-pub async fn with_retries<F, Fut>(policy: &RetryPolicy, mut attempt: F) -> Attempted
+pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, mut attempt: F) -> Attempted<T>
 where
     F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<(), SendError>>,
+    Fut: Future<Output = Result<T, SendError>>,
 {
     let started = tokio::time::Instant::now();
     let mut n = 0;
     loop {
         n += 1;
         let err = match attempt(n).await {
-            Ok(()) => {
+            Ok(value) => {
                 return Attempted {
                     attempts: n,
-                    result: Ok(()),
+                    result: Ok(value),
                 };
             }
             Err(e) => e,
@@ -143,7 +164,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_permanent_failure_stops_at_once() {
-        let out = with_retries(&policy(), |_| async {
+        let out: Attempted = with_retries(&policy(), |_| async {
             Err(SendError::permanent("550 no such user"))
         })
         .await;
@@ -154,7 +175,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_stop_at_the_budget_and_honour_retry_after() {
         let started = tokio::time::Instant::now();
-        let out = with_retries(&policy(), |_| async {
+        let out: Attempted = with_retries(&policy(), |_| async {
             Err(SendError::Transient {
                 message: "429".into(),
                 retry_after: Some(Duration::from_secs(2)),
