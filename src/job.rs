@@ -263,7 +263,18 @@ pub async fn run<S: crate::deliver::Sender>(
         Err(e) => {
             let error = chain(&e);
             store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
-            summary.error = Some(error);
+            summary.error = Some(error.clone());
+            notify_failure(
+                config,
+                job,
+                renderer,
+                sender,
+                None,
+                &error,
+                now(),
+                &mut summary,
+            )
+            .await;
             return Ok(summary);
         }
     };
@@ -317,7 +328,95 @@ pub async fn run<S: crate::deliver::Sender>(
         format!("{n} of {} deliveries failed", summary.deliveries.len())
     });
     store.finish_run(run_id, outcome, error.as_deref(), now())?;
+    if let Some(error) = error {
+        let failures: Vec<String> = summary
+            .deliveries
+            .iter()
+            .filter_map(|d| match &d.outcome {
+                DeliveryOutcome::Failed { error, .. } => {
+                    Some(format!("{} → {}: {error}", d.target, d.recipient))
+                }
+                _ => None,
+            })
+            .collect();
+        let detail = format!("{error}:\n{}", failures.join("\n"));
+        notify_failure(
+            config,
+            job,
+            renderer,
+            sender,
+            Some(window),
+            &detail,
+            now(),
+            &mut summary,
+        )
+        .await;
+    }
     Ok(summary)
+}
+
+/// Sends the job's `on_failure` messages; their outcomes join the summary
+/// (their own failure cannot be reported anywhere but there and the log).
+#[allow(clippy::too_many_arguments)]
+async fn notify_failure<S: crate::deliver::Sender>(
+    config: &Config,
+    job: &Job,
+    renderer: &crate::render::Renderer,
+    sender: &S,
+    window: Option<Window>,
+    error: &str,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) {
+    use crate::deliver::Sent;
+    let local = |t: DateTime<Utc>| {
+        t.with_timezone(&job.timezone)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let ctx = crate::render::FailureContext {
+        job: JobInfo {
+            name: job.name.clone(),
+            schedule: job.schedule.expr.clone(),
+            timezone: job.timezone.name().to_string(),
+        },
+        window: window.map(|w| crate::report::WindowInfo {
+            start: local(w.start),
+            end: local(w.end),
+            timezone: job.timezone.name().to_string(),
+        }),
+        generated_at: local(now),
+        error: error.to_string(),
+    };
+    let items = match crate::outbox::failure(config, job, renderer, &ctx) {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::error!(job = %job.name, "cannot render the on_failure messages: {}", chain(&e));
+            return;
+        }
+    };
+    for item in items {
+        let key = format!("on_failure-{}-{}", summary.run_id, item.delivery);
+        let attempted = sender.send(&item, &key).await;
+        let outcome = match attempted.result {
+            Ok(Sent::Delivered | Sent::AlreadyArchived) => DeliveryOutcome::Delivered {
+                attempts: attempted.attempts,
+            },
+            Err(e) => {
+                tracing::error!(job = %job.name, target = %item.target, "on_failure notification failed: {e}");
+                DeliveryOutcome::Failed {
+                    attempts: attempted.attempts,
+                    error: e.to_string(),
+                }
+            }
+        };
+        summary.deliveries.push(DeliveryLine {
+            target: item.target.clone(),
+            team: None,
+            recipient: item.recipient.clone(),
+            outcome,
+            resumed: false,
+        });
+    }
 }
 
 /// The end of the last successful run's window (for `since_last_run`).
