@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::retry::{AttemptFailure, RetryPolicy};
 
 pub mod email;
+pub mod webhook;
 
 /// Why one attempt at a delivery failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
