@@ -174,7 +174,7 @@ impl WebhookSender {
         }
         SlackAttempted {
             attempts,
-            parts_sent: total.max(first),
+            parts_sent: total,
             result: Ok(()),
         }
     }
@@ -201,7 +201,8 @@ impl WebhookSender {
         .await
     }
 
-    /// Posts `body` as JSON. Any 2xx is success.
+    /// Posts `body` as JSON. Any 2xx is success. A key that is not a valid
+    /// header value fails permanently before any attempt (`attempts: 0`).
     ///
     /// Headers: `Idempotency-Key: <idempotency_key>` always, so a receiver
     /// can drop the duplicate of a delivery whose answer was lost; the
