@@ -10,6 +10,7 @@ use crate::retry::{AttemptFailure, RetryPolicy};
 
 pub mod archive;
 pub mod email;
+pub mod webhook;
 
 /// Why one attempt at a delivery failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
