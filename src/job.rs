@@ -218,9 +218,10 @@ pub async fn run<S: crate::deliver::Sender>(
                 };
                 match store.claim(run_id, &d, now())? {
                     Claim::AlreadyDelivered { .. } => None,
-                    Claim::Send { .. } => {
-                        Some(send_and_record(store, sender, &item, &pending.key, now()).await?)
-                    }
+                    Claim::Send { parts_done, .. } => Some(
+                        send_and_record(store, sender, &item, &pending.key, parts_done, now())
+                            .await?,
+                    ),
                 }
                 .map(|outcome| DeliveryLine {
                     target: item.target.clone(),
@@ -232,7 +233,7 @@ pub async fn run<S: crate::deliver::Sender>(
             }
             _ => {
                 let error = "its stored payload cannot be read (written by another version?)";
-                store.record(&pending.key, 0, Err(error), now())?;
+                store.record(&pending.key, 0, 0, Err(error), now())?;
                 Some(DeliveryLine {
                     target: pending.target.clone(),
                     team: None,
@@ -304,7 +305,9 @@ pub async fn run<S: crate::deliver::Sender>(
         };
         let outcome = match store.claim(run_id, &d, now())? {
             Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
-            Claim::Send { .. } => send_and_record(store, sender, item, &key, now()).await?,
+            Claim::Send { parts_done, .. } => {
+                send_and_record(store, sender, item, &key, parts_done, now()).await?
+            }
         };
         summary.deliveries.push(DeliveryLine {
             target: item.target.clone(),
@@ -396,7 +399,7 @@ async fn notify_failure<S: crate::deliver::Sender>(
     };
     for item in items {
         let key = format!("on_failure-{}-{}", summary.run_id, item.delivery);
-        let attempted = sender.send(&item, &key).await;
+        let attempted = sender.send(&item, &key, 0).await.attempted;
         let outcome = match attempted.result {
             Ok(Sent::Delivered | Sent::AlreadyArchived) => DeliveryOutcome::Delivered {
                 attempts: attempted.attempts,
@@ -435,15 +438,18 @@ async fn send_and_record<S: crate::deliver::Sender>(
     sender: &S,
     item: &crate::outbox::Outgoing,
     key: &str,
+    parts_done: u32,
     now: DateTime<Utc>,
 ) -> anyhow::Result<DeliveryOutcome> {
     use crate::deliver::Sent;
-    let attempted = sender.send(item, key).await;
+    let dispatched = sender.send(item, key, parts_done).await;
+    let attempted = dispatched.attempted;
     let error = attempted.result.as_ref().err().map(ToString::to_string);
     // An existing snapshot counts as delivered: it is what this run would have written.
     store.record(
         key,
         attempted.attempts,
+        dispatched.parts_done,
         error.as_deref().map_or(Ok(()), Err),
         now,
     )?;

@@ -51,6 +51,9 @@ pub const MIGRATIONS: &[&str] = &[
         sent_at     TEXT
     );
     CREATE INDEX deliveries_by_status ON deliveries (job, status);",
+    // 2: how many parts of a multi-part delivery (a split Slack digest) the
+    // receiver has confirmed, so a retry never re-sends them.
+    "ALTER TABLE deliveries ADD COLUMN parts_done INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The outcome of a run.
@@ -160,8 +163,12 @@ pub struct NewDelivery<'a> {
 pub enum Claim {
     /// Delivered before (by this or an earlier run): do not send.
     AlreadyDelivered { sent_at: Option<DateTime<Utc>> },
-    /// Claimed for the given run: send it, then record the result.
-    Send { attempts_before: u32 },
+    /// Claimed for the given run: send it (from part `parts_done` on), then
+    /// record the result.
+    Send {
+        attempts_before: u32,
+        parts_done: u32,
+    },
 }
 
 /// A store failure, with what it was doing.
@@ -322,23 +329,26 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         self.with("claiming a delivery", |c| {
             let tx = c.transaction()?;
-            let existing: Option<(String, u32, Option<String>)> = tx
+            let existing: Option<(String, u32, Option<String>, u32)> = tx
                 .query_row(
-                    "SELECT status, attempts, sent_at FROM deliveries WHERE key = ?1",
+                    "SELECT status, attempts, sent_at, parts_done FROM deliveries WHERE key = ?1",
                     params![d.key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
             let claim = match existing {
-                Some((status, _, sent_at)) if Status::parse(&status) == Status::Delivered => Claim::AlreadyDelivered {
+                Some((status, _, sent_at, _)) if Status::parse(&status) == Status::Delivered => Claim::AlreadyDelivered {
                     sent_at: sent_at.as_deref().map(parse_ts),
                 },
-                Some((_, attempts, _)) => {
+                Some((_, attempts, _, parts_done)) => {
                     tx.execute(
                         "UPDATE deliveries SET run_id = ?2, status = 'pending', payload = ?3 WHERE key = ?1",
                         params![d.key, run, d.payload],
                     )?;
-                    Claim::Send { attempts_before: attempts }
+                    Claim::Send {
+                        attempts_before: attempts,
+                        parts_done,
+                    }
                 }
                 None => {
                     tx.execute(
@@ -346,7 +356,10 @@ impl Store {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9)",
                         params![run, d.key, d.job, ts(d.window.0), ts(d.window.1), d.target, d.recipient, d.payload, ts(now)],
                     )?;
-                    Claim::Send { attempts_before: 0 }
+                    Claim::Send {
+                        attempts_before: 0,
+                        parts_done: 0,
+                    }
                 }
             };
             tx.commit()?;
@@ -354,23 +367,25 @@ impl Store {
         })
     }
 
-    /// Records the result of sending a claimed delivery.
+    /// Records the result of sending a claimed delivery: its attempts, and
+    /// how many of its parts the receiver has confirmed in all.
     pub fn record(
         &self,
         key: &str,
         attempts: u32,
+        parts_done: u32,
         result: Result<(), &str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.with("recording a delivery", |c| {
             match result {
                 Ok(()) => c.execute(
-                    "UPDATE deliveries SET status = ?4, attempts = attempts + ?2, last_error = NULL, sent_at = ?3 WHERE key = ?1",
-                    params![key, attempts, ts(now), Status::Delivered.as_str()],
+                    "UPDATE deliveries SET status = ?4, attempts = attempts + ?2, parts_done = ?5, last_error = NULL, sent_at = ?3 WHERE key = ?1",
+                    params![key, attempts, ts(now), Status::Delivered.as_str(), parts_done],
                 )?,
                 Err(e) => c.execute(
-                    "UPDATE deliveries SET status = ?4, attempts = attempts + ?2, last_error = ?3 WHERE key = ?1",
-                    params![key, attempts, e, Status::Failed.as_str()],
+                    "UPDATE deliveries SET status = ?4, attempts = attempts + ?2, parts_done = ?5, last_error = ?3 WHERE key = ?1",
+                    params![key, attempts, e, Status::Failed.as_str(), parts_done],
                 )?,
             };
             Ok(())
@@ -497,9 +512,12 @@ mod tests {
             let run = store.begin_run("weekly", now, now).unwrap();
             assert_eq!(
                 store.claim(run, &delivery("k1"), now).unwrap(),
-                Claim::Send { attempts_before: 0 }
+                Claim::Send {
+                    attempts_before: 0,
+                    parts_done: 0
+                }
             );
-            store.record("k1", 2, Ok(()), now).unwrap();
+            store.record("k1", 2, 1, Ok(()), now).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let run = store.begin_run("weekly", now, now).unwrap();
@@ -518,7 +536,9 @@ mod tests {
         let run = store.begin_run("weekly", now, now).unwrap();
         store.claim(run, &delivery("k1"), now).unwrap();
         store.claim(run, &delivery("k2"), now).unwrap();
-        store.record("k1", 3, Err("550 no such user"), now).unwrap();
+        store
+            .record("k1", 3, 2, Err("part 3 of 4: 400 invalid_blocks"), now)
+            .unwrap();
         assert_eq!(
             store
                 .pending("weekly")
@@ -531,7 +551,11 @@ mod tests {
         let again = store.begin_run("weekly", now, now).unwrap();
         assert_eq!(
             store.claim(again, &delivery("k1"), now).unwrap(),
-            Claim::Send { attempts_before: 3 }
+            Claim::Send {
+                attempts_before: 3,
+                parts_done: 2
+            },
+            "a retry starts after the parts already confirmed"
         );
     }
 
@@ -543,7 +567,7 @@ mod tests {
         let r1 = store.begin_run("weekly", a, a).unwrap();
         store.set_window(r1, (a, b), 12).unwrap();
         store.claim(r1, &delivery("k1"), a).unwrap();
-        store.record("k1", 1, Ok(()), a).unwrap();
+        store.record("k1", 1, 1, Ok(()), a).unwrap();
         store.finish_run(r1, Outcome::Succeeded, None, a).unwrap();
         let r2 = store.begin_run("weekly", b, b).unwrap();
         store

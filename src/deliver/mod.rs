@@ -53,12 +53,23 @@ impl SendError {
 /// idempotency key. The real implementation is [`Dispatcher`]; tests may
 /// supply their own.
 pub trait Sender {
-    /// Delivers `item`; `key` is its idempotency key.
+    /// Delivers `item`, whose first `parts_done` parts the receiver already
+    /// confirmed in an earlier run; `key` is its idempotency key.
     fn send(
         &self,
         item: &crate::outbox::Outgoing,
         key: &str,
-    ) -> impl Future<Output = Attempted<Sent>> + Send;
+        parts_done: u32,
+    ) -> impl Future<Output = Dispatched> + Send;
+}
+
+/// The outcome of sending one outgoing item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatched {
+    pub attempted: Attempted<Sent>,
+    /// Parts the receiver has confirmed in all (1 for single-part payloads
+    /// once sent, the Slack parts for a digest).
+    pub parts_done: u32,
 }
 
 /// How a delivery succeeded.
