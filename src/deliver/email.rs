@@ -364,12 +364,17 @@ impl SmtpSender {
                     | rustls::Error::UnsupportedNameType
                     | rustls::Error::PeerIncompatible(_)
             );
+            // Garbage where a TLS record should be: the port speaks plain
+            // SMTP (a `security` mismatch), which no retry fixes.
+            let not_tls = matches!(tls, rustls::Error::InvalidMessage(_));
             let detail = if certificate {
                 format!("TLS certificate rejected: {tls}")
+            } else if not_tls {
+                format!("TLS failed ({tls}); does this port speak TLS? Check `security` in [smtp]")
             } else {
                 format!("TLS failed: {tls}")
             };
-            (!certificate, detail)
+            (!(certificate || not_tls), detail)
         } else if e.is_timeout() {
             (true, format!("timed out: {e}"))
         } else {
