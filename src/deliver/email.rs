@@ -1,8 +1,24 @@
-//! Email messages (lettre lives here): multipart text + HTML, optional CSV attachment.
+//! Email (lettre lives here): messages with text + HTML and an optional CSV
+//! attachment, and [`SmtpSender`], which delivers them over one SMTP session
+//! per run.
+
+use std::time::Duration;
 
 use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, Certificate, CertificateStore, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Severity;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::SendError;
+use crate::config::{SmtpConfig, SmtpSecurity};
 
 /// One email, rendered and addressed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -93,6 +109,313 @@ impl Email {
     pub fn to_eml(&self) -> Result<Vec<u8>, EmailError> {
         Ok(self.to_message()?.formatted())
     }
+}
+
+/// Why an [`SmtpSender`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpSetupError {
+    #[error("the extra root certificate is not valid PEM: {0}")]
+    RootCertificate(lettre::transport::smtp::Error),
+    #[error("setting up TLS for {endpoint}: {source}")]
+    Tls {
+        endpoint: String,
+        source: lettre::transport::smtp::Error,
+    },
+}
+
+/// A session idle for longer than this is checked with `NOOP` before reuse;
+/// servers drop idle clients after a while, and a send on a dead socket would
+/// cost a whole retry.
+const REVALIDATE_AFTER_IDLE: Duration = Duration::from_secs(5);
+
+/// Delivers [`Email`]s to one SMTP server over **one session per run**:
+/// the first [`send`](Self::send) connects (TLS, AUTH), later sends reuse the
+/// session, and a failed one is dropped so that the next attempt reconnects.
+/// Concurrent sends wait for each other. Call [`close`](Self::close) at the
+/// end of the run to say `QUIT`.
+///
+/// The session is kept here rather than in lettre's pool: the pool parks a
+/// connection from a spawned task after each send, so back-to-back sends race
+/// it and open extra connections.
+pub struct SmtpSender {
+    host: String,
+    port: u16,
+    /// `host:port`, for messages.
+    endpoint: String,
+    security: SmtpSecurity,
+    tls: Option<TlsParameters>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    timeout: Duration,
+    hello: ClientId,
+    session: Mutex<Option<Session>>,
+    sessions_opened: std::sync::atomic::AtomicU32,
+}
+
+struct Session {
+    conn: AsyncSmtpConnection,
+    last_used: Instant,
+}
+
+impl std::fmt::Debug for SmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSender")
+            .field("endpoint", &self.endpoint)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpSender {
+    /// A sender for `config`'s server; connects lazily. TLS (STARTTLS or
+    /// implicit) trusts the webpki roots plus `extra_root`, a PEM certificate
+    /// (a private CA; tests use one).
+    pub fn new(config: &SmtpConfig, extra_root: Option<&[u8]>) -> Result<Self, SmtpSetupError> {
+        let endpoint = format!("{}:{}", config.host, config.port);
+        let tls = match config.security {
+            SmtpSecurity::None => None,
+            SmtpSecurity::StartTls | SmtpSecurity::Tls => {
+                let mut builder = TlsParameters::builder(config.host.clone())
+                    .certificate_store(CertificateStore::WebpkiRoots);
+                if let Some(pem) = extra_root {
+                    let cert =
+                        Certificate::from_pem(pem).map_err(SmtpSetupError::RootCertificate)?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                Some(
+                    builder
+                        .build_rustls()
+                        .map_err(|source| SmtpSetupError::Tls {
+                            endpoint: endpoint.clone(),
+                            source,
+                        })?,
+                )
+            }
+        };
+        Ok(Self {
+            host: config.host.clone(),
+            port: config.port,
+            endpoint,
+            security: config.security,
+            tls,
+            username: config.username.clone(),
+            password: config.password.clone(),
+            timeout: config.timeout,
+            hello: ClientId::default(),
+            session: Mutex::new(None),
+            sessions_opened: std::sync::atomic::AtomicU32::new(0),
+        })
+    }
+
+    /// SMTP sessions opened so far (one per run when all goes well).
+    pub fn sessions_opened(&self) -> u32 {
+        self.sessions_opened
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One attempt at delivering `email` to every envelope recipient (to, cc
+    /// and bcc). Failures are classified for [`super::with_retries`]: SMTP
+    /// 4xx, connection errors and timeouts are transient; SMTP 5xx, bad
+    /// addresses and rejected TLS certificates are permanent.
+    pub async fn send(&self, email: &Email) -> Result<(), SendError> {
+        let message = email
+            .to_message()
+            .map_err(|e| SendError::permanent(format!("building the email: {e}")))?;
+        let envelope = message.envelope().clone();
+        let bytes = message.formatted();
+
+        let mut guard = self.session.lock().await;
+        let session = self.ready_session(&mut guard).await?;
+        let sent = tokio::time::timeout(self.timeout, session.conn.send(&envelope, &bytes)).await;
+        let result = match sent {
+            Ok(Ok(_)) => {
+                session.last_used = Instant::now();
+                return Ok(());
+            }
+            Ok(Err(e)) => Err(self.classify("sending the message to", &e)),
+            Err(_) => Err(self.timed_out("sending the message to")),
+        };
+        // lettre marks the connection broken after any failure (it has sent
+        // QUIT); a timed-out one is in an unknown state. Either way: next
+        // attempt starts a new session.
+        *guard = None;
+        result
+    }
+
+    /// Connects, negotiates TLS and authenticates without sending anything;
+    /// the session is kept for the sends that follow.
+    pub async fn test_connection(&self) -> Result<(), SendError> {
+        let mut guard = self.session.lock().await;
+        self.ready_session(&mut guard).await.map(|_| ())
+    }
+
+    /// Ends the session politely (`QUIT`), if there is one.
+    pub async fn close(&self) {
+        if let Some(mut session) = self.session.lock().await.take() {
+            let _ = tokio::time::timeout(self.timeout, session.conn.quit()).await;
+        }
+    }
+
+    /// The open session, checked if it sat idle, or a new one.
+    async fn ready_session<'a>(
+        &self,
+        slot: &'a mut Option<Session>,
+    ) -> Result<&'a mut Session, SendError> {
+        if let Some(session) = slot.as_mut() {
+            let usable = !session.conn.has_broken()
+                && (session.last_used.elapsed() < REVALIDATE_AFTER_IDLE
+                    || tokio::time::timeout(self.timeout, session.conn.test_connected())
+                        .await
+                        .unwrap_or(false));
+            if !usable {
+                *slot = None;
+            }
+        }
+        if slot.is_none() {
+            let conn = self.connect().await?;
+            self.sessions_opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *slot = Some(Session {
+                conn,
+                last_used: Instant::now(),
+            });
+        }
+        Ok(slot.as_mut().expect("a session was just opened"))
+    }
+
+    /// TCP (+ implicit TLS), greeting and EHLO; then STARTTLS and AUTH as
+    /// configured. Each step is bounded by the timeout.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let implicit_tls = match self.security {
+            SmtpSecurity::Tls => self.tls.clone(),
+            _ => None,
+        };
+        let mut conn = self
+            .bounded(
+                "connecting to",
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    Some(self.timeout),
+                    &self.hello,
+                    implicit_tls,
+                    None,
+                ),
+            )
+            .await?;
+        if let (SmtpSecurity::StartTls, Some(tls)) = (self.security, &self.tls) {
+            if !conn.can_starttls() {
+                return Err(SendError::permanent(format!(
+                    "{} does not offer STARTTLS; set `security = \"tls\"` for implicit TLS or \
+                     `\"none\"` for a plain local relay",
+                    self.endpoint
+                )));
+            }
+            self.bounded("STARTTLS with", conn.starttls(tls.clone(), &self.hello))
+                .await?;
+        }
+        if let (Some(user), Some(password)) = (&self.username, &self.password) {
+            let credentials = Credentials::new(user.clone(), password.expose_secret().to_owned());
+            let what = format!("authenticating as {user:?} at");
+            self.bounded(&what, conn.auth(DEFAULT_MECHANISMS, &credentials))
+                .await?;
+        }
+        Ok(conn)
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        step: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, SendError> {
+        match tokio::time::timeout(self.timeout, step).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.classify(what, &e)),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    fn timed_out(&self, what: &str) -> SendError {
+        SendError::transient(format!(
+            "{what} {}: timed out after {:?}",
+            self.endpoint, self.timeout
+        ))
+    }
+
+    /// Transient or permanent, with a message naming the step, the server and
+    /// the SMTP reply; never the password.
+    fn classify(&self, what: &str, e: &lettre::transport::smtp::Error) -> SendError {
+        let (transient, detail) = if let Some(code) = e.status() {
+            // lettre keeps the reply's text as the error's source.
+            let text = std::error::Error::source(e)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            (
+                code.severity == Severity::TransientNegativeCompletion,
+                format!("SMTP {code} {text}").trim_end().to_owned(),
+            )
+        } else if let Some(tls) = rustls_error(e) {
+            let certificate = matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+                    | rustls::Error::PeerIncompatible(_)
+            );
+            // Garbage where a TLS record should be: the port speaks plain
+            // SMTP (a `security` mismatch), which no retry fixes.
+            let not_tls = matches!(tls, rustls::Error::InvalidMessage(_));
+            let detail = if certificate {
+                format!("TLS certificate rejected: {tls}")
+            } else if not_tls {
+                format!("TLS failed ({tls}); does this port speak TLS? Check `security` in [smtp]")
+            } else {
+                format!("TLS failed: {tls}")
+            };
+            (!(certificate || not_tls), detail)
+        } else if e.is_timeout() {
+            (true, format!("timed out: {e}"))
+        } else {
+            // Client errors (no STARTTLS offered, no common AUTH mechanism)
+            // and a shut-down transport will not heal; connection, network
+            // and garbled-reply errors may.
+            (!(e.is_client() || e.is_transport_shutdown()), e.to_string())
+        };
+        let mut message = format!("{what} {}: {detail}", self.endpoint);
+        if let Some(password) = &self.password {
+            let password = password.expose_secret();
+            if !password.is_empty() {
+                message = message.replace(password, "[redacted]");
+            }
+        }
+        if transient {
+            SendError::transient(message)
+        } else {
+            SendError::permanent(message)
+        }
+    }
+}
+
+/// The rustls error behind a lettre error: handshake failures arrive as an
+/// `io::Error` wrapping it, whose `source()` skips the wrapped error itself.
+fn rustls_error(e: &lettre::transport::smtp::Error) -> Option<&rustls::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(tls) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls);
+        }
+        source = err.source();
+    }
+    None
 }
 
 #[cfg(test)]
