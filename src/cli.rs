@@ -71,12 +71,13 @@ pub enum Command {
         #[arg(long, default_value = "preview")]
         out: PathBuf,
     },
-    /// Run one job now, or as if fired at `--at`.
+    /// Run one job now, or as if fired at `--at`, and deliver it.
     ///
-    /// With `--dry-run` it fetches and renders everything and prints what
-    /// would go to whom (recipients, subjects, sizes; never a secret).
-    /// Sending for real arrives with the deliveries module; until then
-    /// `--dry-run` is required.
+    /// Each delivery is sent once per (job, window, target, recipient): a
+    /// second run for the same window sends nothing and says so, and what an
+    /// interrupted run left unconfirmed is sent first. Prints a summary and
+    /// exits 1 if any delivery failed for good. With `--dry-run` it fetches
+    /// and renders everything and prints what would go to whom instead.
     RunOnce {
         /// The job's name.
         job: String,
@@ -84,7 +85,7 @@ pub enum Command {
         #[arg(long, value_parser = parse_instant)]
         at: Option<DateTime<Utc>>,
         /// Fetch and render but send nothing; print what would be sent.
-        #[arg(long, required = true)]
+        #[arg(long)]
         dry_run: bool,
     },
 }
@@ -126,11 +127,7 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             write_preview(job, &run, &out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::RunOnce {
-            job,
-            at,
-            dry_run: _,
-        } => {
+        Command::RunOnce { job, at, dry_run } => {
             let config = match load(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
@@ -138,9 +135,12 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             let Some(job) = find_job(&config, &job) else {
                 return Ok(ExitCode::from(EXIT_USAGE));
             };
-            let run = prepare(&config, job, at.unwrap_or(now), now).await?;
-            print_dry_run(job, &run);
-            Ok(ExitCode::SUCCESS)
+            if dry_run {
+                let run = prepare(&config, job, at.unwrap_or(now), now).await?;
+                print_dry_run(job, &run);
+                return Ok(ExitCode::SUCCESS);
+            }
+            run_once(&config, job, at.unwrap_or(now)).await
         }
     }
 }
@@ -154,6 +154,115 @@ async fn client(config: &Config) -> anyhow::Result<(Client, Option<crate::sample
         client = client.observed(p);
     }
     Ok((client, server))
+}
+
+/// Runs and delivers `job` as fired at `fire`, prints the summary.
+async fn run_once(config: &Config, job: &Job, fire: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    use crate::job::DeliveryOutcome;
+    let renderer = crate::render::Renderer::new(config.templates_dir.as_deref())
+        .context("loading the templates")?;
+    let store = crate::store::Store::open(&config.state_dir)?;
+    let (client, _server) = client(config).await?;
+    let dispatcher = crate::deliver::dispatch::Dispatcher::new(config)?;
+    let summary = crate::job::run(
+        config,
+        job,
+        &client,
+        &renderer,
+        &store,
+        &dispatcher,
+        fire,
+        Utc::now,
+    )
+    .await?;
+    dispatcher.close().await;
+
+    let local = fire.with_timezone(&job.timezone);
+    println!(
+        "job {} fired at {} ({})",
+        job.name,
+        local.to_rfc3339(),
+        job.timezone
+    );
+    if let Some(w) = summary.window {
+        println!(
+            "window {}: {} reported",
+            w.in_zone(job.timezone),
+            count(summary.records.unwrap_or(0) as usize, "assignment")
+        );
+    }
+    let rows: Vec<[String; 5]> = summary
+        .deliveries
+        .iter()
+        .map(|d| {
+            let (outcome, attempts) = match &d.outcome {
+                DeliveryOutcome::Delivered { attempts } => {
+                    ("delivered".to_string(), attempts.to_string())
+                }
+                DeliveryOutcome::AlreadyDelivered => ("already delivered".to_string(), "-".into()),
+                DeliveryOutcome::AlreadyArchived => ("already archived".to_string(), "-".into()),
+                DeliveryOutcome::Failed { attempts, error } => {
+                    (format!("FAILED: {error}"), attempts.to_string())
+                }
+            };
+            let target = if d.resumed {
+                format!("{} (resumed)", d.target)
+            } else {
+                d.target.clone()
+            };
+            [
+                target,
+                d.team.clone().unwrap_or_else(|| "-".into()),
+                d.recipient.clone(),
+                attempts,
+                outcome,
+            ]
+        })
+        .collect();
+    print_table(
+        ["TARGET", "TEAM", "RECIPIENT", "ATTEMPTS", "OUTCOME"],
+        &rows,
+    );
+    for s in &summary.skipped {
+        println!("skipped {}: {}", s.team.as_deref().unwrap_or("-"), s.reason);
+    }
+    if let Some(error) = &summary.error {
+        eprintln!("error: job {} failed: {error}", job.name);
+    }
+    println!(
+        "run {} {} (history in {})",
+        summary.run_id,
+        if summary.failed() {
+            "failed"
+        } else {
+            "succeeded"
+        },
+        store.path().display()
+    );
+    Ok(if summary.failed() {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints left-aligned columns.
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let header = header.map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
 }
 
 /// A fetched, rolled-up and rendered run.
@@ -339,21 +448,7 @@ fn print_dry_run(job: &Job, run: &Prepared) {
             ]
         })
         .collect();
-    let header = ["DELIVERY", "TEAM", "TO", "WHAT", "SIZE"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", cells.join("  ").trim_end());
-    }
+    print_table(["DELIVERY", "TEAM", "TO", "WHAT", "SIZE"], &rows);
     for s in &run.outbox.skipped {
         println!("skipped {}: {}", s.team.as_deref().unwrap_or("-"), s.reason);
     }

@@ -200,7 +200,9 @@ pub async fn run<S: crate::deliver::Sender>(
     };
 
     // 1. What an interrupted run left claimed but unconfirmed.
+    let mut resumed = std::collections::HashSet::new();
     for pending in store.pending(&job.name)? {
+        resumed.insert(pending.key.clone());
         let line = match pending
             .payload
             .as_deref()
@@ -286,6 +288,9 @@ pub async fn run<S: crate::deliver::Sender>(
     // 3. Each delivery once per (job, window, target, team, recipient).
     for item in &outbox.items {
         let key = item.key(&job.name, &window);
+        if resumed.contains(&key) {
+            continue; // finished above, and listed there
+        }
         let stored = serde_json::to_string(&Stored {
             kind: item.kind.to_string(),
             target: item.target.clone(),

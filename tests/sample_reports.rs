@@ -118,16 +118,6 @@ fn a_dry_run_says_what_would_go_to_whom_and_never_a_webhook_url() {
     );
 }
 
-#[test]
-fn run_once_without_dry_run_is_refused_until_deliveries_exist() {
-    let result = trainwatch()
-        .args(["run-once", "daily-slack-digest"])
-        .output()
-        .unwrap();
-    assert_eq!(result.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&result.stderr).contains("--dry-run"));
-}
-
 /// Every report of a job on the sample, generated at the fire time.
 async fn reports(job_name: &str, fire: &str) -> (config::Config, Vec<Report>) {
     let config = config::load(&sample_config()).unwrap();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::retry::{AttemptFailure, RetryPolicy};
 
 pub mod archive;
+pub mod dispatch;
 pub mod email;
 pub mod webhook;
 

@@ -1,0 +1,188 @@
+//! The real [`Sender`]: each outgoing item to its sender — SMTP, webhook or
+//! archive — retried by one [`RetryPolicy`].
+
+use anyhow::Context as _;
+
+use super::archive::{Archived, write_snapshot};
+use super::email::SmtpSender;
+use super::webhook::WebhookSender;
+use super::{Attempted, Dispatched, SendError, Sender, Sent, with_retries};
+use crate::config::Config;
+use crate::outbox::{Outgoing, Payload};
+use crate::retry::RetryPolicy;
+
+/// Routes outgoing items to the senders of one run. The SMTP connection is
+/// opened on the first email and shared by every email of the run.
+pub struct Dispatcher {
+    smtp: Option<SmtpSender>,
+    webhooks: WebhookSender,
+    policy: RetryPolicy,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// Senders for `config`: SMTP when `[smtp]` is set, webhooks always.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Self::with_parts(
+            config,
+            None,
+            WebhookSender::new().context("creating the webhook client")?,
+            RetryPolicy::default(),
+        )
+    }
+
+    /// Senders with a trusted extra root CA for SMTP (PEM), a given webhook
+    /// sender and retry policy: for tests against local servers.
+    pub fn with_parts(
+        config: &Config,
+        smtp_root: Option<&[u8]>,
+        webhooks: WebhookSender,
+        policy: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let smtp = match &config.smtp {
+            Some(c) => Some(SmtpSender::new(c, smtp_root).context("setting up SMTP")?),
+            None => None,
+        };
+        Ok(Self {
+            smtp,
+            webhooks,
+            policy,
+        })
+    }
+
+    /// Closes the SMTP connection (at the end of a run).
+    pub async fn close(&self) {
+        if let Some(smtp) = &self.smtp {
+            smtp.close().await;
+        }
+    }
+}
+
+fn done(attempted: Attempted, sent: Sent, parts: u32, before: u32) -> Dispatched {
+    let ok = attempted.result.is_ok();
+    Dispatched {
+        attempted: Attempted {
+            attempts: attempted.attempts,
+            result: attempted.result.map(|()| sent),
+        },
+        parts_done: if ok { parts } else { before },
+    }
+}
+
+impl Sender for Dispatcher {
+    async fn send(&self, item: &Outgoing, key: &str, parts_done: u32) -> Dispatched {
+        let label = item.webhook.as_deref().unwrap_or(&item.target);
+        let missing_url =
+            || SendError::permanent(format!("webhook {label:?} is no longer in the config"));
+        match &item.payload {
+            Payload::Email(email) => {
+                let Some(smtp) = &self.smtp else {
+                    return done(
+                        Attempted {
+                            attempts: 0,
+                            result: Err(SendError::permanent("an email delivery needs [smtp]")),
+                        },
+                        Sent::Delivered,
+                        1,
+                        parts_done,
+                    );
+                };
+                // A Message-ID derived from the idempotency key: if a crash
+                // makes us send it twice, mail clients see one message.
+                let mut email = (**email).clone();
+                email.message_id = Some(format!("<{}@trainwatch>", &key[..key.len().min(40)]));
+                let attempted = with_retries(&self.policy, |_| smtp.send(&email)).await;
+                done(attempted, Sent::Delivered, 1, parts_done)
+            }
+            Payload::Slack(messages) => {
+                let Some(url) = &item.url else {
+                    return done(
+                        Attempted {
+                            attempts: 0,
+                            result: Err(missing_url()),
+                        },
+                        Sent::Delivered,
+                        0,
+                        parts_done,
+                    );
+                };
+                let first = (parts_done as usize).min(messages.len());
+                let slack = self
+                    .webhooks
+                    .slack_from(label, url, messages, first, &self.policy)
+                    .await;
+                let parts = slack.parts_sent as u32;
+                Dispatched {
+                    attempted: Attempted {
+                        attempts: slack.attempts,
+                        result: slack.result.map(|()| Sent::Delivered),
+                    },
+                    parts_done: parts,
+                }
+            }
+            Payload::MsTeams(card) => {
+                let Some(url) = &item.url else {
+                    return done(
+                        Attempted {
+                            attempts: 0,
+                            result: Err(missing_url()),
+                        },
+                        Sent::Delivered,
+                        1,
+                        parts_done,
+                    );
+                };
+                done(
+                    self.webhooks.msteams(label, url, card, &self.policy).await,
+                    Sent::Delivered,
+                    1,
+                    parts_done,
+                )
+            }
+            Payload::Json(body) => {
+                let Some(url) = &item.url else {
+                    return done(
+                        Attempted {
+                            attempts: 0,
+                            result: Err(missing_url()),
+                        },
+                        Sent::Delivered,
+                        1,
+                        parts_done,
+                    );
+                };
+                let attempted = self
+                    .webhooks
+                    .json(label, url, item.secret.as_ref(), body, key, &self.policy)
+                    .await;
+                done(attempted, Sent::Delivered, 1, parts_done)
+            }
+            Payload::Archive {
+                folder,
+                files,
+                manifest,
+            } => {
+                let written = write_snapshot(folder, files, manifest.clone());
+                let sent = matches!(written, Ok(Archived::AlreadyArchived(_)));
+                done(
+                    Attempted {
+                        attempts: 1,
+                        result: written.map(|_| ()),
+                    },
+                    if sent {
+                        Sent::AlreadyArchived
+                    } else {
+                        Sent::Delivered
+                    },
+                    1,
+                    parts_done,
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Whole runs delivered for real: the sample's monthly audit as an archive
+//! snapshot and an email with the CSV to an SMTP server on loopback, twice;
+//! and a failed run telling its on_failure target.
+
+mod smtp_support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use smtp_support::TestSmtp;
+use trainwatch::config::{self, Config, Delivery};
+use trainwatch::deliver::dispatch::Dispatcher;
+use trainwatch::deliver::webhook::WebhookSender;
+use trainwatch::job::{self, DeliveryOutcome};
+use trainwatch::render::Renderer;
+use trainwatch::retry::RetryPolicy;
+use trainwatch::samsara::{Client, RateLimits};
+use trainwatch::store::Store;
+
+fn fire() -> DateTime<Utc> {
+    "2026-11-01T05:05:00Z".parse().unwrap()
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        max_elapsed: Duration::from_secs(5),
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(1),
+    }
+}
+
+/// The sample config with its mail going to `smtp`, its archive and state in `dir`.
+fn sample_config(smtp: &TestSmtp, dir: &Path) -> Config {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut config = config::load(&root.join("sample/config.toml")).unwrap();
+    config.smtp = Some(smtp.config("127.0.0.1"));
+    config.state_dir = dir.join("state");
+    for job in &mut config.jobs {
+        for d in &mut job.deliver {
+            if let Delivery::Archive(a) = d {
+                a.dir = dir.join("audit");
+            }
+        }
+    }
+    config
+}
+
+async fn run(config: &Config, name: &str, store: &Store) -> job::RunSummary {
+    let job = config.job(name).unwrap();
+    let (settings, _server) = trainwatch::sample::client_settings(&config.samsara)
+        .await
+        .unwrap();
+    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
+    let renderer = Renderer::new(None).unwrap();
+    let webhooks = WebhookSender::with_settings(
+        Some(Duration::from_secs(5)),
+        Arc::new(RateLimits::default()),
+    )
+    .unwrap();
+    let dispatcher = Dispatcher::with_parts(config, None, webhooks, policy()).unwrap();
+    let summary = job::run(
+        config,
+        job,
+        &client,
+        &renderer,
+        store,
+        &dispatcher,
+        fire(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    dispatcher.close().await;
+    summary
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_monthly_audit_is_archived_and_emailed_once_even_when_run_twice() {
+    let smtp = TestSmtp::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = sample_config(&smtp, dir.path());
+    let store = Store::open(&config.state_dir).unwrap();
+
+    let first = run(&config, "monthly-audit", &store).await;
+
+    assert!(!first.failed(), "{first:?}");
+    let outcomes: Vec<_> = first.deliveries.iter().map(|d| d.outcome.clone()).collect();
+    assert_eq!(
+        outcomes,
+        [
+            DeliveryOutcome::Delivered { attempts: 1 },
+            DeliveryOutcome::Delivered { attempts: 1 }
+        ]
+    );
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].recipients, ["compliance@example.com"]);
+    let parsed = messages[0].parsed();
+    assert_eq!(
+        parsed.subject(),
+        Some("Training audit 2026-10-01T00:00:00-05:00")
+    );
+    let attachment = parsed.attachments().next().expect("the CSV attachment");
+    let folder = std::fs::read_dir(dir.path().join("audit/monthly-audit"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let archived_csv = std::fs::read(folder.join("assignments.csv")).unwrap();
+    assert_eq!(
+        attachment.contents(),
+        &archived_csv[..],
+        "the email's CSV is the archived CSV"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["counts"]["assignments"], 120);
+    assert_eq!(manifest["query"]["startTime"], "2026-10-01T05:00:00.000Z");
+    assert_eq!(manifest["query"]["endTime"], "2026-11-01T05:00:00.000Z");
+
+    let second = run(&config, "monthly-audit", &store).await;
+
+    assert!(!second.failed(), "{second:?}");
+    assert!(
+        second
+            .deliveries
+            .iter()
+            .all(|d| d.outcome == DeliveryOutcome::AlreadyDelivered),
+        "{second:?}"
+    );
+    assert_eq!(smtp.messages().len(), 1, "nothing sent the second time");
+    let runs = store.runs(Some("monthly-audit"), 10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1].deliveries, (2, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_fetch_fails_sends_nothing_but_the_on_failure_email() {
+    let smtp = TestSmtp::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sample_config(&smtp, dir.path());
+    config.samsara.sample_data = None;
+    config.samsara.base_url = format!("http://127.0.0.1:{}", smtp_support::closed_port())
+        .parse()
+        .unwrap();
+    config.samsara.max_attempts = 1;
+    let store = Store::open(&config.state_dir).unwrap();
+
+    let summary = run(&config, "monthly-audit", &store).await;
+
+    assert!(summary.failed());
+    let error = summary.error.clone().unwrap();
+    assert!(
+        error.contains("job monthly-audit: fetching assignments"),
+        "{error}"
+    );
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "only the failure notice");
+    assert_eq!(messages[0].recipients, ["ops@example.com"]);
+    let parsed = messages[0].parsed();
+    let text = parsed.body_text(0).unwrap();
+    assert!(text.contains("fetching assignments"), "{text}");
+    assert!(
+        !dir.path().join("audit").exists(),
+        "no archive from a failed fetch"
+    );
+    let runs = store.runs(Some("monthly-audit"), 1).unwrap();
+    assert_eq!(runs[0].outcome, trainwatch::store::Outcome::Failed);
+}
