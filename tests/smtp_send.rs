@@ -7,7 +7,7 @@ mod smtp_support;
 use std::time::Duration;
 
 use mail_parser::MimeHeaders;
-use smtp_support::{Script, TestSmtp, Tls, closed_port, with_credentials};
+use smtp_support::{Script, Security, TestSmtp, closed_port, with_credentials};
 use trainwatch::config::SmtpSecurity;
 use trainwatch::deliver::email::{Email, SmtpSender};
 use trainwatch::deliver::with_retries;
@@ -89,7 +89,7 @@ async fn plain_delivery_reaches_every_recipient_with_both_parts_and_the_csv() {
 #[tokio::test]
 async fn starttls_with_a_private_ca_delivers() {
     let server = TestSmtp::start(Script {
-        tls: Tls::StartTls,
+        tls: Security::StartTls,
         ..Script::default()
     })
     .await;
@@ -103,7 +103,7 @@ async fn starttls_with_a_private_ca_delivers() {
 #[tokio::test]
 async fn implicit_tls_with_a_private_ca_delivers() {
     let server = TestSmtp::start(Script {
-        tls: Tls::Implicit,
+        tls: Security::Implicit,
         ..Script::default()
     })
     .await;
@@ -116,27 +116,29 @@ async fn implicit_tls_with_a_private_ca_delivers() {
 
 #[tokio::test]
 async fn a_certificate_from_an_unknown_ca_is_a_permanent_error() {
-    let server = TestSmtp::start(Script {
-        tls: Tls::StartTls,
-        ..Script::default()
-    })
-    .await;
-    let sender = SmtpSender::new(&server.config("localhost"), None).unwrap();
+    for tls in [Security::StartTls, Security::Implicit] {
+        let server = TestSmtp::start(Script {
+            tls,
+            ..Script::default()
+        })
+        .await;
+        let sender = SmtpSender::new(&server.config("localhost"), None).unwrap();
 
-    let err = sender.send(&email()).await.unwrap_err();
+        let err = sender.send(&email()).await.unwrap_err();
 
-    assert!(!err.is_transient(), "{err:?}");
-    let message = err.to_string();
-    let endpoint = format!("localhost:{}", server.addr.port());
-    assert!(message.contains(&endpoint), "{message}");
-    assert!(message.contains("certificate"), "{message}");
-    assert!(server.messages().is_empty());
+        assert!(!err.is_transient(), "{tls:?}: {err:?}");
+        let message = err.to_string();
+        let endpoint = format!("localhost:{}", server.addr.port());
+        assert!(message.contains(&endpoint), "{message}");
+        assert!(message.contains("TLS certificate rejected"), "{message}");
+        assert!(server.messages().is_empty());
+    }
 }
 
 #[tokio::test]
 async fn auth_with_the_right_password_delivers() {
     let server = TestSmtp::start(Script {
-        tls: Tls::StartTls,
+        tls: Security::StartTls,
         auth: Some(("reports".into(), "correct horse".into())),
         ..Script::default()
     })
@@ -153,7 +155,7 @@ async fn auth_with_the_right_password_delivers() {
 #[tokio::test]
 async fn auth_login_is_used_when_plain_is_not_offered() {
     let server = TestSmtp::start(Script {
-        tls: Tls::StartTls,
+        tls: Security::StartTls,
         auth: Some(("reports".into(), "correct horse".into())),
         login_only: true,
         ..Script::default()
@@ -171,7 +173,7 @@ async fn auth_login_is_used_when_plain_is_not_offered() {
 #[tokio::test]
 async fn a_wrong_password_is_permanent_and_never_quoted() {
     let server = TestSmtp::start(Script {
-        tls: Tls::StartTls,
+        tls: Security::StartTls,
         auth: Some(("reports".into(), "correct horse".into())),
         ..Script::default()
     })
@@ -335,7 +337,7 @@ async fn a_server_that_never_greets_times_out_transiently() {
 #[tokio::test]
 async fn many_messages_in_a_run_share_one_connection() {
     let server = TestSmtp::start(Script {
-        tls: Tls::StartTls,
+        tls: Security::StartTls,
         auth: Some(("reports".into(), "correct horse".into())),
         ..Script::default()
     })
@@ -395,7 +397,7 @@ async fn a_security_mismatch_is_permanent() {
 #[tokio::test]
 async fn a_bad_extra_root_is_a_setup_error() {
     let server = TestSmtp::start(Script {
-        tls: Tls::StartTls,
+        tls: Security::StartTls,
         ..Script::default()
     })
     .await;

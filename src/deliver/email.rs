@@ -2,6 +2,11 @@
 //! attachment, and [`SmtpSender`], which delivers them over one SMTP session
 //! per run.
 
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use lettre::Message;
@@ -9,11 +14,14 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, Certificate, CertificateStore, TlsParameters,
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
 };
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Severity;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -114,13 +122,10 @@ impl Email {
 /// Why an [`SmtpSender`] could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpSetupError {
-    #[error("the extra root certificate is not valid PEM: {0}")]
-    RootCertificate(lettre::transport::smtp::Error),
-    #[error("setting up TLS for {endpoint}: {source}")]
-    Tls {
-        endpoint: String,
-        source: lettre::transport::smtp::Error,
-    },
+    #[error("the extra root certificate is not a PEM certificate: {0}")]
+    RootCertificate(String),
+    #[error("setting up TLS for {endpoint}: {detail}")]
+    Tls { endpoint: String, detail: String },
 }
 
 /// A session idle for longer than this is checked with `NOOP` before reuse;
@@ -136,14 +141,19 @@ const REVALIDATE_AFTER_IDLE: Duration = Duration::from_secs(5);
 ///
 /// The session is kept here rather than in lettre's pool: the pool parks a
 /// connection from a spawned task after each send, so back-to-back sends race
-/// it and open extra connections.
+/// it (with `max_size(1)`, 20 sequential sends opened 2 connections). The
+/// socket is ours too, for `TCP_NODELAY`; lettre speaks SMTP over it and
+/// does STARTTLS; implicit TLS is done here with the same trust.
 pub struct SmtpSender {
     host: String,
     port: u16,
     /// `host:port`, for messages.
     endpoint: String,
     security: SmtpSecurity,
-    tls: Option<TlsParameters>,
+    /// For STARTTLS, which lettre performs on our socket.
+    starttls: Option<TlsParameters>,
+    /// For implicit TLS, which we perform before handing lettre the stream.
+    implicit_tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     username: Option<String>,
     password: Option<SecretString>,
     timeout: Duration,
@@ -175,32 +185,70 @@ impl SmtpSender {
     /// (a private CA; tests use one).
     pub fn new(config: &SmtpConfig, extra_root: Option<&[u8]>) -> Result<Self, SmtpSetupError> {
         let endpoint = format!("{}:{}", config.host, config.port);
-        let tls = match config.security {
-            SmtpSecurity::None => None,
-            SmtpSecurity::StartTls | SmtpSecurity::Tls => {
-                let mut builder = TlsParameters::builder(config.host.clone())
-                    .certificate_store(CertificateStore::WebpkiRoots);
-                if let Some(pem) = extra_root {
-                    let cert =
-                        Certificate::from_pem(pem).map_err(SmtpSetupError::RootCertificate)?;
-                    builder = builder.add_root_certificate(cert);
+        let tls_error = |detail: String| SmtpSetupError::Tls {
+            endpoint: endpoint.clone(),
+            detail,
+        };
+        let extra: Vec<CertificateDer<'static>> = match extra_root {
+            None => Vec::new(),
+            Some(pem) => {
+                let certs = CertificateDer::pem_slice_iter(pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| SmtpSetupError::RootCertificate(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(SmtpSetupError::RootCertificate(
+                        "no CERTIFICATE block found".into(),
+                    ));
                 }
-                Some(
-                    builder
-                        .build_rustls()
-                        .map_err(|source| SmtpSetupError::Tls {
-                            endpoint: endpoint.clone(),
-                            source,
-                        })?,
-                )
+                certs
             }
         };
+        let (mut starttls, mut implicit_tls) = (None, None);
+        match config.security {
+            SmtpSecurity::None => {}
+            SmtpSecurity::StartTls => {
+                let mut builder = TlsParameters::builder(config.host.clone())
+                    .certificate_store(CertificateStore::WebpkiRoots);
+                for cert in &extra {
+                    let cert = Certificate::from_der(cert.to_vec())
+                        .map_err(|e| SmtpSetupError::RootCertificate(e.to_string()))?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                starttls = Some(
+                    builder
+                        .build_rustls()
+                        .map_err(|e| tls_error(e.to_string()))?,
+                );
+            }
+            SmtpSecurity::Tls => {
+                // The same trust as lettre's STARTTLS: webpki roots + the extra
+                // root, aws-lc-rs, rustls' safe default protocol versions.
+                let mut roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                for cert in extra {
+                    roots
+                        .add(cert)
+                        .map_err(|e| SmtpSetupError::RootCertificate(e.to_string()))?;
+                }
+                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+                let tls = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| tls_error(e.to_string()))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                let name = ServerName::try_from(config.host.clone())
+                    .map_err(|_| tls_error("the host is not a valid DNS name or IP".into()))?;
+                implicit_tls = Some((tokio_rustls::TlsConnector::from(Arc::new(tls)), name));
+            }
+        }
         Ok(Self {
             host: config.host.clone(),
             port: config.port,
             endpoint,
             security: config.security,
-            tls,
+            starttls,
+            implicit_tls,
             username: config.username.clone(),
             password: config.password.clone(),
             timeout: config.timeout,
@@ -289,23 +337,31 @@ impl SmtpSender {
     /// TCP (+ implicit TLS), greeting and EHLO; then STARTTLS and AUTH as
     /// configured. Each step is bounded by the timeout.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let implicit_tls = match self.security {
-            SmtpSecurity::Tls => self.tls.clone(),
-            _ => None,
+        let what = "connecting to";
+        let tcp = self
+            .bounded_io(what, async {
+                let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+                // SMTP writes a message, then its final dot, then waits for
+                // the reply: with Nagle on, that dot waits for the server's
+                // delayed ACK, 40 ms per message (measured on loopback).
+                tcp.set_nodelay(true)?;
+                Ok(tcp)
+            })
+            .await?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.implicit_tls {
+            None => Box::new(tcp),
+            Some((connector, name)) => Box::new(TlsTcp(
+                self.bounded_io(what, connector.connect(name.clone(), tcp))
+                    .await?,
+            )),
         };
         let mut conn = self
             .bounded(
-                "connecting to",
-                AsyncSmtpConnection::connect_tokio1(
-                    (self.host.as_str(), self.port),
-                    Some(self.timeout),
-                    &self.hello,
-                    implicit_tls,
-                    None,
-                ),
+                what,
+                AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
             )
             .await?;
-        if let (SmtpSecurity::StartTls, Some(tls)) = (self.security, &self.tls) {
+        if let Some(tls) = &self.starttls {
             if !conn.can_starttls() {
                 return Err(SendError::permanent(format!(
                     "{} does not offer STARTTLS; set `security = \"tls\"` for implicit TLS or \
@@ -323,6 +379,24 @@ impl SmtpSender {
                 .await?;
         }
         Ok(conn)
+    }
+
+    async fn bounded_io<T>(
+        &self,
+        what: &str,
+        step: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, SendError> {
+        match tokio::time::timeout(self.timeout, step).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                let (transient, detail) = match tls_failure(&e) {
+                    Some(verdict) => verdict,
+                    None => (true, e.to_string()),
+                };
+                Err(self.failure(what, transient, detail))
+            }
+            Err(_) => Err(self.timed_out(what)),
+        }
     }
 
     async fn bounded<T>(
@@ -356,25 +430,8 @@ impl SmtpSender {
                 code.severity == Severity::TransientNegativeCompletion,
                 format!("SMTP {code} {text}").trim_end().to_owned(),
             )
-        } else if let Some(tls) = rustls_error(e) {
-            let certificate = matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_)
-                    | rustls::Error::NoCertificatesPresented
-                    | rustls::Error::UnsupportedNameType
-                    | rustls::Error::PeerIncompatible(_)
-            );
-            // Garbage where a TLS record should be: the port speaks plain
-            // SMTP (a `security` mismatch), which no retry fixes.
-            let not_tls = matches!(tls, rustls::Error::InvalidMessage(_));
-            let detail = if certificate {
-                format!("TLS certificate rejected: {tls}")
-            } else if not_tls {
-                format!("TLS failed ({tls}); does this port speak TLS? Check `security` in [smtp]")
-            } else {
-                format!("TLS failed: {tls}")
-            };
-            (!(certificate || not_tls), detail)
+        } else if let Some(verdict) = rustls_error(e).map(tls_verdict) {
+            verdict
         } else if e.is_timeout() {
             (true, format!("timed out: {e}"))
         } else {
@@ -383,6 +440,11 @@ impl SmtpSender {
             // and garbled-reply errors may.
             (!(e.is_client() || e.is_transport_shutdown()), e.to_string())
         };
+        self.failure(what, transient, detail)
+    }
+
+    /// The error for a failed step, its message scrubbed of the password.
+    fn failure(&self, what: &str, transient: bool, detail: String) -> SendError {
         let mut message = format!("{what} {}: {detail}", self.endpoint);
         if let Some(password) = &self.password {
             let password = password.expose_secret();
@@ -395,6 +457,74 @@ impl SmtpSender {
         } else {
             SendError::permanent(message)
         }
+    }
+}
+
+/// `(transient, detail)` for a TLS failure: a rejected certificate or a
+/// port that does not speak TLS is permanent; other handshake trouble is not.
+fn tls_verdict(tls: &rustls::Error) -> (bool, String) {
+    let certificate = matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType
+            | rustls::Error::PeerIncompatible(_)
+    );
+    // Garbage where a TLS record should be: the port speaks plain SMTP (a
+    // `security` mismatch), which no retry fixes.
+    let not_tls = matches!(tls, rustls::Error::InvalidMessage(_));
+    let detail = if certificate {
+        format!("TLS certificate rejected: {tls}")
+    } else if not_tls {
+        format!("TLS failed ({tls}); does this port speak TLS? Check `security` in [smtp]")
+    } else {
+        format!("TLS failed: {tls}")
+    };
+    (!(certificate || not_tls), detail)
+}
+
+/// The rustls error inside an `io::Error` from a TLS handshake, as a verdict.
+fn tls_failure(e: &io::Error) -> Option<(bool, String)> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .map(tls_verdict)
+}
+
+/// A TLS stream we opened, for lettre to use as its transport.
+#[derive(Debug)]
+struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncRead for TlsTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsTcp {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
     }
 }
 

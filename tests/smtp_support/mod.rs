@@ -84,9 +84,9 @@ impl Received {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Tls {
+pub enum Security {
     /// Plain TCP, no STARTTLS offered.
-    None,
+    Plain,
     /// STARTTLS offered (and AUTH only after it, as mailin insists).
     StartTls,
     /// TLS from the first byte (the front door terminates it).
@@ -95,7 +95,7 @@ pub enum Tls {
 
 /// How the server should behave.
 pub struct Script {
-    pub tls: Tls,
+    pub tls: Security,
     /// Username and password that AUTH accepts; `None`: no AUTH offered.
     pub auth: Option<(String, String)>,
     /// Offer only AUTH LOGIN (PLAIN and LOGIN otherwise).
@@ -113,7 +113,7 @@ pub struct Script {
 impl Default for Script {
     fn default() -> Self {
         Self {
-            tls: Tls::None,
+            tls: Security::Plain,
             auth: None,
             login_only: false,
             data_replies: VecDeque::new(),
@@ -126,7 +126,7 @@ impl Default for Script {
 /// A running server; it lives until the test process ends.
 pub struct TestSmtp {
     pub addr: SocketAddr,
-    pub tls: Tls,
+    pub tls: Security,
     /// The CA to trust when TLS is on.
     pub ca: Option<TestCa>,
     log: Arc<Mutex<Log>>,
@@ -137,7 +137,7 @@ impl TestSmtp {
     /// Starts the server; the front door runs on the caller's tokio runtime.
     pub async fn start(script: Script) -> Self {
         let log = Arc::new(Mutex::new(Log::default()));
-        let ca = (script.tls != Tls::None).then(TestCa::new);
+        let ca = (script.tls != Security::Plain).then(TestCa::new);
         let tls = script.tls;
 
         // mailin-embedded, blocking, on its own threads.
@@ -160,7 +160,7 @@ impl TestSmtp {
             .with_num_threads(2)
             .with_tcp_listener(backend);
         let mut certs = None;
-        if let (Tls::StartTls, Some(ca)) = (tls, &ca) {
+        if let (Security::StartTls, Some(ca)) = (tls, &ca) {
             let dir = tempfile::tempdir().unwrap();
             let cert_path = dir.path().join("leaf.pem");
             let key_path = dir.path().join("leaf.key");
@@ -188,7 +188,7 @@ impl TestSmtp {
         let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = front.local_addr().unwrap();
         let acceptor = match (tls, &ca) {
-            (Tls::Implicit, Some(ca)) => Some(tls_acceptor(ca)),
+            (Security::Implicit, Some(ca)) => Some(tls_acceptor(ca)),
             _ => None,
         };
         let counter = log.clone();
@@ -198,12 +198,16 @@ impl TestSmtp {
                     return;
                 };
                 counter.lock().unwrap().connections += 1;
+                // Relay bytes as they come: Nagle on a proxy would add a
+                // delayed-ACK wait (40 ms) to every reply that is not the client's.
+                let _ = client.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let Ok(mut upstream) = tokio::net::TcpStream::connect(backend_addr).await
                     else {
                         return;
                     };
+                    let _ = upstream.set_nodelay(true);
                     match acceptor {
                         None => {
                             let mut client = client;
@@ -237,9 +241,9 @@ impl TestSmtp {
     /// A config pointing at this server, as `host` (`localhost` or `127.0.0.1`).
     pub fn config(&self, host: &str) -> SmtpConfig {
         let security = match self.tls {
-            Tls::None => SmtpSecurity::None,
-            Tls::StartTls => SmtpSecurity::StartTls,
-            Tls::Implicit => SmtpSecurity::Tls,
+            Security::Plain => SmtpSecurity::None,
+            Security::StartTls => SmtpSecurity::StartTls,
+            Security::Implicit => SmtpSecurity::Tls,
         };
         SmtpConfig {
             host: host.to_string(),
