@@ -447,7 +447,10 @@ async fn send_and_record<S: crate::deliver::Sender>(
     now: DateTime<Utc>,
 ) -> anyhow::Result<DeliveryOutcome> {
     use crate::deliver::Sent;
-    let dispatched = sender.send(item, key, parts_done).await;
+    use tracing::Instrument as _;
+    // Retry warnings say which delivery they are about (never its URL).
+    let span = tracing::warn_span!("delivery", target = %item.target, recipient = %item.recipient);
+    let dispatched = sender.send(item, key, parts_done).instrument(span).await;
     let attempted = dispatched.attempted;
     let error = attempted.result.as_ref().err().map(ToString::to_string);
     // An existing snapshot counts as delivered: it is what this run would have written.
