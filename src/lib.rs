@@ -8,7 +8,8 @@
 //! - [`job`]: the one place that sequences a run (window → fetch → names → reports).
 //! - [`report`]: the rollup into the report data every template sees.
 //! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
-//! - [`deliver`]: where rendered reports leave (email messages so far).
+//! - [`deliver`]: where rendered reports leave: SMTP, webhooks, archive snapshots.
+//! - [`store`]: run history and the delivery ledger (SQLite).
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
 //! - [`retry`]: which failures retry and how long to wait; shared by the client and the senders.
