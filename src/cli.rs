@@ -88,6 +88,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Recent runs from the state store: fire time, window, records,
+    /// deliveries and outcome, newest first.
+    History {
+        /// Only this job's runs.
+        job: Option<String>,
+        /// How many runs at most.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
@@ -141,6 +150,13 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             run_once(&config, job, at.unwrap_or(now)).await
+        }
+        Command::History { job, limit } => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            history(&config, job.as_deref(), limit)
         }
     }
 }
@@ -244,6 +260,77 @@ async fn run_once(config: &Config, job: &Job, fire: DateTime<Utc>) -> anyhow::Re
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints the recent runs recorded in the store.
+fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<ExitCode> {
+    let db = config.state_dir.join("trainwatch.db");
+    if !db.exists() {
+        println!("no runs recorded yet ({} does not exist)", db.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = crate::store::Store::open(&config.state_dir)?;
+    let runs = store.runs(job, limit)?;
+    if runs.is_empty() {
+        println!(
+            "no runs recorded{}",
+            job.map(|j| format!(" for job {j}")).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 8]> = runs
+        .iter()
+        .map(|r| {
+            // Times in the job's timezone when the job is still configured.
+            let tz = config.job(&r.job).map_or(chrono_tz::UTC, |j| j.timezone);
+            let local =
+                |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
+            let outcome = match r.outcome {
+                crate::store::Outcome::Running if r.finished_at.is_none() => {
+                    "running or interrupted".to_string()
+                }
+                crate::store::Outcome::Running => "running".to_string(),
+                crate::store::Outcome::Succeeded => "succeeded".to_string(),
+                crate::store::Outcome::Failed => {
+                    format!("failed: {}", r.error.as_deref().unwrap_or(""))
+                }
+            };
+            let (delivered, failed, pending) = r.deliveries;
+            [
+                r.id.to_string(),
+                r.job.clone(),
+                local(r.fire_time),
+                r.window
+                    .map(|(s, e)| format!("{} → {}", local(s), local(e)))
+                    .unwrap_or_else(|| "-".into()),
+                r.records.map_or("-".into(), |n| n.to_string()),
+                format!("{delivered} sent, {failed} failed, {pending} pending"),
+                r.finished_at
+                    .map(|f| {
+                        format!(
+                            "{:.1}s",
+                            (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                        )
+                    })
+                    .unwrap_or_else(|| "-".into()),
+                outcome,
+            ]
+        })
+        .collect();
+    print_table(
+        [
+            "RUN",
+            "JOB",
+            "FIRED",
+            "WINDOW",
+            "RECORDS",
+            "DELIVERIES",
+            "TOOK",
+            "OUTCOME",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints left-aligned columns.

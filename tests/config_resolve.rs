@@ -343,3 +343,34 @@ deliver = [{ webhook = "w", template = "weekly-ops" }, { webhook = "w", template
         "{err}"
     );
 }
+
+#[test]
+fn paths_resolve_the_same_however_the_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let source = r#"state_dir = "../state/./db"
+[samsara]
+token = "t"
+[[jobs]]
+name = "j"
+schedule = "0 8 * * *"
+window = { last = "1d" }
+deliver = [{ archive = { dir = "audit/../snapshots" } }]
+"#;
+    std::fs::write(dir.path().join("sub/config.toml"), source).unwrap();
+    let plain = dir.path().join("sub/config.toml");
+    let winding = dir.path().join("sub/./../sub/config.toml");
+
+    let a = trainwatch::config::load(&plain).unwrap();
+    let b = trainwatch::config::load(&winding).unwrap();
+
+    let real = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(a.state_dir, real.join("state/db"));
+    assert_eq!(a.state_dir, b.state_dir);
+    let archive = |c: &trainwatch::config::Config| match &c.jobs[0].deliver[0] {
+        trainwatch::config::Delivery::Archive(x) => x.dir.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(archive(&a), real.join("sub/snapshots"));
+    assert_eq!(archive(&a), archive(&b));
+}

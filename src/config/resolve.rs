@@ -58,7 +58,18 @@ pub(crate) fn load(
     }
     env::substitute(root.get_mut(), env, diag);
     let raw = raw::deserialize(root, diag)?;
-    let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    // Paths resolve against the config file's real folder, so the same
+    // config gives the same paths (and the same delivery keys) however it
+    // was named on the command line.
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let base = std::fs::canonicalize(parent)
+        .or_else(|_| std::path::absolute(parent))
+        .unwrap_or_else(|_| parent.to_path_buf());
     let mut cx = Cx {
         diag,
         base,
@@ -223,7 +234,7 @@ impl Cx<'_, '_> {
     }
 
     fn path(&self, dir: &Spanned<String>) -> PathBuf {
-        self.base.join(dir.get_ref())
+        normalize(&self.base.join(dir.get_ref()))
     }
 
     fn templates_dir(&mut self, dir: &Spanned<String>) -> PathBuf {
@@ -1260,6 +1271,25 @@ fn is_mailbox(text: &str) -> bool {
         && domain.split('.').all(|label| {
             !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
+}
+
+/// `a/b/../c/./d` → `a/c/d`, lexically (no file system access, so it works
+/// for folders that do not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The first line of a multi-line report (Tera adds a code frame below it).
