@@ -150,4 +150,29 @@ async fn a_run_killed_part_way_is_finished_by_the_next_with_no_duplicate_and_not
     assert!(third.status.success(), "{stdout}");
     assert_eq!(keys.lock().unwrap().len(), 5, "nothing sent");
     assert_eq!(stdout.matches("already delivered").count(), 4, "{stdout}");
+
+    // 4. History tells the story, newest first.
+    let history = std::process::Command::cargo_bin("trainwatch")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .args(["history", "weekly"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&history.stdout);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(
+        rows[0].starts_with("3 ") && rows[0].ends_with("succeeded"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains("2 sent, 0 failed, 0 pending") && rows[1].ends_with("succeeded"),
+        "{table}"
+    );
+    assert!(rows[2].contains("running or interrupted"), "{table}");
+    assert!(
+        rows[2].contains("2 sent, 0 failed, 0 pending"),
+        "the killed run confirmed two: {table}"
+    );
 }
