@@ -243,21 +243,17 @@ fn outgoing(
                     .collect()
             };
             let rendered = renderer.email(&e.template, report, e.subject.as_deref())?;
-            let email = Email {
-                from: smtp.from.clone(),
-                to: addresses(&e.to, "to")?,
-                cc: addresses(&e.cc, "cc")?,
-                bcc: addresses(&e.bcc, "bcc")?,
-                subject: rendered.subject,
-                text: rendered.text,
-                html: rendered.html,
-                attachment: e
-                    .attach_csv
+            let email = checked_email(
+                &smtp.from,
+                [
+                    addresses(&e.to, "to")?,
+                    addresses(&e.cc, "cc")?,
+                    addresses(&e.bcc, "bcc")?,
+                ],
+                rendered,
+                e.attach_csv
                     .then(|| ("assignments.csv".to_string(), csv.to_vec())),
-                message_id: None,
-            };
-            // Checks every address now, not at send time.
-            email.to_message()?;
+            )?;
             base(
                 email.to.join(", "),
                 email.subject.clone(),
@@ -350,6 +346,29 @@ fn outgoing(
     })
 }
 
+/// An email from `rendered`, addressed `[to, cc, bcc]`, every address
+/// checked now rather than at send time.
+fn checked_email(
+    from: &str,
+    [to, cc, bcc]: [Vec<String>; 3],
+    rendered: crate::render::RenderedEmail,
+    attachment: Option<(String, Vec<u8>)>,
+) -> anyhow::Result<Email> {
+    let email = Email {
+        from: from.to_string(),
+        to,
+        cc,
+        bcc,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        attachment,
+        message_id: None,
+    };
+    email.to_message()?;
+    Ok(email)
+}
+
 fn count(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
@@ -391,18 +410,12 @@ pub fn failure(
                     .as_ref()
                     .context("an email delivery needs [smtp]")?;
                 let rendered = renderer.failure_email(ctx, e.subject.as_deref())?;
-                let email = Email {
-                    from: smtp.from.clone(),
-                    to: e.to.clone(),
-                    cc: e.cc.clone(),
-                    bcc: e.bcc.clone(),
-                    subject: rendered.subject,
-                    text: rendered.text,
-                    html: rendered.html,
-                    attachment: None,
-                    message_id: None,
-                };
-                email.to_message()?;
+                let email = checked_email(
+                    &smtp.from,
+                    [e.to.clone(), e.cc.clone(), e.bcc.clone()],
+                    rendered,
+                    None,
+                )?;
                 items.push(item(
                     format!("email {}", e.template),
                     email.to.join(", "),

@@ -1,18 +1,20 @@
 //! Slack incoming webhooks against a real local receiver, under tokio's
 //! paused clock: retries, permanent failures, digests and pacing.
 
+mod common;
 mod webhook_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::max_in_any_window;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use trainwatch::deliver::SendError;
 use trainwatch::deliver::webhook::WebhookSender;
 use trainwatch::samsara::RateLimits;
-use webhook_support::{Receiver, Reply, URL_SECRET, answer, max_in_any_window, policy, sender};
+use webhook_support::{Receiver, Reply, URL_SECRET, answer, policy, sender};
 
 fn message(n: usize) -> Value {
     json!({"text": format!("part {n}"), "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": format!("part {n}")}}]})

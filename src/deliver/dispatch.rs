@@ -74,21 +74,25 @@ fn done(attempted: Attempted, sent: Sent, parts: u32, before: u32) -> Dispatched
     }
 }
 
+/// A delivery that could not even be attempted.
+fn refused(reason: SendError, parts_done: u32) -> Dispatched {
+    Dispatched {
+        attempted: Attempted {
+            attempts: 0,
+            result: Err(reason),
+        },
+        parts_done,
+    }
+}
+
 impl Sender for Dispatcher {
     async fn send(&self, item: &Outgoing, key: &str, parts_done: u32) -> Dispatched {
         let label = item.webhook.as_deref().unwrap_or(&item.target);
-        let missing_url =
-            || SendError::permanent(format!("webhook {label:?} is no longer in the config"));
-        match &item.payload {
-            Payload::Email(email) => {
+        match (&item.payload, &item.url) {
+            (Payload::Email(email), _) => {
                 let Some(smtp) = &self.smtp else {
-                    return done(
-                        Attempted {
-                            attempts: 0,
-                            result: Err(SendError::permanent("an email delivery needs [smtp]")),
-                        },
-                        Sent::Delivered,
-                        1,
+                    return refused(
+                        SendError::permanent("an email delivery needs [smtp]"),
                         parts_done,
                     );
                 };
@@ -99,89 +103,60 @@ impl Sender for Dispatcher {
                 let attempted = with_retries(&self.policy, |_| smtp.send(&email)).await;
                 done(attempted, Sent::Delivered, 1, parts_done)
             }
-            Payload::Slack(messages) => {
-                let Some(url) = &item.url else {
-                    return done(
-                        Attempted {
-                            attempts: 0,
-                            result: Err(missing_url()),
-                        },
-                        Sent::Delivered,
-                        0,
-                        parts_done,
-                    );
-                };
-                let first = (parts_done as usize).min(messages.len());
-                let slack = self
-                    .webhooks
-                    .slack_from(label, url, messages, first, &self.policy)
-                    .await;
-                let parts = slack.parts_sent as u32;
-                Dispatched {
-                    attempted: Attempted {
-                        attempts: slack.attempts,
-                        result: slack.result.map(|()| Sent::Delivered),
-                    },
-                    parts_done: parts,
-                }
-            }
-            Payload::MsTeams(card) => {
-                let Some(url) = &item.url else {
-                    return done(
-                        Attempted {
-                            attempts: 0,
-                            result: Err(missing_url()),
-                        },
-                        Sent::Delivered,
-                        1,
-                        parts_done,
-                    );
-                };
-                done(
-                    self.webhooks.msteams(label, url, card, &self.policy).await,
-                    Sent::Delivered,
-                    1,
-                    parts_done,
-                )
-            }
-            Payload::Json(body) => {
-                let Some(url) = &item.url else {
-                    return done(
-                        Attempted {
-                            attempts: 0,
-                            result: Err(missing_url()),
-                        },
-                        Sent::Delivered,
-                        1,
-                        parts_done,
-                    );
-                };
-                let attempted = self
-                    .webhooks
-                    .json(label, url, item.secret.as_ref(), body, key, &self.policy)
-                    .await;
-                done(attempted, Sent::Delivered, 1, parts_done)
-            }
-            Payload::Archive {
-                folder,
-                files,
-                manifest,
-            } => {
+            (
+                Payload::Archive {
+                    folder,
+                    files,
+                    manifest,
+                },
+                _,
+            ) => {
                 let written = write_snapshot(folder, files, manifest.clone());
-                let sent = matches!(written, Ok(Archived::AlreadyArchived(_)));
+                let sent = match written {
+                    Ok(Archived::AlreadyArchived(_)) => Sent::AlreadyArchived,
+                    _ => Sent::Delivered,
+                };
                 done(
                     Attempted {
                         attempts: 1,
                         result: written.map(|_| ()),
                     },
-                    if sent {
-                        Sent::AlreadyArchived
-                    } else {
-                        Sent::Delivered
-                    },
+                    sent,
                     1,
                     parts_done,
                 )
+            }
+            // Webhook URLs are never stored; one that left the config cannot be sent to.
+            (_, None) => refused(
+                SendError::permanent(format!("webhook {label:?} is no longer in the config")),
+                parts_done,
+            ),
+            (Payload::Slack(messages), Some(url)) => {
+                let first = (parts_done as usize).min(messages.len());
+                let slack = self
+                    .webhooks
+                    .slack_from(label, url, messages, first, &self.policy)
+                    .await;
+                Dispatched {
+                    attempted: Attempted {
+                        attempts: slack.attempts,
+                        result: slack.result.map(|()| Sent::Delivered),
+                    },
+                    parts_done: slack.parts_sent as u32,
+                }
+            }
+            (Payload::MsTeams(card), Some(url)) => done(
+                self.webhooks.msteams(label, url, card, &self.policy).await,
+                Sent::Delivered,
+                1,
+                parts_done,
+            ),
+            (Payload::Json(body), Some(url)) => {
+                let attempted = self
+                    .webhooks
+                    .json(label, url, item.secret.as_ref(), body, key, &self.policy)
+                    .await;
+                done(attempted, Sent::Delivered, 1, parts_done)
             }
         }
     }

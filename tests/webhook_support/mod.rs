@@ -149,18 +149,3 @@ pub fn policy() -> RetryPolicy {
 pub fn sender() -> WebhookSender {
     WebhookSender::with_settings(None, Arc::new(RateLimits::default())).unwrap()
 }
-
-/// The largest number of `times` inside any half-open window of `width`.
-pub fn max_in_any_window(times: &[Instant], width: Duration) -> usize {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    (0..sorted.len())
-        .map(|i| {
-            sorted[i..]
-                .iter()
-                .take_while(|t| **t - sorted[i] < width)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
