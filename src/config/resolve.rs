@@ -1247,30 +1247,9 @@ struct Names<'r> {
 }
 
 /// `Name <local@domain>` or `local@domain`, checked structurally only.
+/// A mailbox as the sender will parse it (the same parser validates and sends).
 fn is_mailbox(text: &str) -> bool {
-    let text = text.trim();
-    let address = match text.find('<') {
-        Some(open) => {
-            let Some(inner) = text[open + 1..].strip_suffix('>') else {
-                return false;
-            };
-            if text[..open].contains('>') {
-                return false;
-            }
-            inner
-        }
-        None => text,
-    };
-    let Some((local, domain)) = address.split_once('@') else {
-        return false;
-    };
-    let bad_char = |c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | '@' | '"');
-    !local.is_empty()
-        && !local.contains(bad_char)
-        && !domain.is_empty()
-        && domain.split('.').all(|label| {
-            !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        })
+    crate::deliver::email::parse_mailbox(text).is_ok()
 }
 
 /// `a/b/../c/./d` → `a/c/d`, lexically (no file system access, so it works

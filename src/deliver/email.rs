@@ -59,8 +59,13 @@ pub enum EmailError {
     Build(#[from] lettre::error::Error),
 }
 
+/// Parses `Name <address>` or a bare address, as sending will.
+pub fn parse_mailbox(value: &str) -> Result<Mailbox, lettre::address::AddressError> {
+    value.trim().parse()
+}
+
 fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, EmailError> {
-    value.trim().parse().map_err(|source| EmailError::Address {
+    parse_mailbox(value).map_err(|source| EmailError::Address {
         field,
         value: value.to_string(),
         source,
