@@ -97,6 +97,13 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Each job with its schedule, timezone and next 3 fire times, in the
+    /// job's timezone and in UTC. Reads the configuration only.
+    List {
+        /// List the fires after this instant instead of now (for tests).
+        #[arg(long, value_parser = parse_instant, hide = true)]
+        at: Option<DateTime<Utc>>,
+    },
 }
 
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
@@ -157,6 +164,14 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             history(&config, job.as_deref(), limit)
+        }
+        Command::List { at } => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            print_list(&config, at.unwrap_or(now));
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -350,6 +365,41 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
             .collect();
         println!("{}", cells.join("  ").trim_end());
     }
+}
+
+/// `list`: one row per upcoming fire, the job's name, schedule and timezone
+/// on its first row.
+fn print_list(config: &Config, now: DateTime<Utc>) {
+    const FIRES: usize = 3;
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for job in &config.jobs {
+        let fires = crate::schedule::next_fires(&job.schedule, job.timezone, now, FIRES);
+        let mut cells = fires.iter().map(|t| {
+            [
+                t.with_timezone(&job.timezone)
+                    .format("%Y-%m-%d %a %H:%M:%S %Z")
+                    .to_string(),
+                t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            ]
+        });
+        let [local, utc] = cells
+            .next()
+            .unwrap_or_else(|| ["never".to_string(), "-".to_string()]);
+        rows.push([
+            job.name.clone(),
+            job.schedule.expr.clone(),
+            job.timezone.to_string(),
+            local,
+            utc,
+        ]);
+        rows.extend(
+            cells.map(|[local, utc]| [String::new(), String::new(), String::new(), local, utc]),
+        );
+    }
+    print_table(
+        ["JOB", "SCHEDULE", "TIMEZONE", "NEXT (LOCAL)", "UTC"],
+        &rows,
+    );
 }
 
 /// A fetched, rolled-up and rendered run.

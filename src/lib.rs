@@ -4,6 +4,7 @@
 //! Data flows one way: `config` → `window` → `samsara` (fetch) → report → deliver.
 //! - [`config`]: raw TOML → typed [`config::Config`], every problem at once with file:line:col.
 //! - [`window`]: pure (fire time, timezone, spec) → `[start, end)`.
+//! - [`schedule`]: pure (cron, timezone, instant) → fire instants, DST-correct.
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
 //! - [`job`]: the one place that sequences a run (window → fetch → names → reports).
 //! - [`report`]: the rollup into the report data every template sees.
@@ -28,5 +29,6 @@ pub mod report;
 pub mod retry;
 pub mod sample;
 pub mod samsara;
+pub mod schedule;
 pub mod store;
 pub mod window;
