@@ -762,14 +762,10 @@ impl Cx<'_, '_> {
             );
             return None;
         }
-        let parser = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .year(croner::parser::Year::Disallowed)
-            .build();
-        match parser.parse(text) {
-            Ok(cron) => Some(Schedule {
+        match crate::schedule::parse(text) {
+            Ok(schedule) => Some(Schedule {
                 expr: expr.get_ref().clone(),
-                cron,
+                ..schedule
             }),
             Err(err) => {
                 let reason = match &err {
