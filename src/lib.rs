@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod deliver;
 pub mod export;
 pub mod job;
