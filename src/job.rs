@@ -200,56 +200,12 @@ pub async fn run<S: crate::deliver::Sender>(
     };
 
     // 1. What an interrupted run left claimed but unconfirmed.
-    let mut resumed = std::collections::HashSet::new();
-    for pending in store.pending(&job.name)? {
-        resumed.insert(pending.key.clone());
-        let line = match pending
-            .payload
-            .as_deref()
-            .map(serde_json::from_str::<Stored>)
-        {
-            Some(Ok(stored)) => {
-                let item = restore(config, stored);
-                let d = NewDelivery {
-                    key: &pending.key,
-                    job: &job.name,
-                    window: (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC),
-                    target: &pending.target,
-                    recipient: &pending.recipient,
-                    payload: pending.payload.as_deref().unwrap_or_default(),
-                };
-                match store.claim(run_id, &d, now())? {
-                    Claim::AlreadyDelivered { .. } => None,
-                    Claim::Send { parts_done, .. } => Some(
-                        send_and_record(store, sender, &item, &pending.key, parts_done, now())
-                            .await?,
-                    ),
-                }
-                .map(|outcome| DeliveryLine {
-                    target: item.target.clone(),
-                    team: item.team.clone(),
-                    recipient: item.recipient.clone(),
-                    outcome,
-                    resumed: true,
-                })
-            }
-            _ => {
-                let error = "its stored payload cannot be read (written by another version?)";
-                store.record(&pending.key, 0, 0, Err(error), now())?;
-                Some(DeliveryLine {
-                    target: pending.target.clone(),
-                    team: None,
-                    recipient: pending.recipient.clone(),
-                    outcome: DeliveryOutcome::Failed {
-                        attempts: 0,
-                        error: error.into(),
-                    },
-                    resumed: true,
-                })
-            }
-        };
-        summary.deliveries.extend(line);
-    }
+    let resumed_lines = resume_into(config, job, store, sender, run_id, &now).await?;
+    let resumed: std::collections::HashSet<String> =
+        resumed_lines.iter().map(|(k, _)| k.clone()).collect();
+    summary
+        .deliveries
+        .extend(resumed_lines.into_iter().map(|(_, line)| line));
 
     // 2. Fetch and render everything before sending anything.
     let prepared = async {
@@ -425,6 +381,108 @@ async fn notify_failure<S: crate::deliver::Sender>(
             resumed: false,
         });
     }
+}
+
+/// Sends what earlier, interrupted runs of `job` left claimed but never
+/// confirmed, under run `run_id`. Returns (key, line) of each.
+async fn resume_into<S: crate::deliver::Sender>(
+    config: &Config,
+    job: &Job,
+    store: &crate::store::Store,
+    sender: &S,
+    run_id: i64,
+    now: &impl Fn() -> DateTime<Utc>,
+) -> anyhow::Result<Vec<(String, DeliveryLine)>> {
+    use crate::store::{Claim, NewDelivery};
+    let mut lines = Vec::new();
+    for pending in store.pending(&job.name)? {
+        let line = match pending
+            .payload
+            .as_deref()
+            .map(serde_json::from_str::<Stored>)
+        {
+            Some(Ok(stored)) => {
+                let item = restore(config, stored);
+                let d = NewDelivery {
+                    key: &pending.key,
+                    job: &job.name,
+                    window: (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC),
+                    target: &pending.target,
+                    recipient: &pending.recipient,
+                    payload: pending.payload.as_deref().unwrap_or_default(),
+                };
+                match store.claim(run_id, &d, now())? {
+                    Claim::AlreadyDelivered { .. } => None,
+                    Claim::Send { parts_done, .. } => Some(
+                        send_and_record(store, sender, &item, &pending.key, parts_done, now())
+                            .await?,
+                    ),
+                }
+                .map(|outcome| DeliveryLine {
+                    target: item.target.clone(),
+                    team: item.team.clone(),
+                    recipient: item.recipient.clone(),
+                    outcome,
+                    resumed: true,
+                })
+            }
+            _ => {
+                let error = "its stored payload cannot be read (written by another version?)";
+                store.record(&pending.key, 0, 0, Err(error), now())?;
+                Some(DeliveryLine {
+                    target: pending.target.clone(),
+                    team: None,
+                    recipient: pending.recipient.clone(),
+                    outcome: DeliveryOutcome::Failed {
+                        attempts: 0,
+                        error: error.into(),
+                    },
+                    resumed: true,
+                })
+            }
+        };
+        lines.extend(line.map(|l| (pending.key.clone(), l)));
+    }
+
+    Ok(lines)
+}
+
+/// At a daemon's start: finishes the deliveries interrupted runs of `job`
+/// left pending, as a run of its own (fired `now`). `None` when there were none.
+pub async fn resume_pending<S: crate::deliver::Sender>(
+    config: &Config,
+    job: &Job,
+    store: &crate::store::Store,
+    sender: &S,
+    now: impl Fn() -> DateTime<Utc>,
+) -> anyhow::Result<Option<RunSummary>> {
+    use crate::store::Outcome;
+    if store.pending(&job.name)?.is_empty() {
+        return Ok(None);
+    }
+    let run_id = store.begin_run(&job.name, now(), now())?;
+    let lines = resume_into(config, job, store, sender, run_id, &now).await?;
+    let summary = RunSummary {
+        run_id,
+        deliveries: lines.into_iter().map(|(_, l)| l).collect(),
+        ..RunSummary::default()
+    };
+    let failed = summary.failed();
+    let note = format!(
+        "resumed {} interrupted deliveries",
+        summary.deliveries.len()
+    );
+    store.finish_run(
+        run_id,
+        if failed {
+            Outcome::Failed
+        } else {
+            Outcome::Succeeded
+        },
+        Some(&note),
+        now(),
+    )?;
+    Ok(Some(summary))
 }
 
 /// The end of the last successful run's window (for `since_last_run`).

@@ -427,6 +427,17 @@ impl Store {
         })
     }
 
+    /// Whether `job` has a run recorded for the fire at `fire` (any outcome).
+    pub fn has_run(&self, job: &str, fire: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.with("reading runs", |c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE job = ?1 AND fire_time = ?2)",
+                params![job, ts(fire)],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// The most recent successful run of `job`, if any.
     pub fn last_success(&self, job: &str) -> Result<Option<RunRecord>, StoreError> {
         Ok(self.runs_where("WHERE r.job = ?1 AND r.outcome = 'succeeded' ORDER BY r.fire_time DESC, r.id DESC LIMIT 1", Some(job))?.pop())
@@ -579,6 +590,12 @@ mod tests {
         assert_eq!(runs[1].records, Some(12));
         assert_eq!(runs[0].error.as_deref(), Some("fetch failed"));
         assert_eq!(store.last_success("weekly").unwrap().unwrap().id, r1);
+        assert!(store.has_run("weekly", a).unwrap());
+        assert!(
+            !store
+                .has_run("weekly", a + chrono::TimeDelta::seconds(1))
+                .unwrap()
+        );
         assert!(store.last_success("other").unwrap().is_none());
     }
 
