@@ -33,13 +33,27 @@ pub struct Cli {
         default_value = "config.toml"
     )]
     pub config: PathBuf,
+    /// Log lines as text for people, or JSON for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: fire every job on its schedule (in its timezone),
+    /// catch up a fire missed while stopped, never overlap a job with itself,
+    /// and stop gracefully on SIGINT or SIGTERM.
+    Run,
     /// Check the configuration: keys, environment variables, cron, timezones,
     /// windows, templates and delivery targets. Prints every problem with
     /// file:line:col; exits 2 if there is any.
@@ -115,6 +129,14 @@ fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
 /// Runs the command. `now` is the clock, read once by the caller.
 pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            crate::service::run(config, crate::service::signals()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate => Ok(validate(&cli.config)),
         Command::Export {
             job,

@@ -8,8 +8,9 @@
 //!   uses), one one-shot job per fire, re-armed after each with the next
 //!   instant. Its own cron parsing is not used: it keeps the UTC offset of
 //!   the moment a job was created and fires an hour off after a DST change
-//!   (its issues #87, #107). It polls the wall clock every 500 ms, so a fire
-//!   lands within half a second of its instant.
+//!   (its issues #87, #107). It polls the wall clock every 500 ms and may
+//!   call a little early, so each fire then waits for its exact instant: a
+//!   run never starts before the end of its window.
 //! - [`Daemon::start_timer`]: tokio timers against a [`Clock`], so tests
 //!   drive the daemon with tokio's paused clock.
 
@@ -262,6 +263,9 @@ fn arm<'a, R: Runner>(
             move |_id, scheduler| {
                 let (daemon, job) = (daemon.clone(), job.clone());
                 Box::pin(async move {
+                    // The scheduler polls every 500 ms and can be early; a run must
+                    // never start before its instant (its window ends there).
+                    SystemClock.sleep_until(next).await;
                     let Some(d) = daemon.upgrade() else { return };
                     d.fire(&job.name, next);
                     drop(d);

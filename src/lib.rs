@@ -14,6 +14,8 @@
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
 //! - [`retry`]: which failures retry and how long to wait; shared by the client and the senders.
+//! - [`daemon`]: fires → runs: no overlap, catch-up, drained shutdown.
+//! - [`service`]: `trainwatch run`, the long-running service around the daemon.
 //! - [`learner`]: the one canonical learner id form.
 //! - [`sample`]: bundled sample data served as the Samsara API on loopback (`samsara.sample_data`).
 
@@ -31,5 +33,6 @@ pub mod retry;
 pub mod sample;
 pub mod samsara;
 pub mod schedule;
+pub mod service;
 pub mod store;
 pub mod window;

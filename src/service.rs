@@ -1,0 +1,221 @@
+//! `trainwatch run`: the long-running service. Builds what every run shares
+//! (store, templates, Samsara client), finishes deliveries interrupted runs
+//! left pending, catches up a missed fire, then fires jobs on schedule until
+//! SIGINT or SIGTERM, when it drains running jobs and exits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+
+use crate::config::Config;
+use crate::daemon::{Daemon, Runner, Scheduled};
+use crate::deliver::dispatch::Dispatcher;
+use crate::job::{self, DeliveryOutcome, RunSummary};
+use crate::render::Renderer;
+use crate::samsara::Client;
+use crate::store::Store;
+
+/// How long a shutdown waits for running jobs before cutting them off.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs real jobs: fetch, render, deliver, record; one log line per run.
+pub struct JobRunner {
+    config: Arc<Config>,
+    client: Client,
+    renderer: Arc<Renderer>,
+    store: Arc<Store>,
+}
+
+impl JobRunner {
+    /// A runner sharing `client`, `renderer` and `store` between runs.
+    pub fn new(
+        config: Arc<Config>,
+        client: Client,
+        renderer: Arc<Renderer>,
+        store: Arc<Store>,
+    ) -> Self {
+        Self {
+            config,
+            client,
+            renderer,
+            store,
+        }
+    }
+}
+
+/// Logs the one line a run leaves in the log.
+pub fn log_run(job: &str, summary: &RunSummary, took: Duration) {
+    let count = |f: fn(&DeliveryOutcome) -> bool| {
+        summary.deliveries.iter().filter(|d| f(&d.outcome)).count()
+    };
+    let delivered = count(|o| matches!(o, DeliveryOutcome::Delivered { .. }));
+    let already = count(|o| {
+        matches!(
+            o,
+            DeliveryOutcome::AlreadyDelivered | DeliveryOutcome::AlreadyArchived
+        )
+    });
+    let failed = count(|o| matches!(o, DeliveryOutcome::Failed { .. }));
+    let window = summary
+        .window
+        .map(|w| w.to_string())
+        .unwrap_or_else(|| "-".into());
+    let records = summary.records.unwrap_or(0);
+    let duration_ms = took.as_millis() as u64;
+    if summary.failed() {
+        let error = summary
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("{failed} deliveries failed"));
+        tracing::error!(job, run = summary.run_id, window, records, delivered, already, failed, duration_ms, outcome = "failed", %error, "run finished");
+    } else {
+        tracing::info!(
+            job,
+            run = summary.run_id,
+            window,
+            records,
+            delivered,
+            already,
+            failed,
+            duration_ms,
+            outcome = "succeeded",
+            "run finished"
+        );
+    }
+}
+
+impl Runner for JobRunner {
+    async fn run(&self, name: &str, fire: chrono::DateTime<Utc>) {
+        let started = Instant::now();
+        let Some(job) = self.config.job(name) else {
+            return;
+        };
+        // One SMTP session per run.
+        let dispatcher = match Dispatcher::new(&self.config) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(job = name, "cannot set up the senders: {e:#}");
+                return;
+            }
+        };
+        let result = job::run(
+            &self.config,
+            job,
+            &self.client,
+            &self.renderer,
+            &self.store,
+            &dispatcher,
+            fire,
+            Utc::now,
+        )
+        .await;
+        dispatcher.close().await;
+        match result {
+            Ok(summary) => log_run(name, &summary, started.elapsed()),
+            Err(e) => tracing::error!(job = name, outcome = "failed", "run failed: {e:#}"),
+        }
+    }
+}
+
+/// Runs the service until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    let renderer =
+        Arc::new(Renderer::new(config.templates_dir.as_deref()).context("loading the templates")?);
+    let (settings, _sample) = crate::sample::client_settings(&config.samsara).await?;
+    let client = Client::new(settings).context("creating the HTTP client")?;
+    tracing::info!(
+        config = %config.path.display(),
+        jobs = config.jobs.len(),
+        state = %store.path().display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "trainwatch starting"
+    );
+
+    // What runs interrupted by a stop or a crash left unconfirmed goes first.
+    for job in &config.jobs {
+        let dispatcher = Dispatcher::new(&config)?;
+        let started = Instant::now();
+        match job::resume_pending(&config, job, &store, &dispatcher, Utc::now).await {
+            Ok(Some(summary)) => log_run(&job.name, &summary, started.elapsed()),
+            Ok(None) => {}
+            Err(e) => tracing::error!(job = %job.name, "resuming interrupted deliveries: {e:#}"),
+        }
+        dispatcher.close().await;
+    }
+
+    let runner = Arc::new(JobRunner::new(
+        config.clone(),
+        client,
+        renderer,
+        store.clone(),
+    ));
+    let scheduled = config
+        .jobs
+        .iter()
+        .map(|j| Scheduled {
+            name: j.name.clone(),
+            schedule: j.schedule.clone(),
+            timezone: j.timezone,
+        })
+        .collect();
+    let daemon = Daemon::new(scheduled, runner);
+    daemon.catch_up(Utc::now(), config.catch_up, |job, fire| {
+        store.has_run(job, fire).unwrap_or(true)
+    });
+    daemon
+        .start_scheduler()
+        .await
+        .context("starting the scheduler")?;
+    for job in &config.jobs {
+        if let Some(next) = crate::schedule::next_fire(&job.schedule, job.timezone, Utc::now()) {
+            tracing::info!(job = %job.name, next = %next.with_timezone(&job.timezone).to_rfc3339(), "scheduled");
+        }
+    }
+
+    shutdown.await;
+    tracing::info!(
+        "stopping: no new runs; waiting up to {}s for running ones",
+        SHUTDOWN_TIMEOUT.as_secs()
+    );
+    let drained = daemon.shutdown(SHUTDOWN_TIMEOUT).await;
+    if drained.interrupted > 0 {
+        tracing::warn!(
+            interrupted = drained.interrupted,
+            "runs cut off at the shutdown timeout; their unconfirmed deliveries are pending and are sent at the next start"
+        );
+    }
+    tracing::info!(finished = drained.finished, "stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn signals() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
