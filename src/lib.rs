@@ -16,6 +16,8 @@
 //! - [`retry`]: which failures retry and how long to wait; shared by the client and the senders.
 //! - [`learner`]: the one canonical learner id form.
 //! - [`sample`]: bundled sample data served as the Samsara API on loopback (`samsara.sample_data`).
+//! - [`metrics`]: run, delivery and API counters in the Prometheus text format.
+//! - [`server`]: the optional `[server]` listener: `/healthz` and `/metrics`.
 
 pub mod cli;
 pub mod config;
@@ -23,6 +25,7 @@ pub mod deliver;
 pub mod export;
 pub mod job;
 pub mod learner;
+pub mod metrics;
 pub mod outbox;
 pub mod render;
 pub mod report;
@@ -30,5 +33,6 @@ pub mod retry;
 pub mod sample;
 pub mod samsara;
 pub mod schedule;
+pub mod server;
 pub mod store;
 pub mod window;
