@@ -18,6 +18,8 @@
 //! - [`service`]: `trainwatch run`, the long-running service around the daemon.
 //! - [`learner`]: the one canonical learner id form.
 //! - [`sample`]: bundled sample data served as the Samsara API on loopback (`samsara.sample_data`).
+//! - [`metrics`]: run, delivery and API counters in the Prometheus text format.
+//! - [`server`]: the optional `[server]` listener: `/healthz` and `/metrics`.
 
 pub mod cli;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod deliver;
 pub mod export;
 pub mod job;
 pub mod learner;
+pub mod metrics;
 pub mod outbox;
 pub mod render;
 pub mod report;
@@ -33,6 +36,7 @@ pub mod retry;
 pub mod sample;
 pub mod samsara;
 pub mod schedule;
+pub mod server;
 pub mod service;
 pub mod store;
 pub mod window;
