@@ -126,6 +126,8 @@ pub enum DeliveryOutcome {
 /// One line of a run's summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryLine {
+    /// `email`, `slack`, `msteams`, `json` or `archive`.
+    pub kind: String,
     pub target: String,
     pub team: Option<String>,
     pub recipient: String,
@@ -271,6 +273,7 @@ pub async fn run<S: crate::deliver::Sender>(
             }
         };
         summary.deliveries.push(DeliveryLine {
+            kind: item.kind.to_string(),
             target: item.target.clone(),
             team: item.team.clone(),
             recipient: item.recipient.clone(),
@@ -374,6 +377,7 @@ async fn notify_failure<S: crate::deliver::Sender>(
             }
         };
         summary.deliveries.push(DeliveryLine {
+            kind: item.kind.to_string(),
             target: item.target.clone(),
             team: None,
             recipient: item.recipient.clone(),
@@ -419,6 +423,7 @@ async fn resume_into<S: crate::deliver::Sender>(
                     ),
                 }
                 .map(|outcome| DeliveryLine {
+                    kind: item.kind.to_string(),
                     target: item.target.clone(),
                     team: item.team.clone(),
                     recipient: item.recipient.clone(),
@@ -430,6 +435,12 @@ async fn resume_into<S: crate::deliver::Sender>(
                 let error = "its stored payload cannot be read (written by another version?)";
                 store.record(&pending.key, 0, 0, Err(error), now())?;
                 Some(DeliveryLine {
+                    kind: pending
+                        .target
+                        .split(' ')
+                        .next()
+                        .unwrap_or("unknown")
+                        .to_string(),
                     target: pending.target.clone(),
                     team: None,
                     recipient: pending.recipient.clone(),

@@ -13,12 +13,56 @@ use crate::config::Config;
 use crate::daemon::{Daemon, Runner, Scheduled};
 use crate::deliver::dispatch::Dispatcher;
 use crate::job::{self, DeliveryOutcome, RunSummary};
+use crate::metrics::{Metrics, RunOutcome, delivery_outcome_label};
 use crate::render::Renderer;
 use crate::samsara::Client;
+use crate::server::Health;
 use crate::store::Store;
 
 /// How long a shutdown waits for running jobs before cutting them off.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the service tells `/healthz` it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// `/healthz` turns 503 when the last heartbeat is older than this.
+const STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// What every run reports to.
+#[derive(Clone)]
+pub struct Telemetry {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+impl Telemetry {
+    /// Telemetry for the jobs of `config`.
+    pub fn for_config(config: &Config) -> Self {
+        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        Self {
+            metrics: Arc::new(Metrics::for_jobs(names.iter().copied())),
+            health: Arc::new(Health::new(names, STALE_AFTER)),
+        }
+    }
+
+    /// Records a finished run: its log line, metrics and health.
+    pub fn run_done(
+        &self,
+        job: &str,
+        fire: chrono::DateTime<Utc>,
+        summary: &RunSummary,
+        took: Duration,
+    ) {
+        log_run(job, summary, took);
+        let outcome = RunOutcome::of(summary);
+        let now = Utc::now();
+        self.metrics.run_finished(job, outcome, took, now);
+        for d in &summary.deliveries {
+            self.metrics
+                .delivery(&d.kind, delivery_outcome_label(&d.outcome));
+        }
+        self.health.job_ran(job, fire, outcome, now);
+    }
+}
 
 /// Runs real jobs: fetch, render, deliver, record; one log line per run.
 pub struct JobRunner {
@@ -26,6 +70,7 @@ pub struct JobRunner {
     client: Client,
     renderer: Arc<Renderer>,
     store: Arc<Store>,
+    telemetry: Telemetry,
 }
 
 impl JobRunner {
@@ -35,12 +80,14 @@ impl JobRunner {
         client: Client,
         renderer: Arc<Renderer>,
         store: Arc<Store>,
+        telemetry: Telemetry,
     ) -> Self {
         Self {
             config,
             client,
             renderer,
             store,
+            telemetry,
         }
     }
 }
@@ -92,30 +139,40 @@ impl Runner for JobRunner {
         let Some(job) = self.config.job(name) else {
             return;
         };
-        // One SMTP session per run.
-        let dispatcher = match Dispatcher::new(&self.config) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(job = name, "cannot set up the senders: {e:#}");
-                return;
+        self.telemetry.health.run_started(name);
+        // Clears "running" even when the run is cut off at shutdown.
+        struct Finished<'a>(&'a Health, &'a str);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.run_finished(self.1);
             }
-        };
-        let result = job::run(
-            &self.config,
-            job,
-            &self.client,
-            &self.renderer,
-            &self.store,
-            &dispatcher,
-            fire,
-            Utc::now,
-        )
-        .await;
-        dispatcher.close().await;
-        match result {
-            Ok(summary) => log_run(name, &summary, started.elapsed()),
-            Err(e) => tracing::error!(job = name, outcome = "failed", "run failed: {e:#}"),
         }
+        let _finished = Finished(&self.telemetry.health, name);
+        // One SMTP session per run.
+        let result = match Dispatcher::new(&self.config) {
+            Ok(dispatcher) => {
+                let result = job::run(
+                    &self.config,
+                    job,
+                    &self.client,
+                    &self.renderer,
+                    &self.store,
+                    &dispatcher,
+                    fire,
+                    Utc::now,
+                )
+                .await;
+                dispatcher.close().await;
+                result
+            }
+            Err(e) => Err(e),
+        };
+        let summary = result.unwrap_or_else(|e| RunSummary {
+            error: Some(format!("{e:#}")),
+            ..RunSummary::default()
+        });
+        self.telemetry
+            .run_done(name, fire, &summary, started.elapsed());
     }
 }
 
@@ -128,8 +185,29 @@ pub async fn run(
     let store = Arc::new(Store::open(&config.state_dir)?);
     let renderer =
         Arc::new(Renderer::new(config.templates_dir.as_deref()).context("loading the templates")?);
+    let telemetry = Telemetry::for_config(&config);
+    telemetry.health.heartbeat(Utc::now());
     let (settings, _sample) = crate::sample::client_settings(&config.samsara).await?;
-    let client = Client::new(settings).context("creating the HTTP client")?;
+    let client = Client::new(settings)
+        .context("creating the HTTP client")?
+        .observed(telemetry.metrics.clone());
+    // The listener first, so that a taken port stops the start with a clear error.
+    let stop_server = Arc::new(tokio::sync::Notify::new());
+    let server = match &config.server {
+        Some(s) => {
+            let stop = stop_server.clone();
+            let (addr, handle) = crate::server::serve(
+                s.listen,
+                telemetry.metrics.clone(),
+                telemetry.health.clone(),
+                async move { stop.notified().await },
+            )
+            .await?;
+            tracing::info!(%addr, "serving /healthz and /metrics");
+            Some(handle)
+        }
+        None => None,
+    };
     tracing::info!(
         config = %config.path.display(),
         jobs = config.jobs.len(),
@@ -143,7 +221,9 @@ pub async fn run(
         let dispatcher = Dispatcher::new(&config)?;
         let started = Instant::now();
         match job::resume_pending(&config, job, &store, &dispatcher, Utc::now).await {
-            Ok(Some(summary)) => log_run(&job.name, &summary, started.elapsed()),
+            Ok(Some(summary)) => {
+                telemetry.run_done(&job.name, Utc::now(), &summary, started.elapsed())
+            }
             Ok(None) => {}
             Err(e) => tracing::error!(job = %job.name, "resuming interrupted deliveries: {e:#}"),
         }
@@ -155,6 +235,7 @@ pub async fn run(
         client,
         renderer,
         store.clone(),
+        telemetry.clone(),
     ));
     let scheduled = config
         .jobs
@@ -179,7 +260,16 @@ pub async fn run(
         }
     }
 
+    let health = telemetry.health.clone();
+    let heartbeat = tokio::spawn(async move {
+        loop {
+            health.heartbeat(Utc::now());
+            tokio::time::sleep(HEARTBEAT).await;
+        }
+    });
+
     shutdown.await;
+    heartbeat.abort();
     tracing::info!(
         "stopping: no new runs; waiting up to {}s for running ones",
         SHUTDOWN_TIMEOUT.as_secs()
@@ -190,6 +280,10 @@ pub async fn run(
             interrupted = drained.interrupted,
             "runs cut off at the shutdown timeout; their unconfirmed deliveries are pending and are sent at the next start"
         );
+    }
+    stop_server.notify_one();
+    if let Some(handle) = server {
+        let _ = handle.await;
     }
     tracing::info!(finished = drained.finished, "stopped");
     Ok(())

@@ -20,6 +20,12 @@ async fn run_delivers_on_schedule_and_stops_cleanly_on_sigterm() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A free port for [server] (released just before the service binds it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -27,6 +33,9 @@ async fn run_delivers_on_schedule_and_stops_cleanly_on_sigterm() {
             r#"timezone = "America/Chicago"
 state_dir = "{state}"
 catch_up = "0"
+
+[server]
+listen = "127.0.0.1:{port}"
 
 [samsara]
 sample_data = "{api}"
@@ -67,8 +76,43 @@ deliver = [{{ webhook = "receiver" }}]
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Give the second run a moment to record its outcome, then stop it as systemd would.
+    // Give the second run a moment to record its outcome.
     tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Health and metrics while it runs.
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["jobs"]["every-10s"]["last_outcome"], "succeeded");
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert!(value(r#"trainwatch_runs_total{job="every-10s",outcome="succeeded"}"#) >= 2.0);
+    assert!(value(r#"trainwatch_deliveries_total{kind="json",outcome="delivered"}"#) >= 2.0);
+    assert!(
+        value(
+            r#"trainwatch_api_requests_total{endpoint="/training-assignments/stream",status="200"}"#
+        ) >= 2.0
+    );
+
+    // Stop it as systemd would.
     let status = Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
         .status()
