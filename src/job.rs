@@ -195,6 +195,8 @@ pub async fn run<S: crate::deliver::Sender>(
     now: impl Fn() -> DateTime<Utc>,
 ) -> anyhow::Result<RunSummary> {
     use crate::store::{Claim, NewDelivery, Outcome};
+    // Another process delivering this job now would race us for its claims.
+    let _lock = store.lock_job(&job.name)?;
     let run_id = store.begin_run(&job.name, fire, now())?;
     let mut summary = RunSummary {
         run_id,
@@ -471,6 +473,7 @@ pub async fn resume_pending<S: crate::deliver::Sender>(
     if store.pending(&job.name)?.is_empty() {
         return Ok(None);
     }
+    let _lock = store.lock_job(&job.name)?;
     let run_id = store.begin_run(&job.name, now(), now())?;
     let lines = resume_into(config, job, store, sender, run_id, &now).await?;
     let summary = RunSummary {

@@ -171,6 +171,14 @@ pub enum Claim {
     },
 }
 
+/// Held while a job runs: no other trainwatch process can run the same job
+/// on the same `state_dir` until it is dropped (the OS releases it if the
+/// process dies).
+#[derive(Debug)]
+pub struct JobLock {
+    _file: std::fs::File,
+}
+
 /// A store failure, with what it was doing.
 #[derive(Debug, thiserror::Error)]
 #[error("state store {path}: {doing}: {source}")]
@@ -254,6 +262,32 @@ impl Store {
     /// Where the database file is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes `job`'s run lock (`state_dir/locks/JOB.lock`), so that two
+    /// processes (the service and a manual `run-once`, say) never deliver
+    /// the same job at once. An error when another process holds it.
+    pub fn lock_job(&self, job: &str) -> anyhow::Result<JobLock> {
+        use anyhow::Context as _;
+        let dir = self.path.parent().unwrap_or(Path::new(".")).join("locks");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{job}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(JobLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "job {job} is running in another trainwatch process using the same state_dir ({} is locked); try again when it has finished",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
     }
 
     fn with<T>(
@@ -597,6 +631,22 @@ mod tests {
                 .unwrap()
         );
         assert!(store.last_success("other").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_job_cannot_be_locked_twice_until_the_first_lock_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let other = Store::open(dir.path()).unwrap();
+        let held = store.lock_job("weekly").unwrap();
+        let err = other.lock_job("weekly").unwrap_err().to_string();
+        assert!(
+            err.contains("job weekly is running in another trainwatch process"),
+            "{err}"
+        );
+        assert!(other.lock_job("daily").is_ok(), "other jobs are free");
+        drop(held);
+        assert!(other.lock_job("weekly").is_ok());
     }
 
     #[test]
