@@ -60,7 +60,9 @@ fn team_email(team: usize) -> Email {
         subject: format!("Overdue training, team {team}: {row}"),
         text,
         html,
-        attachment: (team % 4 == 0).then(|| ("assignments.csv".to_string(), csv.into_bytes())),
+        attachment: team
+            .is_multiple_of(4)
+            .then(|| ("assignments.csv".to_string(), csv.into_bytes())),
         message_id: Some(format!("<bench-run.team-{team}@trainwatch.example.com>")),
     }
 }

@@ -211,10 +211,10 @@ impl<R: Runner> Daemon<R> {
     /// those still running are cut off (their unconfirmed deliveries stay
     /// pending in the ledger and are sent at the next start).
     pub async fn shutdown(&self, timeout: Duration) -> Drained {
-        if let Some(mut scheduler) = self.scheduler.lock().await.take() {
-            if let Err(e) = scheduler.shutdown().await {
-                tracing::warn!("stopping the scheduler: {e}");
-            }
+        if let Some(mut scheduler) = self.scheduler.lock().await.take()
+            && let Err(e) = scheduler.shutdown().await
+        {
+            tracing::warn!("stopping the scheduler: {e}");
         }
         self.triggers
             .lock()

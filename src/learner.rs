@@ -29,10 +29,12 @@ impl LearnerId {
             return Ok(Self(format!("driver-{raw}")));
         }
         for prefix in KNOWN_PREFIXES {
-            if let Some(rest) = raw.strip_prefix(prefix) {
-                if !rest.is_empty() && !rest.contains(',') && !rest.contains(char::is_whitespace) {
-                    return Ok(Self(raw.to_string()));
-                }
+            if let Some(rest) = raw.strip_prefix(prefix)
+                && !rest.is_empty()
+                && !rest.contains(',')
+                && !rest.contains(char::is_whitespace)
+            {
+                return Ok(Self(raw.to_string()));
             }
         }
         Err(format!(

@@ -420,7 +420,7 @@ fn encode_cursor(endpoint: &str, offset: usize) -> String {
 }
 
 fn decode_cursor(endpoint: &str, cursor: &str) -> Option<usize> {
-    if cursor.len() % 2 != 0 || !cursor.is_ascii() {
+    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..cursor.len())

@@ -205,13 +205,13 @@ impl Cx<'_, '_> {
                     .flat_map(|d| d.get_ref())
             })
             .find(|d| d.get_ref().email.is_some());
-        if let (Some(delivery), None) = (first_email, &raw.smtp) {
-            if !self.diag.was_pruned(ROOT.start, "smtp") {
-                self.problem(
-                    delivery.span(),
-                    "email deliveries need an [smtp] table with at least `host` and `from`",
-                );
-            }
+        if let (Some(delivery), None) = (first_email, &raw.smtp)
+            && !self.diag.was_pruned(ROOT.start, "smtp")
+        {
+            self.problem(
+                delivery.span(),
+                "email deliveries need an [smtp] table with at least `host` and `from`",
+            );
         }
 
         let samsara = samsara?;
@@ -379,13 +379,13 @@ impl Cx<'_, '_> {
         let requests_per_second =
             self.integer(&s.requests_per_second, 5u32, 1..=100, "requests_per_second");
         let timeout = self.duration(&s.timeout, Duration::from_secs(60), false);
-        if let Some(value) = &s.timeout {
-            if timeout >= API_TIMEOUT {
-                self.problem(
+        if let Some(value) = &s.timeout
+            && timeout >= API_TIMEOUT
+        {
+            self.problem(
                     value.span(),
                     "`timeout` must be under 90s: the Samsara API gives up on a request after 90 seconds",
                 );
-            }
         }
         let api_version = s.api_version.as_ref().and_then(|v| {
             let text = v.get_ref().trim();

@@ -149,10 +149,10 @@ impl Client {
         limits: Arc<RateLimits>,
     ) -> Result<Self, reqwest::Error> {
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(v) = &settings.api_version {
-            if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
-                headers.insert("X-Samsara-Version", v);
-            }
+        if let Some(v) = &settings.api_version
+            && let Ok(v) = reqwest::header::HeaderValue::from_str(v)
+        {
+            headers.insert("X-Samsara-Version", v);
         }
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("trainwatch/", env!("CARGO_PKG_VERSION")))
