@@ -172,13 +172,6 @@ struct Stored {
     payload: crate::outbox::Payload,
 }
 
-fn chain(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 /// Runs `job` as fired at `fire`: finishes deliveries an interrupted earlier
 /// run left pending, fetches, renders every delivery, then sends each one
 /// not already delivered for this window, recording every step in `store`.
@@ -224,7 +217,7 @@ pub async fn run<S: crate::deliver::Sender>(
     let (window, records, outbox) = match prepared {
         Ok(p) => p,
         Err(e) => {
-            let error = chain(&e);
+            let error = format!("{e:#}");
             store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
             summary.error = Some(error.clone());
             notify_failure(
@@ -359,7 +352,7 @@ async fn notify_failure<S: crate::deliver::Sender>(
     let items = match crate::outbox::failure(config, job, renderer, &ctx) {
         Ok(items) => items,
         Err(e) => {
-            tracing::error!(job = %job.name, "cannot render the on_failure messages: {}", chain(&e));
+            tracing::error!(job = %job.name, "cannot render the on_failure messages: {e:#}");
             return;
         }
     };
