@@ -75,11 +75,7 @@ pub fn reports(
     generated_at: DateTime<Utc>,
 ) -> Vec<Report> {
     let meta = |team: Option<TeamInfo>| Meta {
-        job: JobInfo {
-            name: job.name.clone(),
-            schedule: job.schedule.expr.clone(),
-            timezone: job.timezone.name().to_string(),
-        },
+        job: JobInfo::of(job),
         window: data.window,
         timezone: job.timezone,
         generated_at,
@@ -331,22 +327,10 @@ async fn notify_failure<S: crate::deliver::Sender>(
     summary: &mut RunSummary,
 ) {
     use crate::deliver::Sent;
-    let local = |t: DateTime<Utc>| {
-        t.with_timezone(&job.timezone)
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    };
     let ctx = crate::render::FailureContext {
-        job: JobInfo {
-            name: job.name.clone(),
-            schedule: job.schedule.expr.clone(),
-            timezone: job.timezone.name().to_string(),
-        },
-        window: window.map(|w| crate::report::WindowInfo {
-            start: local(w.start),
-            end: local(w.end),
-            timezone: job.timezone.name().to_string(),
-        }),
-        generated_at: local(now),
+        job: JobInfo::of(job),
+        window: window.map(|w| crate::report::WindowInfo::of(&w, job.timezone)),
+        generated_at: crate::report::local_rfc3339(now, job.timezone),
         error: error.to_string(),
     };
     let items = match crate::outbox::failure(config, job, renderer, &ctx) {

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+
 use crate::export::Row;
 
 /// Everything a template sees.
@@ -46,12 +49,40 @@ pub struct JobInfo {
     pub timezone: String,
 }
 
+impl JobInfo {
+    /// The context's view of `job`.
+    pub fn of(job: &crate::config::Job) -> Self {
+        Self {
+            name: job.name.clone(),
+            schedule: job.schedule.expr.clone(),
+            timezone: job.timezone.name().to_string(),
+        }
+    }
+}
+
 /// `window` in the context: `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WindowInfo {
     pub start: String,
     pub end: String,
     pub timezone: String,
+}
+
+impl WindowInfo {
+    /// `window` in the context's form, in `tz`.
+    pub fn of(window: &crate::window::Window, tz: Tz) -> Self {
+        Self {
+            start: local_rfc3339(window.start, tz),
+            end: local_rfc3339(window.end, tz),
+            timezone: tz.name().to_string(),
+        }
+    }
+}
+
+/// An instant as the context shows it: RFC 3339 with `tz`'s offset, to the second.
+pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// `team` in the context.

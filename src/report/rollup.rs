@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::model::*;
@@ -99,10 +99,7 @@ pub fn build<'a>(
     names: &Names,
 ) -> Report {
     let end = meta.window.end;
-    let local = |t: DateTime<Utc>| {
-        t.with_timezone(&meta.timezone)
-            .to_rfc3339_opts(SecondsFormat::Secs, true)
-    };
+    let local = |t: DateTime<Utc>| local_rfc3339(t, meta.timezone);
     let mut totals = Totals::default();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let mut courses: HashMap<&'a str, CourseAcc<'a>> = HashMap::new();
@@ -248,11 +245,7 @@ pub fn build<'a>(
 
     Report {
         job: meta.job.clone(),
-        window: WindowInfo {
-            start: local(meta.window.start),
-            end: local(meta.window.end),
-            timezone: meta.timezone.name().to_string(),
-        },
+        window: WindowInfo::of(&meta.window, meta.timezone),
         generated_at: local(meta.generated_at),
         team: meta.team.clone(),
         totals,
