@@ -70,17 +70,12 @@ impl Row {
     pub fn new(a: &Assignment, names: &Names) -> Self {
         let course = names.courses.get(&a.course.id);
         let category = course.and_then(|c| c.category.as_ref());
-        let non_empty = |s: Option<&String>, fallback: &str| {
-            s.filter(|s| !s.is_empty())
-                .cloned()
-                .unwrap_or_else(|| fallback.to_string())
-        };
         Self {
             assignment_id: a.id.clone(),
             learner_id: a.learner.to_string(),
-            learner_name: non_empty(names.learners.get(&a.learner), a.learner.as_str()),
+            learner_name: names.learner_name(&a.learner),
             course_id: a.course.id.clone(),
-            course_title: non_empty(course.map(|c| &c.title), &a.course.id),
+            course_title: names.course_title(&a.course.id),
             category_id: category.map(|c| c.id.clone()).unwrap_or_default(),
             category_name: category.map(|c| c.name.clone()).unwrap_or_default(),
             status: a.status.to_string(),

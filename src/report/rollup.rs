@@ -149,11 +149,11 @@ pub fn build<'a>(
                 assignment_id: a.id.clone(),
                 learner: Named {
                     id: a.learner.to_string(),
-                    name: learner_name(names, &a.learner),
+                    name: names.learner_name(&a.learner),
                 },
                 course: CourseRef {
                     id: a.course.id.clone(),
-                    title: course_title(names, &a.course.id),
+                    title: names.course_title(&a.course.id),
                 },
                 status: a.status.to_string(),
                 due_at: a.due_at_time.map(local),
@@ -173,7 +173,7 @@ pub fn build<'a>(
             let category = known.and_then(|k| k.category.as_ref());
             CourseSummary {
                 id: id.to_string(),
-                title: course_title(names, id),
+                title: names.course_title(id),
                 category: category
                     .map(|k| k.name.clone())
                     .filter(|n| !n.is_empty())
@@ -257,22 +257,4 @@ pub fn build<'a>(
         assignments: rows,
         warnings: names.warnings.clone(),
     }
-}
-
-fn learner_name(names: &Names, id: &LearnerId) -> String {
-    names
-        .learners
-        .get(id)
-        .filter(|n| !n.is_empty())
-        .cloned()
-        .unwrap_or_else(|| id.to_string())
-}
-
-fn course_title(names: &Names, id: &str) -> String {
-    names
-        .courses
-        .get(id)
-        .map(|c| c.title.clone())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| id.to_string())
 }

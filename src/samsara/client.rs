@@ -116,6 +116,26 @@ pub struct Names {
     pub warnings: Vec<String>,
 }
 
+impl Names {
+    /// The learner's name, or its id (filter form) when unknown or empty.
+    pub fn learner_name(&self, id: &LearnerId) -> String {
+        self.learners
+            .get(id)
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// The course's title, or its id when unknown or empty.
+    pub fn course_title(&self, id: &str) -> String {
+        self.courses
+            .get(id)
+            .map(|c| c.title.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
 /// A Samsara API client. Cheap to clone; clones share the connection pool.
 #[derive(Clone)]
 pub struct Client {
