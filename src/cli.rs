@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{self, Config, Job};
 use crate::export::{self, Format};
+use crate::render::filters::{count, noun_count};
 use crate::samsara::{Client, Endpoint, Observer};
 
 /// Exit code: a run or a delivery failed.
@@ -698,7 +699,7 @@ async fn export_cmd(
             count(summary.rows, "assignment"),
             summary.window.in_zone(job.timezone),
             count(summary.fetch.pages as usize, "page"),
-            count(summary.fetch.queries, "query"),
+            noun_count(summary.fetch.queries as i128, "query", Some("queries")),
             count(summary.fetch.duplicates as usize, "duplicate"),
             summary.left_out,
             out.map(|p| format!(" → {}", p.display()))
@@ -706,14 +707,6 @@ async fn export_cmd(
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn count(n: usize, what: &str) -> String {
-    match (n, what) {
-        (1, _) => format!("1 {what}"),
-        (_, "query") => format!("{n} queries"),
-        _ => format!("{n} {what}s"),
-    }
 }
 
 /// Pages, records and request rate on a terminal; nothing in a pipe or log.

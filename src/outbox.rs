@@ -13,6 +13,7 @@ use crate::config::{Config, Delivery, Job, WebhookKind, WhenEmpty};
 use crate::deliver::email::Email;
 use crate::export::{Format, build_query, write_rows};
 use crate::render::Renderer;
+use crate::render::filters::count;
 use crate::report::Report;
 use crate::window::Window;
 
@@ -367,14 +368,6 @@ fn checked_email(
     };
     email.to_message()?;
     Ok(email)
-}
-
-fn count(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }
 
 /// The `on_failure` messages of `job` for a failed run: the `failure` email

@@ -147,12 +147,22 @@ pub fn counted(value: &Value, kwargs: Kwargs, _: &State) -> TeraResult<String> {
         })?
     };
     let one = kwargs.must_get::<&str>("one")?;
-    let noun = match kwargs.get::<&str>("many")? {
-        _ if n == 1 || n == -1 => one.to_string(),
-        Some(many) => many.to_string(),
-        None => format!("{one}s"),
-    };
-    Ok(format!("{n} {noun}"))
+    Ok(noun_count(n, one, kwargs.get::<&str>("many")?))
+}
+
+/// `1 course`, `3 courses`: `many` defaults to `one` + "s". Shared by the
+/// `counted` filter and trainwatch's own output.
+pub fn noun_count(n: i128, one: &str, many: Option<&str>) -> String {
+    match many {
+        _ if n == 1 || n == -1 => format!("{n} {one}"),
+        Some(many) => format!("{n} {many}"),
+        None => format!("{n} {one}s"),
+    }
+}
+
+/// [`noun_count`] for a regular plural.
+pub fn count(n: usize, one: &str) -> String {
+    noun_count(n as i128, one, None)
 }
 
 /// `json(pretty=false)`: any value as JSON, for example
