@@ -217,8 +217,8 @@ pub async fn run(
     );
 
     // What runs interrupted by a stop or a crash left unconfirmed goes first.
+    let dispatcher = Dispatcher::new(&config)?;
     for job in &config.jobs {
-        let dispatcher = Dispatcher::new(&config)?;
         let started = Instant::now();
         match job::resume_pending(&config, job, &store, &dispatcher, Utc::now).await {
             Ok(Some(summary)) => {
@@ -227,8 +227,8 @@ pub async fn run(
             Ok(None) => {}
             Err(e) => tracing::error!(job = %job.name, "resuming interrupted deliveries: {e:#}"),
         }
-        dispatcher.close().await;
     }
+    dispatcher.close().await;
 
     let runner = Arc::new(JobRunner::new(
         config.clone(),
