@@ -129,50 +129,43 @@ fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// Runs the command. `now` is the clock, read once by the caller.
 pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    // Every command needs a valid config; for `validate` that is the whole job.
+    let config = match load(&cli.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let usage = || Ok(ExitCode::from(EXIT_USAGE));
     match cli.command {
+        Command::Validate => {
+            print_valid(&cli.config, &config);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             crate::service::run(config, crate::service::signals()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate => Ok(validate(&cli.config)),
         Command::Export {
             job,
             at,
             format,
             out,
         } => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             let Some(job) = find_job(&config, &job) else {
-                return Ok(ExitCode::from(EXIT_USAGE));
+                return usage();
             };
             export_cmd(&config, job, at.unwrap_or(now), format, out.as_deref()).await
         }
         Command::Preview { job, at, out } => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             let Some(job) = find_job(&config, &job) else {
-                return Ok(ExitCode::from(EXIT_USAGE));
+                return usage();
             };
             let run = prepare(&config, job, at.unwrap_or(now), now).await?;
             write_preview(job, &run, &out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::RunOnce { job, at, dry_run } => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             let Some(job) = find_job(&config, &job) else {
-                return Ok(ExitCode::from(EXIT_USAGE));
+                return usage();
             };
             if dry_run {
                 let run = prepare(&config, job, at.unwrap_or(now), now).await?;
@@ -181,18 +174,8 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             }
             run_once(&config, job, at.unwrap_or(now)).await
         }
-        Command::History { job, limit } => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            history(&config, job.as_deref(), limit)
-        }
+        Command::History { job, limit } => history(&config, job.as_deref(), limit),
         Command::List { at } => {
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             print_list(&config, at.unwrap_or(now));
             Ok(ExitCode::SUCCESS)
         }
@@ -632,20 +615,15 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn validate(path: &Path) -> ExitCode {
-    match load(path) {
-        Ok(c) => {
-            println!(
-                "{}: OK ({}, {}, {})",
-                path.display(),
-                count(c.jobs.len(), "job"),
-                count(c.teams.len(), "team"),
-                count(c.webhooks.len(), "webhook"),
-            );
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
-    }
+/// What `validate` says of a config that loaded.
+fn print_valid(path: &Path, c: &Config) {
+    println!(
+        "{}: OK ({}, {}, {})",
+        path.display(),
+        count(c.jobs.len(), "job"),
+        count(c.teams.len(), "team"),
+        count(c.webhooks.len(), "webhook"),
+    );
 }
 
 fn find_job<'a>(config: &'a Config, name: &str) -> Option<&'a Job> {
