@@ -37,7 +37,7 @@ fn five_mistakes_in_five_places_are_all_reported_with_their_positions() {
     five_mistakes.toml:8:7: environment variable SLACK_WEBHOOK_URL is not set (used by webhooks.safety-channel.url)
     five_mistakes.toml:12:1: unknown key `shedule` in [[jobs]] (expected one of: name, schedule, timezone, window, filters, per_team, when_empty, deliver, on_failure); did you mean `schedule`?
     five_mistakes.toml:14:24: no webhook `safety-chanel` in [webhooks] (defined: safety-channel); did you mean `safety-channel`?
-    five_mistakes.toml:18:12: schedule `0 8 * * Mnday` is not a valid cron expression: it contains illegal character 'M' in part 'MNDAY'; expected 5 fields `MIN HOUR DAY MONTH WEEKDAY` (like `0 8 * * Mon`) or 6 with seconds first `SEC MIN HOUR DAY MONTH WEEKDAY` (like `30 0 8 * * Mon`)
+    five_mistakes.toml:18:12: schedule `0 8 * * Mnday`: the WEEKDAY field `Mnday` is not valid: it takes 0-7 or Sun-Sat (0 and 7 are Sunday), `*`, lists `1,3`, ranges `1-5` and steps `*/2` (fields: MIN HOUR DAY MONTH WEEKDAY)
     ");
     assert_eq!(err.problems.len(), 5);
 }
@@ -473,4 +473,116 @@ deliver = [{{ email = {{ to = ["{{{{ team.manager "], subject = "{{% if x %}}" }
         3,
         "one line per problem: {problems}"
     );
+}
+
+/// A valid per-team email job around `deliver`, with teams `north` (managed)
+/// and `south` (no manager), and `extra` TOML appended.
+fn per_team_email(deliver: &str, extra: &str) -> String {
+    format!(
+        r#"[samsara]
+token = "${{SAMSARA_API_TOKEN}}"
+
+[smtp]
+host = "127.0.0.1"
+from = "Training <training@example.com>"
+
+[teams.north]
+manager = "Dana Ortiz <dana@example.com>"
+learners = ["driver-1"]
+
+[teams.south]
+learners = ["driver-2"]
+
+[[jobs]]
+name = "weekly-overdue"
+schedule = "0 8 * * Mon"
+window = {{ last = "7d" }}
+per_team = true
+deliver = [
+  {deliver},
+]
+{extra}"#
+    )
+}
+
+#[test]
+fn validate_renders_addresses_so_a_typo_in_a_field_name_is_an_error_at_its_place() {
+    let source = per_team_email(
+        r#"{ email = { to = ["{{ team.manger }}"], template = "overdue" } }"#,
+        "",
+    )
+    .replace(
+        "[teams.south]\nlearners",
+        "[teams.south]\nmanager = \"s@example.com\"\nlearners",
+    );
+    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:22:21: to address `{{ team.manger }}` does not render: Field `manger` is not defined. Available fields: manager, name (for team north)");
+}
+
+#[test]
+fn validate_reports_a_team_without_a_manager_sent_to_its_manager() {
+    let source = per_team_email(
+        r#"{ email = { to = ["{{ team.manager }}"], template = "overdue" } }"#,
+        "",
+    );
+    insta::assert_snapshot!(errors(&source).to_string(), @r#"trainwatch.toml:21:21: to address `{{ team.manager }}` is empty for team south, which has no `manager`: add `manager = "Name <address>"` to [teams.south], or leave the team out of this job's `filters.teams`"#);
+}
+
+#[test]
+fn validate_renders_template_files_and_subjects_against_a_report_with_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("weekly.html"),
+        "<p>{% for row in overdue %}{{ row.learner.nmae }}{% endfor %}</p>",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("weekly.txt"), "{{ totals.overdue }}").unwrap();
+    let source = per_team_email(
+        r#"{ email = { to = ["ops@example.com"], template = "weekly", subject = "{{ totals.overdu }} overdue" } }"#,
+        "",
+    )
+    .replace(
+        "[samsara]",
+        &format!("templates_dir = {:?}\n[samsara]", dir.path().display().to_string()),
+    );
+    insta::assert_snapshot!(errors(&source).to_string(), @r"
+    trainwatch.toml:22:52: template `weekly` does not render: weekly.html:1:43: Field `nmae` is not defined. Available fields: id, name (for team north)
+    trainwatch.toml:22:72: this subject does not render: Field `overdu` is not defined. Available fields: assignments, completed, completed_late, completion_rate, deleted, in_progress, learners, not_started, other, overdue (for team north)
+    ");
+}
+
+#[test]
+fn a_config_whose_deliveries_all_render_passes_validate() {
+    let source = per_team_email(
+        r#"{ email = { to = ["{% if team.manager %}{{ team.manager }}{% else %}ops@example.com{% endif %}"], template = "overdue" } }"#,
+        "when_empty = \"send\"",
+    );
+    let loaded = load_str(&source, Path::new("trainwatch.toml"), &env);
+    assert!(loaded.is_ok(), "{}", loaded.unwrap_err());
+}
+
+#[test]
+fn a_cron_field_in_error_is_quoted_as_written_with_the_fix() {
+    let with_schedule = |schedule: &str| {
+        format!(
+            "[samsara]\ntoken = \"t\"\n{}",
+            VALID_JOB.replace("0 8 * * Mon", schedule)
+        )
+    };
+    let found: Vec<String> = [
+        "0 8 * * Monday",
+        "0 8 * * Monday-Friday",
+        "0 8 1 September *",
+        "0 25 * * *",
+        "0 0 8 * * Mnday",
+    ]
+    .iter()
+    .map(|s| messages(&with_schedule(s)).join("\n"))
+    .collect();
+    insta::assert_snapshot!(found.join("\n"), @r"
+    6:12 schedule `0 8 * * Monday`: the WEEKDAY field `Monday` is not valid: use `Mon` (names have three letters), as in `0 8 * * Mon`
+    6:12 schedule `0 8 * * Monday-Friday`: the WEEKDAY field `Monday-Friday` is not valid: use `Mon-Fri` (names have three letters), as in `0 8 * * Mon-Fri`
+    6:12 schedule `0 8 1 September *`: the MONTH field `September` is not valid: use `Sep` (names have three letters), as in `0 8 1 Sep *`
+    6:12 schedule `0 25 * * *`: the HOUR field `25` is not valid: it takes 0-23, `*`, lists `1,3`, ranges `1-5` and steps `*/2` (fields: MIN HOUR DAY MONTH WEEKDAY)
+    6:12 schedule `0 0 8 * * Mnday`: the WEEKDAY field `Mnday` is not valid: it takes 0-7 or Sun-Sat (0 and 7 are Sunday), `*`, lists `1,3`, ranges `1-5` and steps `*/2` (fields: SEC MIN HOUR DAY MONTH WEEKDAY)
+    ");
 }

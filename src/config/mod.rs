@@ -15,6 +15,7 @@
 //! Values that came from the environment are never quoted in a message:
 //! tokens, passwords and webhook URLs are secrets.
 
+mod check;
 mod diag;
 mod duration;
 mod env;
