@@ -172,7 +172,24 @@ pub fn build(
                     kind_of(config, delivery)
                 )
             })?;
-            outbox.items.push(item);
+            match item {
+                Some(item) => outbox.items.push(item),
+                None => {
+                    // `validate` rejects this for teams in the config; a team
+                    // may still come without a manager (from tags, or an
+                    // edited config read by a running service). Its manager's
+                    // mail cannot go anywhere: the other teams' still does.
+                    let reason = format!(
+                        "delivery {} (email) not sent: the team has no manager for its `{{{{ team.manager }}}}` recipient",
+                        index + 1
+                    );
+                    tracing::warn!(job = %job.name, team = team.as_deref().unwrap_or("-"), "{reason}");
+                    outbox.skipped.push(Skipped {
+                        team: team.clone(),
+                        reason,
+                    });
+                }
+            }
         }
     }
     Ok(outbox)
@@ -201,7 +218,7 @@ fn outgoing(
     index: usize,
     team: &Option<String>,
     csv: &[u8],
-) -> anyhow::Result<Outgoing> {
+) -> anyhow::Result<Option<Outgoing>> {
     let kind = kind_of(config, delivery);
     let target = match delivery {
         Delivery::Email(e) => format!("email {}", e.template),
@@ -220,37 +237,44 @@ fn outgoing(
         url: None,
         secret: None,
     };
-    Ok(match delivery {
+    let managerless = report.team.as_ref().is_some_and(|t| t.manager.is_none());
+    Ok(Some(match delivery {
         Delivery::Email(e) => {
             let smtp = config
                 .smtp
                 .as_ref()
                 .context("an email delivery needs [smtp] (the config check should have said so)")?;
             let addresses = |list: &[String], field: &str| -> anyhow::Result<Vec<String>> {
-                list.iter()
-                    .map(|source| {
-                        let rendered = renderer
-                            .render_str(source, report)
-                            .with_context(|| format!("rendering {field} address `{source}`"))?;
-                        anyhow::ensure!(
-                            !rendered.trim().is_empty(),
-                            "{field} address `{source}` renders empty{}",
-                            team.as_ref()
-                                .map(|t| format!(" for team {t} (does it have a manager?)"))
-                                .unwrap_or_default()
-                        );
-                        Ok(rendered.trim().to_string())
-                    })
-                    .collect()
+                let mut out = Vec::new();
+                for source in list {
+                    let rendered = renderer
+                        .render_str(source, report)
+                        .with_context(|| format!("rendering {field} address `{source}`"))?;
+                    let rendered = rendered.trim();
+                    // The manager of a team that has none: left out (and the
+                    // delivery skipped when no `to` is left).
+                    if rendered.is_empty() && managerless && source.contains("team.manager") {
+                        continue;
+                    }
+                    anyhow::ensure!(
+                        !rendered.is_empty(),
+                        "{field} address `{source}` renders empty{}",
+                        team.as_ref()
+                            .map(|t| format!(" for team {t}"))
+                            .unwrap_or_default()
+                    );
+                    out.push(rendered.to_string());
+                }
+                Ok(out)
             };
+            let to = addresses(&e.to, "to")?;
+            if to.is_empty() {
+                return Ok(None);
+            }
             let rendered = renderer.email(&e.template, report, e.subject.as_deref())?;
             let email = checked_email(
                 &smtp.from,
-                [
-                    addresses(&e.to, "to")?,
-                    addresses(&e.cc, "cc")?,
-                    addresses(&e.bcc, "bcc")?,
-                ],
+                [to, addresses(&e.cc, "cc")?, addresses(&e.bcc, "bcc")?],
                 rendered,
                 e.attach_csv
                     .then(|| ("assignments.csv".to_string(), csv.to_vec())),
@@ -344,7 +368,7 @@ fn outgoing(
                 },
             )
         }
-    })
+    }))
 }
 
 /// An email from `rendered`, addressed `[to, cc, bcc]`, every address

@@ -172,3 +172,72 @@ async fn a_run_whose_fetch_fails_sends_nothing_but_the_on_failure_email() {
     let runs = store.runs(Some("monthly-audit"), 1).unwrap();
     assert_eq!(runs[0].outcome, trainwatch::store::Outcome::Failed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_without_a_manager_is_skipped_with_a_reason_and_the_other_managers_get_their_email()
+{
+    let smtp = TestSmtp::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sample_config(&smtp, dir.path());
+    // As a team from tags without a manager would come (validate rejects it in the file).
+    config.teams.get_mut("south-yard").unwrap().manager = None;
+    let store = Store::open(&config.state_dir).unwrap();
+    let job = config.job("weekly-overdue").unwrap();
+    let (settings, _server) = trainwatch::sample::client_settings(&config.samsara)
+        .await
+        .unwrap();
+    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
+    let dispatcher = Dispatcher::with_parts(
+        &config,
+        None,
+        WebhookSender::with_settings(
+            Some(Duration::from_secs(5)),
+            Arc::new(RateLimits::default()),
+        )
+        .unwrap(),
+        policy(),
+    )
+    .unwrap();
+
+    let summary = job::run(
+        &config,
+        job,
+        &client,
+        &Renderer::new(None).unwrap(),
+        &store,
+        &dispatcher,
+        "2026-11-23T14:00:00Z".parse().unwrap(),
+        Utc::now,
+    )
+    .await
+    .unwrap();
+    dispatcher.close().await;
+
+    assert!(!summary.failed(), "{summary:?}");
+    let skipped: Vec<_> = summary
+        .skipped
+        .iter()
+        .map(|s| (s.team.as_deref().unwrap_or("-"), s.reason.as_str()))
+        .collect();
+    assert!(
+        skipped.contains(&(
+            "south-yard",
+            "delivery 1 (email) not sent: the team has no manager for its `{{ team.manager }}` recipient"
+        )),
+        "{skipped:?}"
+    );
+    let mut recipients: Vec<String> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        [
+            "dana.ortiz@example.com",
+            "miguel.torres@example.com",
+            "renee.gagnon@example.com"
+        ]
+    );
+}
