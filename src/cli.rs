@@ -200,7 +200,9 @@ async fn run_once(config: &Config, job: &Job, fire: DateTime<Utc>) -> anyhow::Re
         .context("loading the templates")?;
     let store = crate::store::Store::open(&config.state_dir)?;
     let (client, _server) = client(config).await?;
-    let dispatcher = crate::deliver::dispatch::Dispatcher::new(config)?;
+    // Someone is waiting at a terminal: a server that is not there fails
+    // the delivery at once (the service retries it; see the README).
+    let dispatcher = crate::deliver::dispatch::Dispatcher::new(config)?.refused_is_final(true);
     let summary = crate::job::run(
         config,
         job,
@@ -266,6 +268,12 @@ async fn run_once(config: &Config, job: &Job, fire: DateTime<Utc>) -> anyhow::Re
     if let Some(error) = &summary.error {
         eprintln!("error: job {} failed: {error}", job.name);
     }
+    let refused = summary.deliveries.iter().any(|d| {
+        matches!(&d.outcome, DeliveryOutcome::Failed { error, .. } if error.contains(crate::deliver::REFUSED))
+    });
+    if refused {
+        eprintln!("{}", refused_hint(&job.name));
+    }
     println!(
         "run {} {} (history in {})",
         summary.run_id,
@@ -281,6 +289,18 @@ async fn run_once(config: &Config, job: &Job, fire: DateTime<Utc>) -> anyhow::Re
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What to do when nothing listens where a delivery goes.
+fn refused_hint(job: &str) -> String {
+    format!(
+        "hint: nothing accepted the connection, so nothing was retried.\n\
+         - to see what would be sent without sending it: `trainwatch run-once {job} --dry-run`,\n  \
+         or `trainwatch preview {job}` to write every message to files;\n\
+         - to try real deliveries locally: `docker compose up -d mailpit` (see docker-compose.yml),\n  \
+         then set [smtp] host = \"127.0.0.1\", port = 1025, security = \"none\" and read the mail\n  \
+         at http://127.0.0.1:8025."
+    )
 }
 
 /// Prints the recent runs recorded in the store.

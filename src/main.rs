@@ -1,5 +1,6 @@
 //! The `trainwatch` binary: arguments in, library call, exit code out.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,8 +11,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,trainwatch=info"));
+    // Colour codes only for a person at a terminal: in a pipe, a file or a
+    // journal they are noise. NO_COLOR (https://no-color.org) turns them off.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match cli.log_format {
         cli::LogFormat::Text => logs.init(),

@@ -101,7 +101,8 @@ impl SampleServer {
             }
         });
         let base_url = Url::parse(&format!("http://{addr}/"))?;
-        tracing::info!(dir = %dir.display(), url = %base_url, "serving sample data");
+        // Debug: every command on the sample would otherwise open with it.
+        tracing::debug!(dir = %dir.display(), url = %base_url, "serving sample data");
         Ok(SampleServer {
             base_url,
             dir: dir.to_path_buf(),

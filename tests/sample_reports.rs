@@ -233,3 +233,111 @@ async fn the_sample_reports_add_up() {
         "the audit includes the deleted assignment"
     );
 }
+
+/// The sample config in `dir`, its data folder and state there too, and
+/// its mail to `smtp_port` on loopback.
+fn sample_config_in(dir: &Path, smtp_port: u16) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(sample_config())
+        .unwrap()
+        .replace(
+            "sample_data = \"api\"",
+            &format!(
+                "sample_data = {:?}",
+                root.join("sample/api").display().to_string()
+            ),
+        )
+        .replace("../out/sample/", "")
+        .replace("port = 2525", &format!("port = {smtp_port}"));
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn run_once_with_no_mail_server_fails_at_once_and_says_how_to_try_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = sample_config_in(dir.path(), port);
+
+    let result = Command::cargo_bin("trainwatch")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "run-once",
+            "weekly-overdue",
+            "--at",
+            "2026-11-23T08:00:00-06:00",
+        ])
+        .output()
+        .unwrap();
+
+    assert_eq!(result.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.contains("FAILED")).collect();
+    assert_eq!(failed.len(), 4, "one line per team:\n{stdout}");
+    for line in &failed {
+        assert!(
+            line.contains("  1         FAILED: connecting to 127.0.0.1:")
+                && line.contains(
+                    "connection refused (no mail server listens there) (not retried by run-once)"
+                ),
+            "one attempt, no retries: {line}"
+        );
+    }
+    assert!(!stderr.contains("retrying"), "no retry warnings: {stderr}");
+    assert!(
+        stderr.contains("trainwatch run-once weekly-overdue --dry-run")
+            && stderr.contains("docker compose up -d mailpit"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn output_in_a_pipe_has_no_colour_codes_and_no_notice_about_the_sample_server() {
+    let quiet = trainwatch()
+        .args([
+            "run-once",
+            "daily-slack-digest",
+            "--at",
+            "2026-11-23T09:00:00-06:00",
+            "--dry-run",
+        ])
+        .env_remove("TRAINWATCH_LOG")
+        .output()
+        .unwrap();
+    let verbose = trainwatch()
+        .args([
+            "run-once",
+            "daily-slack-digest",
+            "--at",
+            "2026-11-23T09:00:00-06:00",
+            "--dry-run",
+        ])
+        .env("TRAINWATCH_LOG", "trainwatch=debug")
+        .output()
+        .unwrap();
+
+    assert!(quiet.status.success() && verbose.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "nothing on stderr by default"
+    );
+    let verbose = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        verbose.contains("serving sample data"),
+        "at debug: {verbose}"
+    );
+    assert!(
+        !verbose.contains('\u{1b}'),
+        "no ANSI escapes in a pipe: {verbose:?}"
+    );
+}

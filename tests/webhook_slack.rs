@@ -289,3 +289,30 @@ async fn a_connection_error_is_transient_and_does_not_name_the_url() {
     assert!(!printed.contains(URL_SECRET), "{printed}");
     assert!(!printed.contains(url.expose_secret()), "{printed}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connection_is_retried_by_the_service_and_final_for_run_once() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = SecretString::from(format!("http://127.0.0.1:{port}/{URL_SECRET}"));
+
+    let service = sender().slack("alerts", &url, &digest(1), &policy()).await;
+    let run_once = sender()
+        .refused_is_final(true)
+        .slack("alerts", &url, &digest(1), &policy())
+        .await;
+
+    assert_eq!(service.attempts, 4, "the service retries: {service:?}");
+    assert!(matches!(service.result, Err(SendError::Refused { .. })));
+    assert_eq!(run_once.attempts, 1, "run-once does not: {run_once:?}");
+    let err = run_once.result.unwrap_err();
+    assert!(!err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        r#"slack webhook "alerts": connection refused (nothing listens at the webhook's address) (not retried by run-once)"#
+    );
+}

@@ -17,6 +17,8 @@ pub struct Dispatcher {
     smtp: Option<SmtpSender>,
     webhooks: WebhookSender,
     policy: RetryPolicy,
+    /// A refused connection fails at once (`run-once`) instead of being retried (the service).
+    refused_is_final: bool,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -52,7 +54,19 @@ impl Dispatcher {
             smtp,
             webhooks,
             policy,
+            refused_is_final: false,
         })
+    }
+
+    /// This dispatcher, failing a delivery at once when nothing accepts its
+    /// connection (no mail server, no webhook receiver), instead of retrying
+    /// for up to 2 minutes: for `run-once`, where someone waits at a
+    /// terminal. The service keeps retrying: a server it has reached before
+    /// may be restarting.
+    pub fn refused_is_final(mut self, yes: bool) -> Self {
+        self.refused_is_final = yes;
+        self.webhooks = self.webhooks.refused_is_final(yes);
+        self
     }
 
     /// Closes the SMTP connection (at the end of a run).
@@ -100,7 +114,12 @@ impl Sender for Dispatcher {
                 // makes us send it twice, mail clients see one message.
                 let mut email = (**email).clone();
                 email.message_id = Some(format!("<{}@trainwatch>", &key[..key.len().min(40)]));
-                let attempted = with_retries(&self.policy, |_| smtp.send(&email)).await;
+                let attempted = with_retries(&self.policy, |_| async {
+                    smtp.send(&email)
+                        .await
+                        .map_err(|e| e.final_if_refused(self.refused_is_final))
+                })
+                .await;
                 done(attempted, Sent::Delivered, 1, parts_done)
             }
             (

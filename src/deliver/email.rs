@@ -393,6 +393,13 @@ impl SmtpSender {
     ) -> Result<T, SendError> {
         match tokio::time::timeout(self.timeout, step).await {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(SendError::Refused {
+                message: format!(
+                    "{what} {}: {} (no mail server listens there)",
+                    self.endpoint,
+                    super::REFUSED
+                ),
+            }),
             Ok(Err(e)) => {
                 let (transient, detail) = match tls_failure(&e) {
                     Some(verdict) => verdict,

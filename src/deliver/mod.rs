@@ -26,7 +26,16 @@ pub enum SendError {
     /// Retrying cannot help: SMTP 5xx, HTTP 4xx, a bad address, a full disk.
     #[error("{message}")]
     Permanent { message: String },
+    /// Nothing accepted the connection (nothing listens at the address).
+    /// The service retries it like any transient failure (a mail server
+    /// restarting comes back); `run-once` gives up at once, see
+    /// [`SendError::final_if_refused`].
+    #[error("{message}")]
+    Refused { message: String },
 }
+
+/// Words every refused-connection message carries, so the CLI can add its hint once.
+pub const REFUSED: &str = "connection refused";
 
 impl SendError {
     /// A transient failure with no server-given wait.
@@ -46,8 +55,34 @@ impl SendError {
 
     /// True for failures worth retrying.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient { .. })
+        matches!(self, Self::Transient { .. } | Self::Refused { .. })
     }
+
+    /// A refused connection made permanent when `fail_fast` (a person at a
+    /// terminal waits for `run-once`; six attempts over 44 s against a
+    /// server that is not there help nobody); anything else unchanged.
+    pub fn final_if_refused(self, fail_fast: bool) -> Self {
+        match self {
+            Self::Refused { message } if fail_fast => Self::Permanent {
+                message: format!("{message} (not retried by run-once)"),
+            },
+            other => other,
+        }
+    }
+}
+
+/// True when `e` or one of its causes is an I/O error "connection refused".
+pub fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Sends one outgoing item (one attempt loop, retries included) under its
@@ -121,6 +156,7 @@ where
                 },
                 None => AttemptFailure::Connection(err.to_string()),
             }),
+            SendError::Refused { .. } => Some(AttemptFailure::Connection(err.to_string())),
         };
         let delay = failure.and_then(|f| policy.next_delay(&f, n, started.elapsed()));
         match delay {
@@ -172,6 +208,24 @@ mod tests {
                 attempts: 3,
                 result: Ok(())
             }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_connection_is_retried_unless_made_final() {
+        let refused = || SendError::Refused {
+            message: "connecting to 127.0.0.1:2525: connection refused".into(),
+        };
+        let retried: Attempted = with_retries(&policy(), |_| async { Err(refused()) }).await;
+        assert_eq!(retried.attempts, 4, "the service keeps trying");
+        let once: Attempted = with_retries(&policy(), |_| async {
+            Err(refused().final_if_refused(true))
+        })
+        .await;
+        assert_eq!(once.attempts, 1, "run-once gives up at once");
+        assert_eq!(
+            once.result.unwrap_err().to_string(),
+            "connecting to 127.0.0.1:2525: connection refused (not retried by run-once)"
         );
     }
 

@@ -49,6 +49,8 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 pub struct WebhookSender {
     http: reqwest::Client,
     limits: Arc<RateLimits>,
+    /// A refused connection fails at once instead of being retried.
+    refused_is_final: bool,
 }
 
 impl std::fmt::Debug for WebhookSender {
@@ -111,7 +113,15 @@ impl WebhookSender {
         Ok(Self {
             http: http.build()?,
             limits,
+            refused_is_final: false,
         })
+    }
+
+    /// This sender, failing at once (not retrying) when nothing accepts the
+    /// connection: for `run-once`, where someone is waiting.
+    pub fn refused_is_final(mut self, yes: bool) -> Self {
+        self.refused_is_final = yes;
+        self
     }
 
     /// Posts a Slack digest: each Block Kit message of `messages` in order,
@@ -270,6 +280,14 @@ impl WebhookSender {
                     )))
                 } else if e.is_timeout() {
                     SendError::transient(scrub(format!("{place}: the request timed out")))
+                } else if e.is_connect() && super::is_refused(&e) {
+                    SendError::Refused {
+                        message: scrub(format!(
+                            "{place}: {} (nothing listens at the webhook's address)",
+                            super::REFUSED
+                        )),
+                    }
+                    .final_if_refused(self.refused_is_final)
                 } else {
                     SendError::transient(scrub(format!("{place}: {}", chain(&e))))
                 });
