@@ -333,12 +333,14 @@ fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
             }
         }
     }
-    let mut names = Names::default();
-    names.learners = learners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.clone(), format!("Learner {}", i + 1)))
-        .collect();
+    let mut names = Names {
+        learners: learners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), format!("Learner {}", i + 1)))
+            .collect(),
+        ..Names::default()
+    };
     if let Ok(c) = serde_json::from_value(serde_json::json!({
         "id": course,
         "title": "Sample course",

@@ -1277,7 +1277,7 @@ fn cron_field_problem(expr: &str) -> Option<String> {
                 .split_inclusive([',', '-', '/'])
                 .map(|part| {
                     let (word, sep) = match part.char_indices().last() {
-                        Some((at, c)) if matches!(c, ',' | '-' | '/') => part.split_at(at),
+                        Some((at, ',' | '-' | '/')) => part.split_at(at),
                         _ => (part, ""),
                     };
                     let lower = word.to_ascii_lowercase();
