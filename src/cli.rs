@@ -432,9 +432,7 @@ fn print_list(config: &Config, now: DateTime<Utc>) {
 struct Prepared {
     fire: DateTime<Utc>,
     data: crate::job::JobData,
-    reports: Vec<crate::report::Report>,
     outbox: crate::outbox::Outbox,
-    renderer: crate::render::Renderer,
 }
 
 async fn prepare(
@@ -452,108 +450,95 @@ async fn prepare(
     }
     let reports = crate::job::reports(config, job, &data, now);
     let outbox = crate::outbox::build(config, job, data.window, &reports, &renderer)?;
-    Ok(Prepared {
-        fire,
-        data,
-        reports,
-        outbox,
-        renderer,
-    })
+    Ok(Prepared { fire, data, outbox })
 }
 
-/// Writes every rendered output of `run` under `out/<job>/[<team>/]` and says where.
+/// Writes exactly what the job's deliveries would send, under
+/// `out/<job>/[<team>/]`, and says where: an email as `email.html`,
+/// `email.txt`, `email.eml` (and its attachment), each Slack message as one
+/// Block Kit object (`slack.json`, or `slack-1.json`, `slack-2.json`, … for
+/// a split digest), a Teams card as `msteams.json`, a JSON body as
+/// `body.json`, and an archive as the snapshot folder `archive/` (manifest
+/// and `SHA256SUMS` included) written by the archive delivery's own code.
+/// Kinds the job does not deliver get no file.
 fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Result<()> {
     use crate::outbox::Payload;
     let root = out.join(&job.name);
-    let mut written: Vec<PathBuf> = Vec::new();
-    let mut write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
+    let written: std::cell::RefCell<Vec<PathBuf>> = Default::default();
+    let write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-        written.push(path);
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut file = std::io::BufWriter::new(file);
+        file.write_all(bytes)
+            .and_then(|()| file.flush())
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.borrow_mut().push(path);
         Ok(())
     };
-    // The template the job's deliveries name first: its other forms are
-    // rendered too, so a preview shows every output it could produce.
-    let primary = job
-        .deliver
-        .iter()
-        .find_map(|d| match d {
-            crate::config::Delivery::Email(e) => Some(e.template.as_str()),
-            crate::config::Delivery::Webhook(w) => Some(w.template.as_str()),
-            crate::config::Delivery::Archive(_) => None,
-        })
-        .unwrap_or("digest");
-    for report in &run.reports {
-        let team = report.team.as_ref().map(|t| t.name.clone());
-        let dir = match &team {
+    let json = |value: &serde_json::Value| -> anyhow::Result<Vec<u8>> {
+        let mut bytes = serde_json::to_vec_pretty(value)?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    };
+    let items = &run.outbox.items;
+    for item in items {
+        let dir = match &item.team {
             Some(t) => root.join(t),
             None => root.clone(),
         };
-        if run.outbox.skipped.iter().any(|s| s.team == team) {
-            continue;
-        }
-        let items: Vec<_> = run.outbox.items.iter().filter(|i| i.team == team).collect();
-        let kinds: std::collections::BTreeSet<&str> = items.iter().map(|i| i.kind).collect();
-        for (n, item) in items.iter().enumerate() {
-            // Numbered only when the job has several deliveries of one kind.
-            let repeated = items.iter().filter(|i| i.kind == item.kind).count() > 1;
-            let name = |file: &str| match repeated {
-                true => dir.join(format!("{}-{file}", n + 1)),
-                false => dir.join(file),
-            };
-            match &item.payload {
-                Payload::Email(email) => {
-                    write(name("email.html"), email.html.as_bytes())?;
-                    write(name("email.txt"), email.text.as_bytes())?;
-                    write(name("email.eml"), &email.to_eml()?)?;
-                }
-                Payload::Slack(messages) => {
-                    write(name("slack.json"), &serde_json::to_vec_pretty(messages)?)?
-                }
-                Payload::MsTeams(card) => {
-                    write(name("msteams.json"), &serde_json::to_vec_pretty(card)?)?
-                }
-                Payload::Json(body) => write(name("body.json"), &serde_json::to_vec_pretty(body)?)?,
-                Payload::Archive { files, .. } => {
-                    for (file, bytes) in files {
-                        write(name("archive").join(file), bytes)?;
-                    }
+        // Numbered only when the job has several deliveries of one kind.
+        let repeated = items
+            .iter()
+            .filter(|i| i.team == item.team && i.kind == item.kind)
+            .count()
+            > 1;
+        let name = |file: &str| match repeated {
+            true => dir.join(format!("{}-{file}", item.delivery + 1)),
+            false => dir.join(file),
+        };
+        match &item.payload {
+            Payload::Email(email) => {
+                write(name("email.html"), email.html.as_bytes())?;
+                write(name("email.txt"), email.text.as_bytes())?;
+                write(name("email.eml"), &email.to_eml()?)?;
+                if let Some((file, bytes)) = &email.attachment {
+                    write(name(file), bytes)?;
                 }
             }
+            Payload::Slack(messages) if messages.len() == 1 => {
+                write(name("slack.json"), &json(&messages[0])?)?
+            }
+            Payload::Slack(messages) => {
+                for (part, message) in messages.iter().enumerate() {
+                    write(name(&format!("slack-{}.json", part + 1)), &json(message)?)?;
+                }
+            }
+            Payload::MsTeams(card) => write(name("msteams.json"), &json(card)?)?,
+            Payload::Json(body) => write(name("body.json"), &json(body)?)?,
+            Payload::Archive {
+                files, manifest, ..
+            } => {
+                let folder = name("archive");
+                // A snapshot is never overwritten; a preview's is, so it
+                // shows this run. Only a folder that is a snapshot goes.
+                if folder.join("manifest.json").is_file() {
+                    std::fs::remove_dir_all(&folder)
+                        .with_context(|| format!("replacing {}", folder.display()))?;
+                }
+                crate::deliver::archive::write_snapshot(&folder, files, manifest.clone())
+                    .with_context(|| format!("writing {}", folder.display()))?;
+                let mut names: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();
+                names.extend(["manifest.json", "SHA256SUMS"]);
+                written
+                    .borrow_mut()
+                    .extend(names.into_iter().map(|f| folder.join(f)));
+            }
         }
-        if !kinds.contains("email") {
-            let email = run.renderer.email(primary, report, None)?;
-            write(dir.join(format!("{primary}.html")), email.html.as_bytes())?;
-            write(dir.join(format!("{primary}.txt")), email.text.as_bytes())?;
-        }
-        if !kinds.contains("slack")
-            && let Ok(messages) = run.renderer.slack(primary, report)
-        {
-            write(
-                dir.join("slack.json"),
-                &serde_json::to_vec_pretty(&messages)?,
-            )?;
-        }
-        if !kinds.contains("msteams")
-            && let Ok(card) = run.renderer.msteams(primary, report)
-        {
-            write(dir.join("msteams.json"), &serde_json::to_vec_pretty(&card)?)?;
-        }
-        if !kinds.contains("json") {
-            let body = run.renderer.json_body(primary, report, false)?;
-            write(dir.join("body.json"), &serde_json::to_vec_pretty(&body)?)?;
-        }
-        write(
-            dir.join("assignments.csv"),
-            &crate::outbox::csv_bytes(report)?,
-        )?;
-        write(
-            dir.join("report.html"),
-            run.renderer.archive_html(report)?.as_bytes(),
-        )?;
     }
+    let written = written.into_inner();
     println!(
         "{}: window {} ({}), {} fetched, {} reported",
         job.name,

@@ -50,21 +50,18 @@ fn the_readme_first_command_previews_every_team_with_no_token_and_no_network() {
     let stdout = String::from_utf8_lossy(&result.stdout);
     for team in ["east-depot", "north-yard", "south-yard", "west-hub"] {
         let dir = out.path().join("weekly-overdue").join(team);
-        for file in [
-            "email.html",
-            "email.txt",
-            "email.eml",
-            "slack.json",
-            "msteams.json",
-            "body.json",
-            "assignments.csv",
-            "report.html",
-        ] {
-            assert!(
-                dir.join(file).is_file(),
-                "{team}/{file} missing; stdout:\n{stdout}"
-            );
-        }
+        // Exactly what the job sends: its one email delivery (the preview
+        // used to add every other kind too; it no longer does).
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            ["email.eml", "email.html", "email.txt"],
+            "{team}; stdout:\n{stdout}"
+        );
     }
     let eml =
         std::fs::read_to_string(out.path().join("weekly-overdue/north-yard/email.eml")).unwrap();
@@ -81,7 +78,7 @@ fn the_readme_first_command_previews_every_team_with_no_token_and_no_network() {
         "names are escaped"
     );
     assert!(!html.contains("<Sons>"), "never raw markup");
-    assert!(stdout.contains("wrote 32 files"), "{stdout}");
+    assert!(stdout.contains("wrote 12 files"), "{stdout}");
 }
 
 #[test]
@@ -340,4 +337,109 @@ fn output_in_a_pipe_has_no_colour_codes_and_no_notice_about_the_sample_server() 
         !verbose.contains('\u{1b}'),
         "no ANSI escapes in a pipe: {verbose:?}"
     );
+}
+
+#[test]
+fn a_slack_preview_is_one_block_kit_message_object_per_message() {
+    let out = tempfile::tempdir().unwrap();
+
+    let result = trainwatch()
+        .args([
+            "preview",
+            "daily-slack-digest",
+            "--at",
+            "2026-11-23T09:00:00-06:00",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let dir = out.path().join("daily-slack-digest");
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["slack.json"], "a webhook-only job writes no email");
+    let message: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("slack.json")).unwrap()).unwrap();
+    // What Block Kit Builder accepts: one object with `blocks`, not an array.
+    assert!(message.is_object(), "{message}");
+    assert!(message["blocks"].as_array().is_some_and(|b| !b.is_empty()));
+    assert!(message["text"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[test]
+fn an_archive_preview_is_the_snapshot_the_archive_delivery_writes_and_can_be_rewritten() {
+    let out = tempfile::tempdir().unwrap();
+    let preview = || {
+        trainwatch()
+            .args([
+                "preview",
+                "monthly-audit",
+                "--at",
+                "2026-11-01T00:05:00-05:00",
+                "--out",
+            ])
+            .arg(out.path())
+            .output()
+            .unwrap()
+    };
+
+    let first = preview();
+    let second = preview();
+
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let archive = out.path().join("monthly-audit/archive");
+    let mut files: Vec<String> = std::fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "SHA256SUMS",
+            "assignments.csv",
+            "assignments.json",
+            "manifest.json",
+            "report.html"
+        ]
+    );
+    // Every line of SHA256SUMS holds for the file it names.
+    let sums = std::fs::read_to_string(archive.join("SHA256SUMS")).unwrap();
+    assert_eq!(sums.lines().count(), 4);
+    for line in sums.lines() {
+        let (sha, file) = line.split_once("  ").unwrap();
+        let bytes = std::fs::read(archive.join(file)).unwrap();
+        assert_eq!(
+            trainwatch::deliver::archive::sha256_hex(&bytes),
+            sha,
+            "{file}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(archive.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["counts"]["assignments"], 120);
+    // The audit's email and its attachment, beside the snapshot.
+    for file in ["email.html", "email.txt", "email.eml", "assignments.csv"] {
+        assert!(
+            out.path().join("monthly-audit").join(file).is_file(),
+            "{file}"
+        );
+    }
 }
