@@ -134,6 +134,8 @@ TEAMS = [
     ("east-depot", "Renée Gagnon <renee.gagnon@example.com>"),
     ("west-hub", "Miguel Ángel Torres <miguel.torres@example.com>"),
 ]
+# How the teams read in reports (the names above are the config's keys).
+DISPLAY_NAMES = {"north-yard": "North Yard", "south-yard": "South Yard", "east-depot": "East Depot", "west-hub": "West Hub"}
 
 TRANSLIT = str.maketrans({"Ł": "L", "ł": "l", "ø": "o", "Ø": "O", "ß": "ss"})
 
@@ -536,7 +538,9 @@ for name, manager in TEAMS:
     lines = ",\n".join(
         "  " + ", ".join(toml_str(x) for x in learners[i : i + 4]) for i in range(0, len(learners), 4)
     )
-    team_tables.append(f"[teams.{name}]\nmanager = {toml_str(manager)}\nlearners = [\n{lines},\n]\n")
+    team_tables.append(
+        f"[teams.{name}]\ndisplay_name = {toml_str(DISPLAY_NAMES[name])}\nmanager = {toml_str(manager)}\nlearners = [\n{lines},\n]\n"
+    )
 
 CONFIG = f"""# trainwatch sample configuration: runs on the bundled sample data.
 #
@@ -578,7 +582,7 @@ filters = {{ overdue = true, status = ["notStarted", "inProgress"] }}
 per_team = true
 when_empty = "skip"
 deliver = [
-  {{ email = {{ to = ["{{{{ team.manager }}}}"], subject = "Overdue training, {{{{ team.name }}}}: {{{{ totals.overdue }}}}", template = "overdue" }} }},
+  {{ email = {{ to = ["{{{{ team.manager }}}}"], subject = "Overdue training, {{{{ team.display_name }}}}: {{{{ totals.overdue }}}}", template = "overdue" }} }},
 ]
 
 # 2. Daily Slack digest of yesterday.
@@ -596,7 +600,7 @@ window = {{ previous = "month" }}
 filters = {{ include_deleted = true }}
 deliver = [
   {{ archive = {{ dir = "../out/sample/audit" }} }},
-  {{ email = {{ to = ["compliance@example.com"], subject = "Training audit {{{{ window.start }}}}", attach_csv = true }} }},
+  {{ email = {{ to = ["compliance@example.com"], template = "audit", attach_csv = true }} }},
 ]
 on_failure = [{{ email = {{ to = ["ops@example.com"] }} }}]
 """

@@ -99,6 +99,10 @@ pub fn reports(
                 .filter(|a| members.contains(&a.learner));
             let info = TeamInfo {
                 name: team.name.clone(),
+                display_name: team
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| team.name.clone()),
                 manager: team.manager.clone(),
             };
             report::build(mine, &meta(Some(info)), &data.names)

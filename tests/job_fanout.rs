@@ -88,3 +88,31 @@ async fn one_fetch_for_all_teams_and_a_learner_in_two_teams_is_in_both_reports()
     assert_eq!(reports[0].totals.completed, 1);
     assert_eq!(reports[1].totals.learners, 2);
 }
+
+#[test]
+fn a_team_reads_as_its_display_name_or_else_its_key() {
+    let source = CONFIG.replace("BASE", "http://127.0.0.1:9").replace(
+        "[teams.north]\n",
+        "[teams.north]\ndisplay_name = \"North Yard\"\n",
+    );
+    let config = config::load_str(&source, "t.toml".as_ref(), &|_| None).unwrap();
+    let job = config.job("weekly").unwrap();
+    let data = job::JobData {
+        window: trainwatch::window::Window {
+            start: "2026-03-02T14:00:00Z".parse().unwrap(),
+            end: "2026-03-09T14:00:00Z".parse().unwrap(),
+        },
+        assignments: Vec::new(),
+        names: Default::default(),
+        stats: Default::default(),
+    };
+
+    let reports = job::reports(&config, job, &data, data.window.end);
+
+    let teams: Vec<(&str, &str)> = reports
+        .iter()
+        .map(|r| r.team.as_ref().unwrap())
+        .map(|t| (t.name.as_str(), t.display_name.as_str()))
+        .collect();
+    assert_eq!(teams, [("north", "North Yard"), ("south", "south")]);
+}

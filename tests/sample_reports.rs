@@ -66,7 +66,7 @@ fn the_readme_first_command_previews_every_team_with_no_token_and_no_network() {
     let eml =
         std::fs::read_to_string(out.path().join("weekly-overdue/north-yard/email.eml")).unwrap();
     assert!(
-        eml.contains("Subject: Overdue training, north-yard: "),
+        eml.contains("Subject: Overdue training, North Yard: "),
         "{eml}"
     );
     assert!(eml.contains("multipart/alternative"));

@@ -73,6 +73,7 @@ pub(crate) struct RawWebhook {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTeam {
+    pub display_name: Opt<String>,
     pub manager: Opt<String>,
     pub learners: Strings,
 }

@@ -654,6 +654,11 @@ impl Cx<'_, '_> {
                         name.clone(),
                         Team {
                             name: name.clone(),
+                            display_name: team
+                                .display_name
+                                .as_ref()
+                                .map(|d| d.get_ref().trim().to_string())
+                                .filter(|d| !d.is_empty()),
                             manager,
                             learners,
                         },

@@ -116,6 +116,8 @@ pub struct Webhook {
 #[derive(Debug, Clone)]
 pub struct Team {
     pub name: String,
+    /// How people read the team's name ("North Yard"), if it is not `name`.
+    pub display_name: Option<String>,
     /// `Name <address>` of the team's manager, if any.
     pub manager: Option<String>,
     pub learners: Vec<LearnerId>,

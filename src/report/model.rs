@@ -89,6 +89,8 @@ pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TeamInfo {
     pub name: String,
+    /// The team's `display_name`, or its `name` when it has none.
+    pub display_name: String,
     /// `Name <address>`, or null.
     pub manager: Option<String>,
 }

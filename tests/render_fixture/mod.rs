@@ -166,6 +166,7 @@ pub fn report() -> Report {
         generated_at: "2026-11-02T08:00:00-06:00".into(),
         team: Some(TeamInfo {
             name: format!("North Yard & {NASTY}"),
+            display_name: format!("North Yard & {NASTY}"),
             manager: Some("Dana Ortiz <dana.ortiz@example.com>".into()),
         }),
         totals: Totals {
