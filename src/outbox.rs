@@ -118,6 +118,29 @@ pub fn csv_bytes(report: &Report) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `csv` (RFC 4180 as [`csv_bytes`] writes it) the way Excel opens it
+/// right: a UTF-8 byte order mark first (without it, Excel on Windows reads
+/// "Zoë Ångström" as "ZoÃ« Ã…ngstrÃ¶m") and CRLF between records. Read back
+/// and rewritten record by record, so line breaks inside a quoted value are
+/// kept as they were.
+pub fn excel_csv(csv: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(csv);
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .flexible(true)
+        .from_writer(&mut out);
+    for record in reader.byte_records() {
+        writer.write_byte_record(&record.context("re-reading the CSV for Excel")?)?;
+    }
+    writer.flush()?;
+    drop(writer);
+    Ok(out)
+}
+
 /// The folder of a snapshot: `<dir>/<job>/<window start>_<window end>/`,
 /// the instants in UTC with `:` left out so that every file system takes them.
 pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
@@ -276,8 +299,11 @@ fn outgoing(
                 &smtp.from,
                 [to, addresses(&e.cc, "cc")?, addresses(&e.bcc, "bcc")?],
                 rendered,
-                e.attach_csv
-                    .then(|| ("assignments.csv".to_string(), csv.to_vec())),
+                match (e.attach_csv, e.csv_excel) {
+                    (false, _) => None,
+                    (true, false) => Some(("assignments.csv".to_string(), csv.to_vec())),
+                    (true, true) => Some(("assignments.csv".to_string(), excel_csv(csv)?)),
+                },
             )?;
             base(
                 email.to.join(", "),
@@ -482,4 +508,21 @@ pub fn failure(
         }
     }
     Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_excel_csv_starts_with_a_bom_ends_records_with_crlf_and_keeps_values() {
+        let rfc4180 = "learner_name,note\nZoë Ångström,\"two\nlines, quoted\"\n";
+
+        let excel = excel_csv(rfc4180.as_bytes()).unwrap();
+
+        assert_eq!(
+            String::from_utf8(excel).unwrap(),
+            "\u{feff}learner_name,note\r\nZoë Ångström,\"two\nlines, quoted\"\r\n"
+        );
+    }
 }

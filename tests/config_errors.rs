@@ -515,7 +515,7 @@ fn validate_renders_addresses_so_a_typo_in_a_field_name_is_an_error_at_its_place
         "[teams.south]\nlearners",
         "[teams.south]\nmanager = \"s@example.com\"\nlearners",
     );
-    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:22:21: to address `{{ team.manger }}` does not render: Field `manger` is not defined. Available fields: manager, name (for team north)");
+    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:22:21: to address `{{ team.manger }}` does not render: Field `manger` is not defined. Available fields: display_name, manager, name (for team north)");
 }
 
 #[test]
@@ -585,4 +585,16 @@ fn a_cron_field_in_error_is_quoted_as_written_with_the_fix() {
     6:12 schedule `0 25 * * *`: the HOUR field `25` is not valid: it takes 0-23, `*`, lists `1,3`, ranges `1-5` and steps `*/2` (fields: MIN HOUR DAY MONTH WEEKDAY)
     6:12 schedule `0 0 8 * * Mnday`: the WEEKDAY field `Mnday` is not valid: it takes 0-7 or Sun-Sat (0 and 7 are Sunday), `*`, lists `1,3`, ranges `1-5` and steps `*/2` (fields: SEC MIN HOUR DAY MONTH WEEKDAY)
     ");
+}
+
+#[test]
+fn csv_excel_without_an_attachment_says_what_is_missing() {
+    let source = format!(
+        "[samsara]\ntoken = \"t\"\n[smtp]\nhost = \"mail\"\nfrom = \"r@example.com\"\n{}",
+        VALID_JOB.replace(
+            "deliver = [{ archive = { dir = \"out\" } }]",
+            "deliver = [{ email = { to = [\"ops@example.com\"], csv_excel = true } }]"
+        )
+    );
+    insta::assert_snapshot!(messages(&source).join("\n"), @"11:62 `csv_excel` shapes the attached CSV, but this email attaches none: add `attach_csv = true`");
 }

@@ -107,6 +107,7 @@ fn smtp_defaults_follow_security() {
             subject: None,
             template: "digest".into(),
             attach_csv: false,
+            csv_excel: false,
         })]
     );
     let Delivery::Email(failure) = &job.on_failure[0] else {

@@ -140,6 +140,7 @@ pub(crate) struct RawEmail {
     pub subject: Opt<String>,
     pub template: Opt<String>,
     pub attach_csv: Opt<bool>,
+    pub csv_excel: Opt<bool>,
 }
 
 #[derive(Debug, Deserialize)]

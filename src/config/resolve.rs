@@ -1168,6 +1168,13 @@ impl Cx<'_, '_> {
         let cc = self.addresses(&e.cc);
         let bcc = self.addresses(&e.bcc);
         let template = self.template(e.template.as_ref(), default_template);
+        let attach = e.attach_csv.as_ref().is_some_and(|a| *a.get_ref());
+        if let Some(excel) = e.csv_excel.as_ref().filter(|x| *x.get_ref() && !attach) {
+            self.problem(
+                excel.span(),
+                "`csv_excel` shapes the attached CSV, but this email attaches none: add `attach_csv = true`",
+            );
+        }
         let subject = match &e.subject {
             Some(s) if !self.compiles(s, "subject") => None,
             other => Some(other.as_ref().map(|s| s.get_ref().clone())),
@@ -1179,6 +1186,7 @@ impl Cx<'_, '_> {
             subject: subject?,
             template: template?,
             attach_csv: e.attach_csv.as_ref().is_some_and(|a| *a.get_ref()),
+            csv_excel: e.csv_excel.as_ref().is_some_and(|x| *x.get_ref()),
         })
     }
 

@@ -186,6 +186,8 @@ pub struct EmailDelivery {
     /// Template name (`overdue`, `digest`, `audit`, or one from `templates_dir`).
     pub template: String,
     pub attach_csv: bool,
+    /// The attached CSV for Excel: a UTF-8 byte order mark and CRLF line ends.
+    pub csv_excel: bool,
 }
 
 /// `{ webhook = "NAME", template = "…" }`.
