@@ -112,6 +112,30 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Write a first configuration for your Samsara organisation, after
+    /// checking the API token (SAMSARA_API_TOKEN) and its scopes; lists the
+    /// organisation's tags and drivers to help you choose teams.
+    Init {
+        /// Where to write the configuration (never overwritten).
+        #[arg(long, default_value = "config.toml")]
+        out: PathBuf,
+        /// The Samsara API (EU: https://api.eu.samsara.com).
+        #[arg(
+            long,
+            env = "SAMSARA_BASE_URL",
+            default_value = "https://api.samsara.com"
+        )]
+        base_url: url::Url,
+    },
+    /// Print a shell completion script: `trainwatch completions bash >
+    /// /etc/bash_completion.d/trainwatch` (zsh: a file `_trainwatch` in your
+    /// $fpath; fish: ~/.config/fish/completions/trainwatch.fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `trainwatch man > trainwatch.1; man ./trainwatch.1`.
+    Man,
     /// Each job with its schedule, timezone and next 3 fire times, in the
     /// job's timezone and in UTC. Reads the configuration only.
     List {
@@ -129,6 +153,29 @@ fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// Runs the command. `now` is the clock, read once by the caller.
 pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    // These need no config: they make one, or describe the CLI itself.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            clap_complete::generate(*shell, &mut command, "trainwatch", &mut out);
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            clap_mangen::Man::new(command)
+                .render(&mut out)
+                .context("writing the manual page")?;
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Init { out, base_url } => {
+            return crate::init::run(out, base_url.clone(), now).await;
+        }
+        _ => {}
+    }
     // Every command needs a valid config; for `validate` that is the whole job.
     let config = match load(&cli.config) {
         Ok(c) => c,
@@ -178,6 +225,9 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
         Command::List { at } => {
             print_list(&config, at.unwrap_or(now));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { .. } | Command::Man | Command::Init { .. } => {
+            unreachable!("answered before the config is loaded")
         }
     }
 }

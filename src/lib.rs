@@ -12,6 +12,7 @@
 //! - [`deliver`]: where rendered reports leave: SMTP, webhooks, archive snapshots.
 //! - [`store`]: run history and the delivery ledger (SQLite).
 //! - [`export`]: a job's window fetched and written as flat rows.
+//! - [`init`]: `trainwatch init`: the token's scopes checked, a first config written.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
 //! - [`retry`]: which failures retry and how long to wait; shared by the client and the senders.
 //! - [`daemon`]: fires → runs: no overlap, catch-up, drained shutdown.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod export;
+pub mod init;
 pub mod job;
 pub mod learner;
 pub mod metrics;

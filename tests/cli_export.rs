@@ -359,3 +359,186 @@ deliver = [{ archive = { dir = "audit" } }]
     }
     assert!(stderr.contains("6 problems"), "{stderr}");
 }
+
+/// A Samsara whose token may read assignments, drivers and tags, not courses.
+async fn samsara_without_the_courses_scope() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/training-assignments/stream"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![], "", false)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/training-courses"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"message": "Forbidden", "requestId": "r-1"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/fleet/drivers"))
+        .and(query_param("limit", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(
+            vec![json!({"id": "281474", "name": "Ana Ruiz"})],
+            "more",
+            true,
+        )))
+        .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    for (status, drivers) in [
+        (
+            "active",
+            vec![
+                json!({"id": "281474", "name": "Ana Ruiz"}),
+                json!({"id": "46282156", "name": "Bo Li"}),
+            ],
+        ),
+        (
+            "deactivated",
+            vec![json!({"id": "77", "name": "Cy Old", "driverActivationStatus": "deactivated"})],
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/fleet/drivers"))
+            .and(query_param("driverActivationStatus", status))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(drivers, "", false)))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/tags"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(
+            vec![
+                json!({"id": "4815", "name": "North Yard", "parentTagId": "1"}),
+                json!({"id": "1", "name": "Regions"}),
+            ],
+            "",
+            false,
+        )))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_checks_each_scope_once_lists_tags_and_drivers_and_writes_a_config_that_validates() {
+    let server = samsara_without_the_courses_scope().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("trainwatch.toml");
+
+    let result = Command::cargo_bin("trainwatch")
+        .unwrap()
+        .args(["init", "--base-url", &server.uri(), "--out"])
+        .arg(&config)
+        .env("SAMSARA_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().map(str::trim_end).collect();
+    assert!(
+        lines.contains(&"  ok       Read Training Assignments    GET /training-assignments/stream"),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(&"  MISSING  Read Training Courses        GET /training-courses: HTTP 403, add this scope, or reports show course ids instead of titles"),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(&"3 drivers (2 active, 1 deactivated)."),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"  North Yard (id 4815)"), "{stdout}");
+    assert!(
+        stdout.contains("trainwatch --config "),
+        "says the next command: {stdout}"
+    );
+    assert!(!stdout.contains(TOKEN), "never the token");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        written.contains("# learners = [\"driver-281474\", \"driver-46282156\", \"driver-77\"]"),
+        "{written}"
+    );
+
+    // The config it wrote needs only the token.
+    let validate = Command::cargo_bin("trainwatch")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .arg("validate")
+        .env("SAMSARA_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    // And `init` never overwrites it.
+    let again = Command::cargo_bin("trainwatch")
+        .unwrap()
+        .args(["init", "--base-url", &server.uri(), "--out"])
+        .arg(&config)
+        .env("SAMSARA_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
+}
+
+#[test]
+fn init_without_a_token_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let result = Command::cargo_bin("trainwatch")
+        .unwrap()
+        .args(["init", "--base-url", "http://127.0.0.1:9", "--out"])
+        .arg(dir.path().join("config.toml"))
+        .env_remove("SAMSARA_API_TOKEN")
+        .output()
+        .unwrap();
+
+    assert_eq!(result.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("SAMSARA_API_TOKEN is not set"), "{stderr}");
+    assert!(
+        stderr
+            .contains("Read Training Assignments, Read Training Courses, Read Drivers, Read Tags"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("config.toml").exists());
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_definition() {
+    let bash = Command::cargo_bin("trainwatch")
+        .unwrap()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let man = Command::cargo_bin("trainwatch")
+        .unwrap()
+        .arg("man")
+        .output()
+        .unwrap();
+
+    assert!(bash.status.success() && man.status.success());
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        bash.contains("_trainwatch()") && bash.contains("run-once"),
+        "{bash}"
+    );
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(man.contains(".TH trainwatch 1"), "{man}");
+    assert!(man.contains("preview"), "{man}");
+}

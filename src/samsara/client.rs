@@ -14,7 +14,7 @@ use url::Url;
 use super::error::{ApiError, Endpoint, Place};
 use super::query::{AssignmentQuery, MAX_IDS_PER_LIST};
 use super::ratelimit::RateLimits;
-use super::wire::{Assignment, Course, Driver, Page};
+use super::wire::{Assignment, Course, Driver, Page, Tag};
 use crate::config::SamsaraConfig;
 use crate::learner::LearnerId;
 use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
@@ -282,6 +282,49 @@ impl Client {
                 .await?;
         }
         Ok(drivers)
+    }
+
+    /// Every tag of the organisation (for `trainwatch init`).
+    pub async fn tags(&self) -> Result<Vec<Tag>, ApiError> {
+        let mut tags = Vec::new();
+        let params = vec![("limit", "512".to_string())];
+        self.paginate::<Tag>(Endpoint::Tags, params, None, |page| tags.extend(page))
+            .await?;
+        Ok(tags)
+    }
+
+    /// One request to `endpoint`, its first page only (one record where the
+    /// API takes a `limit`): whether the token may read it. `now` bounds the
+    /// assignment stream's window (its last hour).
+    pub async fn check_access(
+        &self,
+        endpoint: Endpoint,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ApiError> {
+        let place = Place {
+            endpoint,
+            page: 1,
+            chunk: None,
+        };
+        let mut url = self.url(endpoint, &place)?;
+        {
+            let mut q = url.query_pairs_mut();
+            match endpoint {
+                Endpoint::TrainingAssignments => {
+                    let query = AssignmentQuery::new(now - chrono::Duration::hours(1), now);
+                    for (k, v) in query.params() {
+                        q.append_pair(k, &v);
+                    }
+                }
+                Endpoint::TrainingCourses => {}
+                Endpoint::Drivers | Endpoint::Tags => {
+                    q.append_pair("limit", "1");
+                }
+            }
+        }
+        self.get::<Page<serde_json::Value>>(url, &place)
+            .await
+            .map(drop)
     }
 
     /// The names a report needs, fetched once per run: the given courses and

@@ -166,6 +166,17 @@ pub struct Course {
     pub estimated_time_to_complete_minutes: Option<i64>,
 }
 
+/// One tag from `/tags` (only what `init` shows).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tag {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub parent_tag_id: Option<String>,
+}
+
 /// One driver from `/fleet/drivers` (only what names need).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
