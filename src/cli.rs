@@ -119,7 +119,7 @@ pub enum Command {
         /// Where to write the configuration (never overwritten).
         #[arg(long, default_value = "config.toml")]
         out: PathBuf,
-        /// The Samsara API (EU: https://api.eu.samsara.com).
+        /// The Samsara API (EU: <https://api.eu.samsara.com>).
         #[arg(
             long,
             env = "SAMSARA_BASE_URL",

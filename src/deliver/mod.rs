@@ -86,7 +86,7 @@ pub fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Sends one outgoing item (one attempt loop, retries included) under its
-/// idempotency key. The real implementation is [`Dispatcher`]; tests may
+/// idempotency key. The real implementation is [`Dispatcher`](dispatch::Dispatcher); tests may
 /// supply their own.
 pub trait Sender {
     /// Delivers `item`, whose first `parts_done` parts the receiver already
