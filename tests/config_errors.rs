@@ -598,3 +598,29 @@ fn csv_excel_without_an_attachment_says_what_is_missing() {
     );
     insta::assert_snapshot!(messages(&source).join("\n"), @"11:62 `csv_excel` shapes the attached CSV, but this email attaches none: add `attach_csv = true`");
 }
+
+#[test]
+fn validate_renders_webhook_templates_and_reports_them_at_the_delivery_template() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("weekly.slack.json"),
+        r#"{"text": "{{ totals.overdu }} overdue", "blocks": []}"#,
+    )
+    .unwrap();
+    let source = format!(
+        r#"templates_dir = {:?}
+[samsara]
+token = "t"
+[webhooks.safety]
+kind = "slack"
+url = "https://hooks.slack.invalid/T0/B0/X"
+[[jobs]]
+name = "daily"
+schedule = "0 9 * * *"
+window = {{ previous = "day" }}
+deliver = [{{ webhook = "safety", template = "weekly" }}]
+"#,
+        dir.path().display().to_string()
+    );
+    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:11:45: template `weekly` does not render for webhook safety: weekly.slack.json:1:21: Field `overdu` is not defined. Available fields: assignments, completed, completed_late, completion_rate, deleted, in_progress, learners, not_started, other, overdue");
+}
