@@ -30,10 +30,6 @@ use crate::window::{Period, WindowSpec};
 const DEFAULT_BASE_URL: &str = "https://api.samsara.com/";
 /// The token used with `sample_data` when none is configured.
 const SAMPLE_TOKEN: &str = "sample-data";
-/// The longest one fetch (every page of every split query) may take: 9,000
-/// pages at the API's 5 requests per second, far beyond any real report,
-/// yet an endless cursor stops within the half hour.
-const DEFAULT_MAX_FETCH_TIME: Duration = Duration::from_secs(30 * 60);
 /// The Samsara API gives up on a request after 90 s; ours must end first.
 const API_TIMEOUT: Duration = Duration::from_secs(90);
 const CRON_SHAPE: &str = "expected 5 fields `MIN HOUR DAY MONTH WEEKDAY` (like `0 8 * * Mon`) \
@@ -445,7 +441,11 @@ impl Cx<'_, '_> {
         });
         let max_attempts = self.integer(&s.max_attempts, 6u32, 1..=100, "max_attempts");
         let max_retry_time = self.duration(&s.max_retry_time, Duration::from_secs(120), true);
-        let max_fetch_time = self.duration(&s.max_fetch_time, DEFAULT_MAX_FETCH_TIME, false);
+        let max_fetch_time = self.duration(
+            &s.max_fetch_time,
+            crate::samsara::DEFAULT_MAX_FETCH_TIME,
+            false,
+        );
         Some(SamsaraConfig {
             base_url: base_url?,
             token: token?,

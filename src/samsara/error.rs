@@ -100,6 +100,22 @@ pub enum ApiError {
         "{place}: the API returned cursor {cursor:?} a second time; stopping instead of looping"
     )]
     RepeatedCursor { place: Place, cursor: String },
+    /// The fetch outlasted `samsara.max_fetch_time` (an endless cursor, or
+    /// far more data than expected).
+    #[error(
+        "{place}: the fetch took longer than samsara.max_fetch_time ({limit:?}) after {pages} pages; stopping. \
+         Raise max_fetch_time if the window really holds that much, or narrow the window"
+    )]
+    FetchTooLong {
+        place: Place,
+        limit: Duration,
+        pages: u64,
+    },
+    /// A response body was larger than the client reads.
+    #[error(
+        "{place}: the response body is larger than the limit of {limit} bytes; stopping instead of reading it"
+    )]
+    BodyTooLarge { place: Place, limit: usize },
     /// The request could not even be built (a bad base URL).
     #[error("{place}: cannot build the request: {detail}")]
     Request { place: Place, detail: String },
@@ -120,6 +136,8 @@ impl ApiError {
             | Self::Exhausted { place, .. }
             | Self::BadResponse { place, .. }
             | Self::RepeatedCursor { place, .. }
+            | Self::FetchTooLong { place, .. }
+            | Self::BodyTooLarge { place, .. }
             | Self::Request { place, .. } => place,
         }
     }
