@@ -161,9 +161,12 @@ pub fn build<'a>(
                     .then(|| a.due_at_time.map(|d| days_overdue(d, end)).unwrap_or(0)),
             });
         }
-        rows.push(Row::new(a, names));
+        rows.push(Row::new(a, names, end));
     }
     totals.learners = learners.len() as u64;
+    // Every id of this report that is shown as an id, and why.
+    let mut warnings = names.warnings.clone();
+    warnings.extend(names.fallback_warnings(learners.iter().copied(), courses.keys().copied()));
     totals.completion_rate = rate(totals.completed, totals.assignments);
 
     let mut course_rows: Vec<CourseSummary> = courses
@@ -255,6 +258,6 @@ pub fn build<'a>(
         overdue,
         outstanding,
         assignments: rows,
-        warnings: names.warnings.clone(),
+        warnings,
     }
 }
