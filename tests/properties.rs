@@ -13,7 +13,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use trainwatch::config::{MAX_DURATION_SECONDS, load_str, parse_duration};
-use trainwatch::names::{MAX_NAME_BYTES, csv_text, one_line, path_component, path_component_problem};
+use trainwatch::names::{
+    MAX_NAME_BYTES, csv_text, one_line, path_component, path_component_problem,
+};
 use trainwatch::samsara::{Assignment, Course, Driver, Page};
 use trainwatch::window::{Period, WindowSpec, compute};
 

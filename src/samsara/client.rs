@@ -684,18 +684,24 @@ fn error_body(body: &[u8]) -> (String, Option<String>) {
         request_id: Option<String>,
     }
     match serde_json::from_slice::<ErrorBody>(body) {
+        // The API's own words go into one-line errors and logs: keep them on one line, and short.
         Ok(ErrorBody {
             message: Some(m),
             request_id,
-        }) => (m, request_id),
+        }) => (
+            snippet(m.as_bytes()),
+            request_id.map(|id| crate::names::one_line(&id).into_owned()),
+        ),
         Ok(ErrorBody { request_id, .. }) => ("(no message)".into(), request_id),
         Err(_) if body.is_empty() => ("(empty body)".into(), None),
         Err(_) => (snippet(body), None),
     }
 }
 
+/// The start of a body, on one line, for a message.
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    let text = crate::names::one_line(text.trim());
     let text = text.trim();
     match text.char_indices().nth(BODY_SNIPPET) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
