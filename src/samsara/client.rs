@@ -442,7 +442,7 @@ impl Client {
         let mut seen = HashSet::new();
         let mut page = 0u32;
         loop {
-            page += 1;
+            page = page.saturating_add(1);
             let place = Place {
                 endpoint,
                 page,
