@@ -196,3 +196,16 @@ fn a_file_that_is_not_toml_at_all_gives_a_hundred_problems_and_a_count() {
         "log.txt:100:2: …and 4900 more problems not shown: is this the right file?"
     );
 }
+
+#[test]
+fn a_value_with_a_line_break_is_quoted_on_one_line() {
+    let source = format!(
+        "{SAMSARA}[teams.a]\nmanager = \"Dana <d@example.com>\\nBcc: y@example.com\"\nlearners = [\"driver-1\"]\n{}",
+        job("\"j\"", "{ last = \"7d\" }")
+    );
+    assert_eq!(
+        problems(&source, &env),
+        "trainwatch.toml:4:11: manager `Dana <d@example.com> Bcc: y@example.com` is not a mailbox: \
+         write `Name <address@example.com>` or `address@example.com`"
+    );
+}

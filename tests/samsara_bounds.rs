@@ -162,7 +162,7 @@ async fn a_one_gigabyte_body_fails_at_the_limit_without_being_read_whole() {
     assert_eq!(
         err.to_string(),
         "GET /training-assignments/stream, page 1: the response body is larger than the limit \
-         of 8388608 bytes; stopping instead of reading it"
+         of 8 MiB; stopping instead of reading it"
     );
     // The server produces lazily; what it produced is what the client read
     // plus what the socket buffers held: nowhere near the gigabyte.

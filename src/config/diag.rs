@@ -98,7 +98,8 @@ impl<'s> Diag<'s> {
             let written = self.source.get(span.clone()).unwrap_or("the value");
             format!("{written} (from the environment)")
         } else {
-            format!("`{value}`")
+            // A value with a line break must not break its message in two.
+            format!("`{}`", crate::names::one_line(value))
         }
     }
 
