@@ -131,7 +131,7 @@ fn fmt_duration(d: Duration) -> String {
     }
     let secs = d.as_secs();
     for (unit, len) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs % len == 0 {
+        if secs.is_multiple_of(len) {
             return format!("{}{unit}", secs / len);
         }
     }
@@ -141,7 +141,7 @@ fn fmt_duration(d: Duration) -> String {
 /// A size in MiB when it is a whole number of them, else in bytes.
 fn fmt_bytes(n: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} bytes")
