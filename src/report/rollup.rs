@@ -13,6 +13,11 @@
 //! - **days overdue**: whole days (rounded down) from `dueAtTime` to the window end.
 //! - **completion rate**: completed / total, `null` when total is 0.
 //! - **average score**: mean of the finite `scorePercent` values, `null` when none.
+//!
+//! The export rows in `assignments` carry `is_overdue` and `is_completed_late`
+//! from these same functions, as of the same window end, so every per-row
+//! flag agrees with the totals; `warnings` names every id of this report whose
+//! name fell back to the id, and why.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
