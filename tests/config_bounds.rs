@@ -209,3 +209,15 @@ fn a_value_with_a_line_break_is_quoted_on_one_line() {
          write `Name <address@example.com>` or `address@example.com`"
     );
 }
+
+#[test]
+fn a_webhook_name_with_a_line_break_is_refused() {
+    let source = format!(
+        "{SAMSARA}[webhooks.\"ops\\nchannel\"]\nkind = \"slack\"\nurl = \"https://hooks.example.com/x\"\n{}",
+        job("\"j\"", "{ last = \"7d\" }")
+    );
+    assert_eq!(
+        problems(&source, &env),
+        "trainwatch.toml:3:1: webhook name `ops channel` is not allowed: it contains the control character '\\n'"
+    );
+}

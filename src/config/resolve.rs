@@ -648,6 +648,17 @@ impl Cx<'_, '_> {
         for (name, hook) in raw.webhooks.iter().flat_map(|w| w.get_ref()) {
             let table = format!("[webhooks.{name}]");
             let span = hook.span();
+            if let Some(c) = name.chars().find(|c| c.is_control()) {
+                // The name is printed in summaries and logs, one line each.
+                self.problem(
+                    span.clone(),
+                    format!(
+                        "webhook name {} is not allowed: it contains the control character {c:?}",
+                        shown_name(name)
+                    ),
+                );
+                complete = false;
+            }
             let hook = hook.get_ref();
             let kind = self
                 .require(&hook.kind, &span, "kind", &table)
