@@ -536,7 +536,8 @@ fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Result<()> {
     let items = &run.outbox.items;
     for item in items {
         let dir = match &item.team {
-            Some(t) => root.join(t),
+            // Config team names are checked at load; names from data are not.
+            Some(t) => root.join(crate::names::path_component(t)),
             None => root.clone(),
         };
         // Numbered only when the job has several deliveries of one kind.
@@ -708,19 +709,29 @@ async fn export_cmd(
                 Some(d) if !d.as_os_str().is_empty() => d,
                 _ => Path::new("."),
             };
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            let mut builder = tempfile::Builder::new();
+            // The file is the user's, like any they create: 0666 less their
+            // umask, not the 0600 of a temporary file.
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            let mut tmp = builder
+                .tempfile_in(dir)
                 .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-            let summary =
-                export::export(config, job, &client, at, format, tmp.as_file_mut()).await?;
+            let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
+            let summary = export::export(config, job, &client, at, format, &mut buffered).await?;
+            buffered
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(|| format!("writing {}", path.display()))?;
             tmp.as_file().sync_all()?;
             tmp.persist(path)
                 .with_context(|| format!("writing {}", path.display()))?;
             summary
         }
         None => {
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            export::export(config, job, &client, at, format, &mut lock).await?
+            // One write per buffer, not one per line (stdout is line-buffered).
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            export::export(config, job, &client, at, format, &mut out).await?
         }
     };
     for w in &summary.warnings {

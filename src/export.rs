@@ -1,6 +1,7 @@
 //! `trainwatch export`: a job's window and filters, fetched, named and
 //! written as flat rows (JSON lines or CSV).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::Write;
 
@@ -59,15 +60,21 @@ pub struct Row {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
-    pub is_overdue: Option<bool>,
-    pub is_completed_late: Option<bool>,
+    /// Overdue as of the window end, by the rollup's own definition, so
+    /// the column agrees with the totals beside it.
+    pub is_overdue: bool,
+    /// Completed after it was due, by the rollup's own definition.
+    pub is_completed_late: bool,
     pub score_percent: Option<f64>,
     pub duration_minutes: i64,
 }
 
 impl Row {
-    /// The row for `a`, with names from `names` (ids where a name is unknown).
-    pub fn new(a: &Assignment, names: &Names) -> Self {
+    /// The row for `a`, with names from `names` (ids where a name is
+    /// unknown) and its flags as of `as_of` (the window end): the same
+    /// [`crate::report::is_overdue`] and [`crate::report::is_completed_late`]
+    /// the totals use, never the API's flags at fetch time.
+    pub fn new(a: &Assignment, names: &Names, as_of: DateTime<Utc>) -> Self {
         let course = names.courses.get(&a.course.id);
         let category = course.and_then(|c| c.category.as_ref());
         Self {
@@ -85,8 +92,8 @@ impl Row {
             started_at: a.started_at_time,
             completed_at: a.completed_at_time,
             deleted_at: a.deleted_at_time,
-            is_overdue: a.is_overdue,
-            is_completed_late: a.is_completed_late,
+            is_overdue: crate::report::is_overdue(a, as_of),
+            is_completed_late: crate::report::is_completed_late(a),
             score_percent: a.score_percent,
             duration_minutes: a.duration_minutes,
         }
@@ -118,18 +125,24 @@ pub async fn export(
 ) -> anyhow::Result<Summary> {
     use anyhow::Context as _;
     let data = crate::job::fetch(config, job, client, at, None).await?;
-    let rows: Vec<Row> = data
-        .included(job)
-        .map(|a| Row::new(a, &data.names))
+    let included: Vec<&Assignment> = data.included(job).collect();
+    let rows: Vec<Row> = included
+        .iter()
+        .map(|a| Row::new(a, &data.names, data.window.end))
         .collect();
     let count = rows.len();
     write_rows(&rows, format, out).context("writing the export")?;
+    let mut warnings = data.names.warnings.clone();
+    warnings.extend(data.names.fallback_warnings(
+        included.iter().map(|a| &a.learner),
+        included.iter().map(|a| a.course.id.as_str()),
+    ));
     Ok(Summary {
         window: data.window,
         rows: count,
         left_out: data.assignments.len() - count,
         fetch: data.stats,
-        warnings: data.names.warnings,
+        warnings,
     })
 }
 
@@ -150,7 +163,7 @@ pub fn write_rows<'a>(
             let mut w = csv::Writer::from_writer(&mut *out);
             let mut any = false;
             for row in rows {
-                w.serialize(row)?;
+                w.serialize(CsvRow::of(row))?;
                 any = true;
             }
             if !any {
@@ -162,6 +175,57 @@ pub fn write_rows<'a>(
     }
     out.flush()?;
     Ok(())
+}
+
+/// A [`Row`] as CSV writes it: every text column neutralised against
+/// spreadsheet formulas ([`crate::names::csv_text`]); numbers, timestamps
+/// and flags as they are. JSON keeps the raw values.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    assignment_id: Cow<'a, str>,
+    learner_id: Cow<'a, str>,
+    learner_name: Cow<'a, str>,
+    course_id: Cow<'a, str>,
+    course_title: Cow<'a, str>,
+    category_id: Cow<'a, str>,
+    category_name: Cow<'a, str>,
+    status: Cow<'a, str>,
+    created_at: &'a DateTime<Utc>,
+    updated_at: &'a DateTime<Utc>,
+    due_at: &'a Option<DateTime<Utc>>,
+    started_at: &'a Option<DateTime<Utc>>,
+    completed_at: &'a Option<DateTime<Utc>>,
+    deleted_at: &'a Option<DateTime<Utc>>,
+    is_overdue: bool,
+    is_completed_late: bool,
+    score_percent: Option<f64>,
+    duration_minutes: i64,
+}
+
+impl<'a> CsvRow<'a> {
+    fn of(row: &'a Row) -> Self {
+        use crate::names::csv_text;
+        Self {
+            assignment_id: csv_text(&row.assignment_id),
+            learner_id: csv_text(&row.learner_id),
+            learner_name: csv_text(&row.learner_name),
+            course_id: csv_text(&row.course_id),
+            course_title: csv_text(&row.course_title),
+            category_id: csv_text(&row.category_id),
+            category_name: csv_text(&row.category_name),
+            status: csv_text(&row.status),
+            created_at: &row.created_at,
+            updated_at: &row.updated_at,
+            due_at: &row.due_at,
+            started_at: &row.started_at,
+            completed_at: &row.completed_at,
+            deleted_at: &row.deleted_at,
+            is_overdue: row.is_overdue,
+            is_completed_late: row.is_completed_late,
+            score_percent: row.score_percent,
+            duration_minutes: row.duration_minutes,
+        }
+    }
 }
 
 /// The CSV header, in [`Row`]'s field order.

@@ -21,6 +21,7 @@
 //! - [`sample`]: bundled sample data served as the Samsara API on loopback (`samsara.sample_data`).
 //! - [`metrics`]: run, delivery and API counters in the Prometheus text format.
 //! - [`server`]: the optional `[server]` listener: `/healthz` and `/metrics`.
+//! - [`names`]: untrusted names kept as data: path components, one-line text, CSV cells.
 
 pub mod cli;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod init;
 pub mod job;
 pub mod learner;
 pub mod metrics;
+pub mod names;
 pub mod outbox;
 pub mod render;
 pub mod report;

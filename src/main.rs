@@ -9,6 +9,9 @@ use trainwatch::cli::{self, Cli};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, cli::Command::Run) {
+        end_quietly_on_a_closed_pipe();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,trainwatch=info"));
     // Colour codes only for a person at a terminal: in a pipe, a file or a
@@ -33,5 +36,20 @@ async fn main() -> ExitCode {
             }
             ExitCode::from(cli::EXIT_FAILED)
         }
+    }
+}
+
+/// `trainwatch history | head` closes standard output early; Rust ignores
+/// SIGPIPE, so the next `println!` would panic (exit 101 and a panic
+/// message). A command-line tool should end quietly instead, as `cat` does:
+/// the default action of SIGPIPE ends the process without a word. Not for
+/// the service, which must outlive any one closed connection (its sockets
+/// write with MSG_NOSIGNAL either way).
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with SIG_DFL installs no handler code, so nothing can
+    // run in signal context; it only changes what SIGPIPE does to the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -181,11 +181,24 @@ pub struct JobLock {
 
 /// A store failure, with what it was doing.
 #[derive(Debug, thiserror::Error)]
-#[error("state store {path}: {doing}: {source}")]
-pub struct StoreError {
-    path: PathBuf,
-    doing: &'static str,
-    source: rusqlite::Error,
+pub enum StoreError {
+    /// SQLite (or the file system under it) failed.
+    #[error("state store {path}: {doing}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        doing: &'static str,
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer trainwatch: one sentence, no
+    /// SQLite error under it, because SQLite did nothing wrong.
+    #[error(
+        "state store {path} was written by a newer trainwatch (schema version {found}; this one knows versions up to {known}): upgrade trainwatch, or point state_dir at another folder"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
 }
 
 /// The SQLite store. One connection behind a mutex: every operation is a
@@ -212,13 +225,13 @@ impl Store {
         let path = state_dir.join("trainwatch.db");
         let err = |doing| {
             let path = path.clone();
-            move |source| StoreError {
+            move |source| StoreError::Sqlite {
                 path,
                 doing,
                 source,
             }
         };
-        std::fs::create_dir_all(state_dir).map_err(|e| StoreError {
+        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Sqlite {
             path: path.clone(),
             doing: "creating state_dir",
             source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
@@ -237,13 +250,10 @@ impl Store {
             .map_err(err("reading the schema version"))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
-            return Err(StoreError {
+            return Err(StoreError::NewerSchema {
                 path,
-                doing: "checking the schema version",
-                source: rusqlite::Error::InvalidParameterName(format!(
-                    "the database is at version {version}, newer than this trainwatch knows ({}); upgrade trainwatch",
-                    MIGRATIONS.len()
-                )),
+                found: version,
+                known: MIGRATIONS.len(),
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
@@ -296,7 +306,7 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut conn).map_err(|source| StoreError {
+        f(&mut conn).map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             doing,
             source,
@@ -671,7 +681,20 @@ mod tests {
         let conn = Connection::open(dir.path().join("trainwatch.db")).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        let err = Store::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("newer than this trainwatch knows"), "{err}");
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            std::error::Error::source(&err).is_none(),
+            "one sentence, no cause under it"
+        );
+        let err = err.to_string();
+        assert_eq!(
+            err,
+            format!(
+                "state store {} was written by a newer trainwatch (schema version 99; this one knows versions up to {}): upgrade trainwatch, or point state_dir at another folder",
+                dir.path().join("trainwatch.db").display(),
+                MIGRATIONS.len()
+            )
+        );
+        assert!(!err.contains("Invalid parameter name"), "{err}");
     }
 }

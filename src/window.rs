@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -93,6 +93,9 @@ impl fmt::Display for Window {
 pub enum WindowError {
     #[error("the window duration {0:?} is too long to compute")]
     TooLong(Duration),
+    /// The window reaches outside the dates the calendar can hold.
+    #[error("the window of a fire at {fire} reaches beyond the dates trainwatch can compute")]
+    OutOfRange { fire: DateTime<Utc> },
     #[error("the window is empty: start {start} is not before end {end}")]
     Empty {
         start: DateTime<Utc>,
@@ -111,14 +114,21 @@ pub fn compute(
     tz: Tz,
     last_success_end: Option<DateTime<Utc>>,
 ) -> Result<Window, WindowError> {
+    // Every step is checked: a fire time near the ends of the calendar, or a
+    // huge duration, is an error to report, never a panic.
+    let out_of_range = || WindowError::OutOfRange { fire };
     let window = match spec {
         WindowSpec::Last(d) => Window {
-            start: fire - to_delta(*d)?,
+            start: fire
+                .checked_sub_signed(to_delta(*d)?)
+                .ok_or_else(out_of_range)?,
             end: fire,
         },
-        WindowSpec::Previous(period) => previous(*period, fire, tz),
+        WindowSpec::Previous(period) => previous(*period, fire, tz).ok_or_else(out_of_range)?,
         WindowSpec::SinceLastRun { max } => {
-            let earliest = fire - to_delta(*max)?;
+            let earliest = fire
+                .checked_sub_signed(to_delta(*max)?)
+                .ok_or_else(out_of_range)?;
             let start = last_success_end.map_or(earliest, |end| end.max(earliest));
             Window { start, end: fire }
         }
@@ -140,31 +150,38 @@ fn to_delta(d: Duration) -> Result<chrono::TimeDelta, WindowError> {
     chrono::TimeDelta::from_std(d).map_err(|_| WindowError::TooLong(d))
 }
 
-/// The last complete `period` before `fire`, in local dates of `tz`.
-fn previous(period: Period, fire: DateTime<Utc>, tz: Tz) -> Window {
-    let today = fire.with_timezone(&tz).date_naive();
-    let current_start = period_start(period, today);
+/// The last complete `period` before `fire`, in local dates of `tz`;
+/// `None` at the ends of the calendar.
+fn previous(period: Period, fire: DateTime<Utc>, tz: Tz) -> Option<Window> {
+    // `date_naive` panics where the offset pushes the local time off the
+    // calendar; add the offset checked instead.
+    let local = fire.with_timezone(&tz);
+    let today = fire
+        .naive_utc()
+        .checked_add_offset(local.offset().fix())?
+        .date();
+    let current_start = period_start(period, today)?;
     let previous_start = match period {
-        Period::Day => current_start - Days::new(1),
-        Period::Week => current_start - Days::new(7),
-        Period::Month => current_start - Months::new(1),
-        Period::Quarter => current_start - Months::new(3),
-        Period::Year => current_start - Months::new(12),
-    };
-    Window {
+        Period::Day => current_start.checked_sub_days(Days::new(1)),
+        Period::Week => current_start.checked_sub_days(Days::new(7)),
+        Period::Month => current_start.checked_sub_months(Months::new(1)),
+        Period::Quarter => current_start.checked_sub_months(Months::new(3)),
+        Period::Year => current_start.checked_sub_months(Months::new(12)),
+    }?;
+    Some(Window {
         start: local_midnight(previous_start, tz),
         end: local_midnight(current_start, tz),
-    }
+    })
 }
 
 /// The first day of the period that contains `date`.
-fn period_start(period: Period, date: NaiveDate) -> NaiveDate {
-    let first_of = |month: u32| {
-        NaiveDate::from_ymd_opt(date.year(), month, 1).expect("month 1..=12 has a day 1")
-    };
+fn period_start(period: Period, date: NaiveDate) -> Option<NaiveDate> {
+    let first_of = |month: u32| NaiveDate::from_ymd_opt(date.year(), month, 1);
     match period {
-        Period::Day => date,
-        Period::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
+        Period::Day => Some(date),
+        Period::Week => {
+            date.checked_sub_days(Days::new(u64::from(date.weekday().num_days_from_monday())))
+        }
         Period::Month => first_of(date.month()),
         Period::Quarter => first_of((date.month0() / 3) * 3 + 1),
         Period::Year => first_of(1),
@@ -177,14 +194,17 @@ fn period_start(period: Period, date: NaiveDate) -> NaiveDate {
 /// American zones) the day begins at the first local time that does; where it
 /// exists twice, at the earlier one.
 pub fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let midnight: NaiveDateTime = date.and_hms_opt(0, 0, 0).expect("00:00:00 is a valid time");
+    let midnight: NaiveDateTime = date.and_time(chrono::NaiveTime::MIN);
     let mut local = midnight;
     // DST gaps are at most a few hours; step by minutes until a time exists.
     for _ in 0..(24 * 60) {
         if let Some(t) = tz.from_local_datetime(&local).earliest() {
             return t.with_timezone(&Utc);
         }
-        local += chrono::TimeDelta::minutes(1);
+        match local.checked_add_signed(chrono::TimeDelta::minutes(1)) {
+            Some(next) => local = next,
+            None => break,
+        }
     }
     // No real zone has a 24-hour gap; fall back to reading midnight as UTC.
     Utc.from_utc_datetime(&midnight)
@@ -225,6 +245,31 @@ mod tests {
         .unwrap();
         assert_eq!(w.start, utc("2026-03-08T06:00:00Z"));
         assert_eq!(w.end, utc("2026-03-09T05:00:00Z"));
+    }
+
+    #[test]
+    fn a_window_beyond_the_calendar_is_an_error_not_a_panic() {
+        let fire = utc("2026-03-09T13:00:00Z");
+        let century = Duration::from_secs(crate::config::MAX_DURATION_SECONDS);
+        assert!(compute(&WindowSpec::Last(century), fire, Chicago, None).is_ok());
+        let err = compute(
+            &WindowSpec::Last(Duration::from_secs(99_999_999 * 7 * 86_400)),
+            fire,
+            Chicago,
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(err, WindowError::OutOfRange { .. }), "{err}");
+        for period in [Period::Day, Period::Week, Period::Month, Period::Year] {
+            let err = compute(
+                &WindowSpec::Previous(period),
+                DateTime::<Utc>::MIN_UTC,
+                Chicago,
+                None,
+            )
+            .unwrap_err();
+            assert!(matches!(err, WindowError::OutOfRange { .. }), "{err}");
+        }
     }
 
     #[test]

@@ -140,10 +140,20 @@ async fn export_writes_the_jobs_deduplicated_assignments_with_names_as_jsonl() {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
+    // Not on a terminal there is no progress: standard error holds only the
+    // warnings that say which names fell back to ids, and why.
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
     assert!(
-        result.stderr.is_empty(),
-        "quiet when not on a terminal: {}",
-        String::from_utf8_lossy(&result.stderr)
+        lines[0].ends_with(
+            "learners not found in /fleet/drivers (active or deactivated), shown by id: driver-2"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].ends_with("courses not found in /training-courses, shown by id: c2"),
+        "{stderr}"
     );
     let rows: Vec<Value> = std::fs::read_to_string(&out)
         .unwrap()

@@ -204,11 +204,49 @@ fn address_templates_render_without_escaping() {
     assert_eq!(out, "Dana Ortiz <dana.ortiz@example.com>");
 }
 
+/// Every string of `value` outside `plain_text` objects (mrkdwn, the
+/// fallback), and separately the texts of `plain_text` objects.
+fn mrkdwn_and_plain(value: &Value, mrkdwn: &mut Vec<String>, plain: &mut Vec<String>) {
+    match value {
+        Value::Object(map) if map.get("type").and_then(Value::as_str) == Some("plain_text") => {
+            strings(value, plain);
+        }
+        Value::String(s) => mrkdwn.push(s.clone()),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| mrkdwn_and_plain(v, mrkdwn, plain)),
+        Value::Object(map) => map
+            .values()
+            .for_each(|v| mrkdwn_and_plain(v, mrkdwn, plain)),
+        _ => {}
+    }
+}
+
+// Since plain_text is shown literally by Slack, it now carries the
+// characters themselves; the entity checks below apply to mrkdwn only.
+#[test]
+fn slack_plain_text_carries_characters_not_entities() {
+    let messages = renderer().slack("digest", &report()).unwrap();
+    let (mut mrkdwn, mut plain) = (Vec::new(), Vec::new());
+    messages
+        .iter()
+        .for_each(|m| mrkdwn_and_plain(m, &mut mrkdwn, &mut plain));
+    let header = plain.join("\n");
+    assert!(header.contains(r#"O'Brien & <Sons> "Ltd"\"#), "{header}");
+    for text in &plain {
+        for entity in ["&amp;", "&lt;", "&gt;"] {
+            assert!(!text.contains(entity), "{entity} in plain_text: {text}");
+        }
+    }
+}
+
 #[test]
 fn slack_text_uses_slack_entities_and_stays_valid_json() {
     let messages = renderer().slack("digest", &report()).unwrap();
-    let mut texts = Vec::new();
-    messages.iter().for_each(|m| strings(m, &mut texts));
+    let (mut texts, mut plain) = (Vec::new(), Vec::new());
+    messages
+        .iter()
+        .for_each(|m| mrkdwn_and_plain(m, &mut texts, &mut plain));
     let all = texts.join("\n");
     assert!(
         all.contains(r#"O'Brien &amp; &lt;Sons&gt; "Ltd"\"#),

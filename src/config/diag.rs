@@ -24,7 +24,12 @@ pub(crate) struct Diag<'s> {
     /// Spans of values already reported as broken (an unset variable):
     /// further checks of them would only repeat the problem.
     broken: Vec<Range<usize>>,
+    /// Problems not kept because [`MAX_PROBLEMS`] were already recorded.
+    dropped: usize,
 }
+
+/// The most problems one load records; the rest are counted.
+const MAX_PROBLEMS: usize = 100;
 
 impl<'s> Diag<'s> {
     pub(crate) fn new(source: &'s str) -> Self {
@@ -34,6 +39,7 @@ impl<'s> Diag<'s> {
             substitutions: Vec::new(),
             pruned: HashSet::new(),
             broken: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -45,6 +51,12 @@ impl<'s> Diag<'s> {
     /// came from the environment, that value is replaced by its `${VAR}`.
     pub(crate) fn push(&mut self, span: Range<usize>, message: impl Into<String>) {
         if self.broken.contains(&span) {
+            return;
+        }
+        if self.problems.len() >= MAX_PROBLEMS {
+            // A file that is not a config at all gives a problem per line:
+            // the first ones say enough, and memory stays bounded.
+            self.dropped += 1;
             return;
         }
         let mut message = message.into();
@@ -86,7 +98,8 @@ impl<'s> Diag<'s> {
             let written = self.source.get(span.clone()).unwrap_or("the value");
             format!("{written} (from the environment)")
         } else {
-            format!("`{value}`")
+            // A value with a line break must not break its message in two.
+            format!("`{}`", crate::names::one_line(value))
         }
     }
 
@@ -105,11 +118,12 @@ impl<'s> Diag<'s> {
 
     /// The problems with line and column, sorted by position, duplicates dropped.
     pub(crate) fn into_problems(self, path: &Path) -> Vec<Problem> {
+        let lines = Lines::new(self.source);
         let mut problems: Vec<Problem> = self
             .problems
             .into_iter()
             .map(|(span, message)| {
-                let (line, col) = line_col(self.source, span.start);
+                let (line, col) = lines.line_col(span.start);
                 Problem {
                     path: path.to_path_buf(),
                     line,
@@ -120,7 +134,46 @@ impl<'s> Diag<'s> {
             .collect();
         problems.sort_by_key(|p| (p.line, p.col));
         problems.dedup();
+        if self.dropped > 0 {
+            let (line, col) = problems.last().map_or((1, 1), |p| (p.line, p.col));
+            problems.push(Problem {
+                path: path.to_path_buf(),
+                line,
+                col,
+                message: format!(
+                    "…and {} more problems not shown: is this the right file?",
+                    self.dropped
+                ),
+            });
+        }
         problems
+    }
+}
+
+/// Where each line starts, so that many positions cost one pass over the source.
+struct Lines<'s> {
+    source: &'s str,
+    starts: Vec<usize>,
+}
+
+impl<'s> Lines<'s> {
+    fn new(source: &'s str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { source, starts }
+    }
+
+    /// The same as [`line_col`], in logarithmic time.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.source.len());
+        while !self.source.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let line_start = self.starts[line - 1];
+        let col = self.source[line_start..offset].chars().count() + 1;
+        (line, col)
     }
 }
 
@@ -148,5 +201,14 @@ mod tests {
         assert_eq!(line_col(source, x), (2, 12));
         assert_eq!(line_col(source, 0), (1, 1));
         assert_eq!(line_col(source, source.len() + 10), (2, 13));
+    }
+
+    #[test]
+    fn the_line_index_agrees_with_the_simple_scan_everywhere() {
+        let source = "a = 1\nname = \"é\" x\n\n[t]\nb = \"ü\"";
+        let lines = Lines::new(source);
+        for offset in 0..source.len() + 3 {
+            assert_eq!(lines.line_col(offset), line_col(source, offset), "{offset}");
+        }
     }
 }

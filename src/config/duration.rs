@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+/// The longest duration: 100 years of 365.25 days.
+pub const MAX_SECONDS: u64 = 36_525 * 86_400;
+
 /// The forms a duration may take, for messages.
 const SHAPE: &str = "write a whole number and a unit: `90s`, `30m`, `6h`, `7d` or `2w` (or `0`)";
 
@@ -25,7 +28,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if digits.is_empty() {
         return Err(format!("`{text}` is not a duration: {SHAPE}"));
     }
-    let too_large = || format!("`{text}` is too large for a duration");
+    let too_large =
+        || format!("`{text}` is too large for a duration: at most 100 years (`36525d`)");
     let n: u64 = digits.parse().map_err(|_| too_large())?;
     let unit_seconds: u64 = match unit.trim() {
         "" if n == 0 => 0,
@@ -38,8 +42,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         other => return Err(format!("`{other}` in `{text}` is not a unit: {SHAPE}")),
     };
     let seconds = n.checked_mul(unit_seconds).ok_or_else(too_large)?;
-    // chrono (windows, schedules) cannot represent more than i64 milliseconds.
-    if seconds > i64::MAX as u64 / 1000 {
+    // Windows subtract durations from fire times and the daemon compares
+    // them with ages: a century is beyond any report, and far inside what
+    // date arithmetic can hold, so nothing downstream can overflow.
+    if seconds > MAX_SECONDS {
         return Err(too_large());
     }
     Ok(Duration::from_secs(seconds))
@@ -109,6 +115,19 @@ mod tests {
             parse_duration("9223372036854776s")
                 .unwrap_err()
                 .contains("too large")
+        );
+    }
+
+    #[test]
+    fn a_century_is_the_longest_duration() {
+        assert_eq!(secs("36525d"), MAX_SECONDS);
+        assert_eq!(
+            parse_duration("36526d").unwrap_err(),
+            "`36526d` is too large for a duration: at most 100 years (`36525d`)"
+        );
+        assert_eq!(
+            parse_duration("99999999w").unwrap_err(),
+            "`99999999w` is too large for a duration: at most 100 years (`36525d`)"
         );
     }
 

@@ -26,7 +26,7 @@ mod types;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use duration::parse_duration;
+pub use duration::{MAX_SECONDS as MAX_DURATION_SECONDS, parse_duration};
 pub use types::*;
 
 /// Templates shipped in the binary; a delivery may name one of these or a
@@ -36,18 +36,51 @@ pub const BUILTIN_TEMPLATES: [&str; 4] = ["overdue", "digest", "audit", "failure
 /// Reads and resolves the configuration file at `path`, taking `${VAR}`
 /// values from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let source = std::fs::read_to_string(path).map_err(|err| ConfigErrors {
+    let source = read_capped(path).map_err(|message| ConfigErrors {
         problems: vec![Problem {
             path: path.to_path_buf(),
             line: 1,
             col: 1,
-            message: format!(
-                "cannot read the configuration file {}: {err}",
-                path.display()
-            ),
+            message,
         }],
     })?;
     load_str(&source, path, &|name| std::env::var(name).ok())
+}
+
+/// The largest configuration file read: ten times the size of a config with
+/// 500 teams of 100 learners. The cap is what stops `--config /dev/zero` (or
+/// a log file named by mistake) from reading until memory runs out, and it
+/// bounds what the TOML parser holds for a file that is not TOML at all.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The file's text, read through a cap of [`MAX_CONFIG_BYTES`].
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |err: std::io::Error| {
+        format!(
+            "cannot read the configuration file {}: {err}",
+            path.display()
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the configuration file {} is larger than {} MiB: is it the right file?",
+            path.display(),
+            MAX_CONFIG_BYTES / (1024 * 1024)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        format!(
+            "the configuration file {} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            err.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Resolves configuration text as if read from `path` (used for messages and

@@ -47,6 +47,7 @@ pub(crate) struct RawSamsara {
     pub api_version: Opt<String>,
     pub max_attempts: Opt<i64>,
     pub max_retry_time: Opt<String>,
+    pub max_fetch_time: Opt<String>,
     pub sample_data: Opt<String>,
 }
 

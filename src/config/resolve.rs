@@ -115,6 +115,16 @@ impl Cx<'_, '_> {
         self.diag.quote(&value.span(), value.get_ref())
     }
 
+    /// Like [`Self::quote`], but a long or multi-line value is shown on one
+    /// line and cut short.
+    fn quote_short(&self, value: &Spanned<String>) -> String {
+        if self.diag.is_substituted(&value.span()) {
+            self.quote(value)
+        } else {
+            shown_name(value.get_ref())
+        }
+    }
+
     fn config(&mut self, raw: RawConfig, path: &Path) -> Option<Config> {
         let timezone = raw
             .timezone
@@ -125,6 +135,32 @@ impl Cx<'_, '_> {
             .state_dir
             .as_ref()
             .map_or_else(|| self.base.join("state"), |d| self.path(d));
+        if state_dir.exists() && !state_dir.is_dir() {
+            // Every run would fail to open its database there; say so now.
+            let (span, shown) = match &raw.state_dir {
+                Some(d) if self.diag.is_substituted(&d.span()) => {
+                    (d.span(), format!("state_dir {}", self.quote(d)))
+                }
+                Some(d) => (
+                    d.span(),
+                    format!(
+                        "state_dir {} ({})",
+                        self.quote_short(d),
+                        state_dir.display()
+                    ),
+                ),
+                None => (
+                    ROOT,
+                    format!("state_dir (by default {})", state_dir.display()),
+                ),
+            };
+            self.problem(
+                span,
+                format!(
+                    "{shown} exists and is not a folder: runs keep their database there, so point state_dir at a folder"
+                ),
+            );
+        }
         let templates_dir = raw.templates_dir.as_ref().map(|d| self.templates_dir(d));
         let catch_up = self.duration(&raw.catch_up, Duration::from_secs(6 * 3600), true);
         let server = raw.server.as_ref().and_then(|s| {
@@ -380,6 +416,7 @@ impl Cx<'_, '_> {
             None if wants_sample => Some(SecretString::from(SAMPLE_TOKEN)),
             _ => self
                 .require(&s.token, &span, "token", "[samsara]")
+                .filter(|token| self.header_safe(token, "samsara.token", true))
                 .and_then(|token| self.secret(token, "samsara.token")),
         };
         let requests_per_second =
@@ -410,6 +447,11 @@ impl Cx<'_, '_> {
         });
         let max_attempts = self.integer(&s.max_attempts, 6u32, 1..=100, "max_attempts");
         let max_retry_time = self.duration(&s.max_retry_time, Duration::from_secs(120), true);
+        let max_fetch_time = self.duration(
+            &s.max_fetch_time,
+            crate::samsara::DEFAULT_MAX_FETCH_TIME,
+            false,
+        );
         Some(SamsaraConfig {
             base_url: base_url?,
             token: token?,
@@ -418,6 +460,7 @@ impl Cx<'_, '_> {
             api_version,
             max_attempts,
             max_retry_time,
+            max_fetch_time,
             sample_data,
         })
     }
@@ -490,6 +533,34 @@ impl Cx<'_, '_> {
         Some(SecretString::from(value.get_ref().clone()))
     }
 
+    /// Whether `value` can go into a protocol line (an HTTP or mail header,
+    /// an SMTP command) as it is: no CR, LF or other control character.
+    /// A problem names the key, and quotes the value only if it is not `secret`.
+    fn header_safe(&mut self, value: &Spanned<String>, key: &str, secret: bool) -> bool {
+        let Some(c) = value.get_ref().chars().find(|c| c.is_control()) else {
+            return true;
+        };
+        let what = match c {
+            '\n' | '\r' => "a line break".to_string(),
+            other => format!("the control character {other:?}"),
+        };
+        let shown = if secret {
+            format!("`{key}`")
+        } else {
+            format!("`{key}` {}", self.quote_short(value))
+        };
+        let hint = if self.diag.is_substituted(&value.span()) {
+            " (check its environment variable for a trailing newline)"
+        } else {
+            ""
+        };
+        self.problem(
+            value.span(),
+            format!("{shown} contains {what}: it goes into a protocol header, which cannot hold one{hint}"),
+        );
+        false
+    }
+
     /// Checks `Name <address>` or `address` structurally.
     fn mailbox(&mut self, value: &Spanned<String>, what: &str) -> bool {
         if is_mailbox(value.get_ref()) {
@@ -511,6 +582,8 @@ impl Cx<'_, '_> {
             .and_then(|h| {
                 if h.get_ref().trim().is_empty() {
                     self.problem(h.span(), "`host` is empty");
+                    None
+                } else if !self.header_safe(h, "smtp.host", false) {
                     None
                 } else {
                     Some(h.get_ref().trim().to_string())
@@ -549,10 +622,15 @@ impl Cx<'_, '_> {
             ),
             _ => {}
         }
-        let username = s.username.as_ref().map(|u| u.get_ref().clone());
+        let username = s
+            .username
+            .as_ref()
+            .filter(|u| self.header_safe(u, "smtp.username", false))
+            .map(|u| u.get_ref().clone());
         let password = s
             .password
             .as_ref()
+            .filter(|p| self.header_safe(p, "smtp.password", true))
             .and_then(|p| self.secret(p, "smtp.password"));
         let from = self
             .require(&s.from, &span, "from", "[smtp]")
@@ -576,6 +654,17 @@ impl Cx<'_, '_> {
         for (name, hook) in raw.webhooks.iter().flat_map(|w| w.get_ref()) {
             let table = format!("[webhooks.{name}]");
             let span = hook.span();
+            if let Some(c) = name.chars().find(|c| c.is_control()) {
+                // The name is printed in summaries and logs, one line each.
+                self.problem(
+                    span.clone(),
+                    format!(
+                        "webhook name {} is not allowed: it contains the control character {c:?}",
+                        shown_name(name)
+                    ),
+                );
+                complete = false;
+            }
             let hook = hook.get_ref();
             let kind = self
                 .require(&hook.kind, &span, "kind", &table)
@@ -630,6 +719,14 @@ impl Cx<'_, '_> {
         for (name, team) in raw.teams.iter().flat_map(|t| t.get_ref()) {
             let table = format!("[teams.{name}]");
             let span = team.span();
+            if let Some(problem) = crate::names::path_component_problem(name) {
+                // A team's name names its folder in previews and archives.
+                self.problem(
+                    span.clone(),
+                    format!("team name {} is not allowed: {problem}", shown_name(name)),
+                );
+                complete = false;
+            }
             let team = team.get_ref();
             let manager = team
                 .manager
@@ -694,15 +791,22 @@ impl Cx<'_, '_> {
                 && text
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if valid {
-                Some(text.clone())
-            } else {
-                let shown = self.quote(n);
+            if !valid {
+                let shown = self.quote_short(n);
                 self.problem(
                     n.span(),
                     format!("job name {shown} is not allowed: it names a folder, so use letters, digits, `_`, `.` and `-`"),
                 );
                 None
+            } else if let Some(problem) = crate::names::path_component_problem(text) {
+                let shown = self.quote_short(n);
+                self.problem(
+                    n.span(),
+                    format!("job name {shown} is not allowed: {problem}"),
+                );
+                None
+            } else {
+                Some(text.clone())
             }
         });
         let schedule = self
@@ -1176,6 +1280,7 @@ impl Cx<'_, '_> {
             );
         }
         let subject = match &e.subject {
+            Some(s) if !self.header_safe(s, "subject", false) => None,
             Some(s) if !self.compiles(s, "subject") => None,
             other => Some(other.as_ref().map(|s| s.get_ref().clone())),
         };
@@ -1366,6 +1471,17 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// A name from the config for a message: quoted, on one line, and cut after
+/// 40 characters, so a 5,000-character name does not fill the screen.
+fn shown_name(name: &str) -> String {
+    const SHOWN: usize = 40;
+    let line = crate::names::one_line(name);
+    match line.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("`{}…`", &line[..cut]),
+        None => format!("`{line}`"),
+    }
 }
 
 /// The first line of a multi-line report (Tera adds a code frame below it).

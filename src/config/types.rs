@@ -66,6 +66,9 @@ pub struct SamsaraConfig {
     pub max_attempts: u32,
     /// Total time one request may spend retrying before it fails.
     pub max_retry_time: Duration,
+    /// Total time one fetch (every page, every split query, retries
+    /// included) may take before the run fails: bounds an endless cursor.
+    pub max_fetch_time: Duration,
     /// A folder of sample API responses (with a `courses.json`) to serve on
     /// loopback instead of calling `base_url`; see [`crate::sample`]. When
     /// set, `token` is optional (a placeholder is used when absent).

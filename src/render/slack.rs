@@ -35,7 +35,8 @@ pub fn split(payload: Value) -> Result<Vec<Value>, String> {
         Some(_) => return Err("`blocks` must be an array".into()),
     };
     let mut fitted = Vec::with_capacity(blocks.len());
-    for block in blocks {
+    for mut block in blocks {
+        plain_text_unescaped(&mut block);
         fit_block(block, &mut fitted)?;
     }
     let header = match fitted.first() {
@@ -48,7 +49,8 @@ pub fn split(payload: Value) -> Result<Vec<Value>, String> {
             .as_ref()
             .and_then(|h| h.pointer("/text/text"))
             .and_then(Value::as_str)
-            .map(str::to_string)
+            // The header is plain text; the fallback is read as mrkdwn.
+            .map(crate::render::filters::escape_mrkdwn)
             .ok_or(
                 "the payload needs a non-empty top-level `text` (or a header to derive it from)",
             )?,
@@ -105,6 +107,49 @@ pub fn split(payload: Value) -> Result<Vec<Value>, String> {
             Value::Object(message)
         })
         .collect())
+}
+
+/// Turns Slack's entities back into characters in every `plain_text`
+/// object of `value`. Templates escape every value for mrkdwn (`&lt;`), but
+/// Slack shows plain text literally, entities and all: a header would read
+/// `O'Brien &amp; Sons`.
+fn plain_text_unescaped(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("plain_text")
+                && let Some(Value::String(text)) = map.get_mut("text")
+            {
+                *text = unescape_mrkdwn(text);
+            }
+            map.values_mut().for_each(plain_text_unescaped);
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_text_unescaped),
+        _ => {}
+    }
+}
+
+/// The inverse of [`crate::render::filters::escape_mrkdwn`], in one pass
+/// (so `&amp;lt;` becomes `&lt;`, as it was written).
+fn unescape_mrkdwn(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let (c, len) = if rest.starts_with("&amp;") {
+            ('&', 5)
+        } else if rest.starts_with("&lt;") {
+            ('<', 4)
+        } else if rest.starts_with("&gt;") {
+            ('>', 4)
+        } else {
+            ('&', 1)
+        };
+        out.push(c);
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn block_type(block: &Value) -> Option<&str> {
@@ -246,6 +291,29 @@ mod tests {
     fn a_small_payload_is_one_message_unchanged() {
         let payload = json!({"text": "hi", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "Hi"}}]});
         assert_eq!(split(payload.clone()).unwrap(), vec![payload]);
+    }
+
+    #[test]
+    fn plain_text_carries_characters_and_mrkdwn_keeps_its_entities() {
+        let payload = json!({"blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "O'Brien &amp; &lt;Sons&gt; &amp;lt;"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "O'Brien &amp; &lt;Sons&gt;"}},
+            {"type": "context", "elements": [{"type": "plain_text", "text": "a &lt; b"}]},
+        ]});
+        let message = split(payload).unwrap().remove(0);
+        assert_eq!(
+            message["blocks"][0]["text"]["text"],
+            "O'Brien & <Sons> &lt;"
+        );
+        assert_eq!(
+            message["blocks"][1]["text"]["text"],
+            "O'Brien &amp; &lt;Sons&gt;"
+        );
+        assert_eq!(message["blocks"][2]["elements"][0]["text"], "a < b");
+        assert_eq!(
+            message["text"], "O'Brien &amp; &lt;Sons&gt; &amp;lt;",
+            "the fallback derived from the header is mrkdwn again"
+        );
     }
 
     #[test]

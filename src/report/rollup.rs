@@ -13,6 +13,11 @@
 //! - **days overdue**: whole days (rounded down) from `dueAtTime` to the window end.
 //! - **completion rate**: completed / total, `null` when total is 0.
 //! - **average score**: mean of the finite `scorePercent` values, `null` when none.
+//!
+//! The export rows in `assignments` carry `is_overdue` and `is_completed_late`
+//! from these same functions, as of the same window end, so every per-row
+//! flag agrees with the totals; `warnings` names every id of this report whose
+//! name fell back to the id, and why.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -161,9 +166,12 @@ pub fn build<'a>(
                     .then(|| a.due_at_time.map(|d| days_overdue(d, end)).unwrap_or(0)),
             });
         }
-        rows.push(Row::new(a, names));
+        rows.push(Row::new(a, names, end));
     }
     totals.learners = learners.len() as u64;
+    // Every id of this report that is shown as an id, and why.
+    let mut warnings = names.warnings.clone();
+    warnings.extend(names.fallback_warnings(learners.iter().copied(), courses.keys().copied()));
     totals.completion_rate = rate(totals.completed, totals.assignments);
 
     let mut course_rows: Vec<CourseSummary> = courses
@@ -255,6 +263,6 @@ pub fn build<'a>(
         overdue,
         outstanding,
         assignments: rows,
-        warnings: names.warnings.clone(),
+        warnings,
     }
 }

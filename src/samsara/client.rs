@@ -25,6 +25,13 @@ const DEFAULT_CONCURRENCY: usize = 4;
 const DRIVERS_PAGE_LIMIT: &str = "512";
 /// How much of an error body goes into a message.
 const BODY_SNIPPET: usize = 300;
+/// The largest response body read by default: 64 times a large page
+/// (512 drivers, or a few hundred assignments, are under 1 MB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The longest one fetch may take by default (`samsara.max_fetch_time`):
+/// 9,000 pages at the API's 5 requests per second, far beyond any real
+/// report, yet an endless cursor stops within the half hour.
+pub const DEFAULT_MAX_FETCH_TIME: Duration = Duration::from_secs(30 * 60);
 
 /// Hooks for progress display, metrics and tests. Every method has a no-op default.
 pub trait Observer: Send + Sync {
@@ -51,6 +58,10 @@ pub struct ClientSettings {
     pub api_version: Option<String>,
     pub retry: RetryPolicy,
     pub concurrency: usize,
+    /// Total time one fetch (every page of every split query) may take.
+    pub max_fetch_time: Duration,
+    /// The largest response body read; a larger one fails the fetch.
+    pub max_body_bytes: usize,
 }
 
 impl ClientSettings {
@@ -68,6 +79,8 @@ impl ClientSettings {
                 ..RetryPolicy::default()
             },
             concurrency: DEFAULT_CONCURRENCY,
+            max_fetch_time: c.max_fetch_time,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
@@ -81,6 +94,8 @@ impl ClientSettings {
             api_version: None,
             retry: RetryPolicy::default(),
             concurrency: DEFAULT_CONCURRENCY,
+            max_fetch_time: DEFAULT_MAX_FETCH_TIME,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -114,7 +129,14 @@ pub struct Names {
     pub learners: HashMap<LearnerId, String>,
     /// What could not be named and why (the names fall back to ids).
     pub warnings: Vec<String>,
+    /// `/fleet/drivers` was refused (no scope): every learner shows its id.
+    pub learners_unavailable: bool,
+    /// `/training-courses` was refused (no scope): every course shows its id.
+    pub courses_unavailable: bool,
 }
+
+/// The most ids one fallback warning lists; the rest are counted.
+const MAX_IDS_IN_WARNING: usize = 50;
 
 impl Names {
     /// The learner's name, or its id (filter form) when unknown or empty.
@@ -133,6 +155,83 @@ impl Names {
             .map(|c| c.title.clone())
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| id.to_string())
+    }
+
+    /// One warning per reason a name fell back to its id, naming the ids
+    /// (sorted, at most 50 each, the rest counted) among `learners` and
+    /// `courses`: not found in the endpoint, found with an empty name, or
+    /// the endpoint refused. Empty when every name was found.
+    pub fn fallback_warnings<'a>(
+        &self,
+        learners: impl IntoIterator<Item = &'a LearnerId>,
+        courses: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        use std::collections::BTreeSet;
+        let mut missing_learners = BTreeSet::new();
+        let mut unnamed_learners = BTreeSet::new();
+        for id in learners {
+            match self.learners.get(id) {
+                Some(name) if !name.is_empty() => {}
+                Some(_) => {
+                    unnamed_learners.insert(id.to_string());
+                }
+                None => {
+                    missing_learners.insert(id.to_string());
+                }
+            }
+        }
+        let mut missing_courses = BTreeSet::new();
+        let mut untitled_courses = BTreeSet::new();
+        for id in courses {
+            match self.courses.get(id) {
+                Some(c) if !c.title.is_empty() => {}
+                Some(_) => {
+                    untitled_courses.insert(id.to_string());
+                }
+                None => {
+                    missing_courses.insert(id.to_string());
+                }
+            }
+        }
+        let learners_why = if self.learners_unavailable {
+            "learner names could not be read (GET /fleet/drivers was refused, see above)"
+        } else {
+            "learners not found in /fleet/drivers (active or deactivated)"
+        };
+        let courses_why = if self.courses_unavailable {
+            "course titles could not be read (GET /training-courses was refused, see above)"
+        } else {
+            "courses not found in /training-courses"
+        };
+        [
+            (learners_why, missing_learners),
+            (
+                "learners with an empty name in /fleet/drivers",
+                unnamed_learners,
+            ),
+            (courses_why, missing_courses),
+            (
+                "courses with an empty title in /training-courses",
+                untitled_courses,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(why, ids)| {
+            let shown: Vec<String> = ids
+                .iter()
+                .take(MAX_IDS_IN_WARNING)
+                .map(|id| crate::names::one_line(id).into_owned())
+                .collect();
+            let more = ids.len().saturating_sub(MAX_IDS_IN_WARNING);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("{why}, shown by id: {}{more}", shown.join(", "))
+        })
+        .collect()
     }
 }
 
@@ -216,6 +315,7 @@ impl Client {
     pub async fn fetch_assignments(&self, query: &AssignmentQuery) -> Result<Fetched, ApiError> {
         let parts = query.split();
         let total = parts.len();
+        let deadline = self.deadline();
         let chains = parts.into_iter().enumerate().map(|(i, part)| {
             let chunk = (total > 1).then_some((i + 1, total));
             async move {
@@ -225,6 +325,7 @@ impl Client {
                         Endpoint::TrainingAssignments,
                         part.params(),
                         chunk,
+                        deadline,
                         |page| records.extend(page),
                     )
                     .await?;
@@ -258,11 +359,12 @@ impl Client {
         ids.sort();
         ids.dedup();
         let total = ids.len().div_ceil(MAX_IDS_PER_LIST);
+        let deadline = self.deadline();
         let mut courses = Vec::new();
         for (i, chunk) in ids.chunks(MAX_IDS_PER_LIST).enumerate() {
             let params = vec![("courseIds", chunk.join(","))];
             let label = (total > 1).then_some((i + 1, total));
-            self.paginate::<Course>(Endpoint::TrainingCourses, params, label, |page| {
+            self.paginate::<Course>(Endpoint::TrainingCourses, params, label, deadline, |page| {
                 courses.extend(page)
             })
             .await?;
@@ -272,24 +374,30 @@ impl Client {
 
     /// Every driver, active and deactivated (so former drivers keep their names).
     pub async fn drivers(&self) -> Result<Vec<Driver>, ApiError> {
+        let deadline = self.deadline();
         let mut drivers = Vec::new();
         for status in ["active", "deactivated"] {
             let params = vec![
                 ("limit", DRIVERS_PAGE_LIMIT.to_string()),
                 ("driverActivationStatus", status.to_string()),
             ];
-            self.paginate::<Driver>(Endpoint::Drivers, params, None, |page| drivers.extend(page))
-                .await?;
+            self.paginate::<Driver>(Endpoint::Drivers, params, None, deadline, |page| {
+                drivers.extend(page)
+            })
+            .await?;
         }
         Ok(drivers)
     }
 
     /// Every tag of the organisation (for `trainwatch init`).
     pub async fn tags(&self) -> Result<Vec<Tag>, ApiError> {
+        let deadline = self.deadline();
         let mut tags = Vec::new();
         let params = vec![("limit", "512".to_string())];
-        self.paginate::<Tag>(Endpoint::Tags, params, None, |page| tags.extend(page))
-            .await?;
+        self.paginate::<Tag>(Endpoint::Tags, params, None, deadline, |page| {
+            tags.extend(page)
+        })
+        .await?;
         Ok(tags)
     }
 
@@ -335,22 +443,27 @@ impl Client {
         let mut names = Names::default();
         match courses {
             Ok(list) => names.courses = list.into_iter().map(|c| (c.id.clone(), c)).collect(),
-            Err(e @ ApiError::Unauthorized { .. }) => names
-                .warnings
-                .push(format!("course titles fall back to ids: {e}")),
+            Err(e @ ApiError::Unauthorized { .. }) => {
+                names.courses_unavailable = true;
+                names
+                    .warnings
+                    .push(format!("course titles fall back to ids: {e}"))
+            }
             Err(e) => return Err(e),
         }
         match drivers {
             Ok(list) => {
                 names.learners = list
                     .into_iter()
-                    .filter(|d| !d.name.is_empty())
                     .map(|d| (LearnerId::from_wire(&d.id, "driver"), d.name))
                     .collect()
             }
-            Err(e @ ApiError::Unauthorized { .. }) => names
-                .warnings
-                .push(format!("learner names fall back to ids: {e}")),
+            Err(e @ ApiError::Unauthorized { .. }) => {
+                names.learners_unavailable = true;
+                names
+                    .warnings
+                    .push(format!("learner names fall back to ids: {e}"))
+            }
             Err(e) => return Err(e),
         }
         Ok(names)
@@ -359,18 +472,23 @@ impl Client {
     /// Follows one cursor chain to its end, handing each page's records to
     /// `sink`; returns the number of pages. Page size is whatever the server
     /// sends.
+    ///
+    /// The chain ends with [`ApiError::FetchTooLong`] at `deadline`: a server
+    /// that answers `hasNextPage: true` with a new cursor forever is
+    /// followed no longer than `max_fetch_time`.
     async fn paginate<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
         params: Vec<(&'static str, String)>,
         chunk: Option<(usize, usize)>,
+        deadline: Instant,
         mut sink: impl FnMut(Vec<T>),
     ) -> Result<u64, ApiError> {
         let mut after: Option<String> = None;
         let mut seen = HashSet::new();
         let mut page = 0u32;
         loop {
-            page += 1;
+            page = page.saturating_add(1);
             let place = Place {
                 endpoint,
                 page,
@@ -386,7 +504,24 @@ impl Client {
                     q.append_pair("after", cursor);
                 }
             }
-            let body: Page<T> = self.get(url, &place).await?;
+            let too_long = || ApiError::FetchTooLong {
+                place: place.clone(),
+                limit: self.inner.settings.max_fetch_time,
+                pages: u64::from(page - 1),
+            };
+            if Instant::now() >= deadline {
+                return Err(too_long());
+            }
+            // Without request timeouts (paused-clock tests) no timer may be
+            // pending while a server answers, so the deadline is then only
+            // checked between pages; otherwise it also cuts a request short.
+            let body: Page<T> = if self.inner.settings.timeout.is_some() {
+                tokio::time::timeout_at(deadline, self.get(url, &place))
+                    .await
+                    .map_err(|_| too_long())??
+            } else {
+                self.get(url, &place).await?
+            };
             if let Some(o) = &self.inner.observer {
                 o.on_page(endpoint, body.data.len());
             }
@@ -406,6 +541,13 @@ impl Client {
             }
             after = Some(cursor);
         }
+    }
+
+    /// When a fetch that starts now must have ended.
+    fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.inner.settings.max_fetch_time)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
     }
 
     fn url(&self, endpoint: Endpoint, place: &Place) -> Result<Url, ApiError> {
@@ -478,10 +620,10 @@ impl Client {
             .http
             .get(url)
             .bearer_auth(self.inner.settings.token.expose_secret());
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                let failure = transport_failure(&e);
+                let failure = transport_failure(e);
                 observe(failure_label(&failure));
                 return Ok(Err(failure));
             }
@@ -496,11 +638,31 @@ impl Client {
                 .and_then(parse_retry_after);
             return Ok(Err(AttemptFailure::RateLimited { retry_after }));
         }
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            // The connection broke mid-body: a truncated page is never used.
-            Err(e) => return Ok(Err(transport_failure(&e))),
+        // Read through a cap: a body is streamed into memory only up to
+        // `max_body_bytes`, whatever the server declares or sends.
+        let limit = self.inner.settings.max_body_bytes;
+        let too_large = || ApiError::BodyTooLarge {
+            place: place.clone(),
+            limit,
         };
+        let declared = response.content_length().unwrap_or(0);
+        if declared > limit as u64 {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity((declared as usize).min(1024 * 1024));
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                // The connection broke mid-body: a truncated page is never used.
+                Err(e) => return Ok(Err(transport_failure(e))),
+            }
+        }
         if status.is_server_error() {
             return Ok(Err(AttemptFailure::Server {
                 status: status.as_u16(),
@@ -535,13 +697,16 @@ impl Client {
     }
 }
 
-/// Classifies a reqwest failure. Its message never includes the URL.
-fn transport_failure(e: &reqwest::Error) -> AttemptFailure {
+/// Classifies a reqwest failure. Its message never includes the URL: the
+/// query string can hold kilobytes of learner ids, and errors reach logs and
+/// failure notices.
+fn transport_failure(e: reqwest::Error) -> AttemptFailure {
     if e.is_timeout() {
         return AttemptFailure::Timeout;
     }
+    let e = e.without_url();
     let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         detail = format!("{detail}: {s}");
         source = s.source();
@@ -565,18 +730,24 @@ fn error_body(body: &[u8]) -> (String, Option<String>) {
         request_id: Option<String>,
     }
     match serde_json::from_slice::<ErrorBody>(body) {
+        // The API's own words go into one-line errors and logs: keep them on one line, and short.
         Ok(ErrorBody {
             message: Some(m),
             request_id,
-        }) => (m, request_id),
+        }) => (
+            snippet(m.as_bytes()),
+            request_id.map(|id| crate::names::one_line(&id).into_owned()),
+        ),
         Ok(ErrorBody { request_id, .. }) => ("(no message)".into(), request_id),
         Err(_) if body.is_empty() => ("(empty body)".into(), None),
         Err(_) => (snippet(body), None),
     }
 }
 
+/// The start of a body, on one line, for a message.
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    let text = crate::names::one_line(text.trim());
     let text = text.trim();
     match text.char_indices().nth(BODY_SNIPPET) {
         Some((cut, _)) => format!("{}…", &text[..cut]),

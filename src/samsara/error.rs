@@ -104,9 +104,52 @@ pub enum ApiError {
         "{place}: the API returned cursor {cursor:?} a second time; stopping instead of looping"
     )]
     RepeatedCursor { place: Place, cursor: String },
+    /// The fetch outlasted `samsara.max_fetch_time` (an endless cursor, or
+    /// far more data than expected).
+    #[error(
+        "{place}: the fetch took longer than samsara.max_fetch_time ({limit}) after {pages} pages; stopping. \
+         Raise max_fetch_time if the window really holds that much, or narrow the window",
+        limit = fmt_duration(*limit)
+    )]
+    FetchTooLong {
+        place: Place,
+        limit: Duration,
+        pages: u64,
+    },
+    /// A response body was larger than the client reads.
+    #[error(
+        "{place}: the response body is larger than the limit of {limit}; stopping instead of reading it",
+        limit = fmt_bytes(*limit)
+    )]
+    BodyTooLarge { place: Place, limit: usize },
     /// The request could not even be built (a bad base URL).
     #[error("{place}: cannot build the request: {detail}")]
     Request { place: Place, detail: String },
+}
+
+/// A duration the way the config writes it (`30m`, `1s`), or in
+/// milliseconds when it is not whole seconds.
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_nanos() != 0 || d.is_zero() {
+        return format!("{}ms", d.as_millis());
+    }
+    let secs = d.as_secs();
+    for (unit, len) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs.is_multiple_of(len) {
+            return format!("{}{unit}", secs / len);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// A size in MiB when it is a whole number of them, else in bytes.
+fn fmt_bytes(n: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 fn fmt_request_id(id: &Option<String>) -> String {
@@ -124,7 +167,25 @@ impl ApiError {
             | Self::Exhausted { place, .. }
             | Self::BadResponse { place, .. }
             | Self::RepeatedCursor { place, .. }
+            | Self::FetchTooLong { place, .. }
+            | Self::BodyTooLarge { place, .. }
             | Self::Request { place, .. } => place,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_shown_the_way_the_config_writes_them() {
+        assert_eq!(fmt_duration(Duration::from_secs(1800)), "30m");
+        assert_eq!(fmt_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(fmt_duration(Duration::from_secs(14 * 86_400)), "2w");
+        assert_eq!(fmt_duration(Duration::from_millis(400)), "400ms");
+        assert_eq!(fmt_bytes(64 * 1024 * 1024), "64 MiB");
+        assert_eq!(fmt_bytes(1000), "1000 bytes");
     }
 }

@@ -9,7 +9,10 @@ mod ratelimit;
 mod wire;
 
 pub use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
-pub use client::{Client, ClientSettings, Dedup, FetchStats, Fetched, Names, Observer};
+pub use client::{
+    Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME, Dedup, FetchStats,
+    Fetched, Names, Observer,
+};
 pub use error::{ApiError, Endpoint, Place};
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
 pub use ratelimit::{Limiter, RateLimits};

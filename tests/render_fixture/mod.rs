@@ -299,8 +299,8 @@ fn row(
         started_at: None,
         completed_at: completed_at.map(utc),
         deleted_at: None,
-        is_overdue,
-        is_completed_late: Some(false),
+        is_overdue: is_overdue == Some(true),
+        is_completed_late: false,
         score_percent: completed_at.map(|_| 0.875),
         duration_minutes: 15,
     }
