@@ -31,6 +31,10 @@ use crate::schedule;
 pub trait Runner: Send + Sync + 'static {
     /// Runs `job` as fired at `fire`; returns when the run is over.
     fn run(&self, job: &str, fire: DateTime<Utc>) -> impl Future<Output = ()> + Send;
+
+    /// The fire of `job` at `fire` did not run: the previous run was still
+    /// going. The real runner records it in history, so no fire vanishes.
+    fn skipped(&self, _job: &str, _fire: DateTime<Utc>) {}
 }
 
 /// The wall clock as the daemon sees it.
@@ -127,6 +131,7 @@ impl<R: Runner> Daemon<R> {
         if !self.lock_running().insert(job.to_string()) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(job, fire = %fire.to_rfc3339(), "skipped: the previous run of this job is still going");
+            self.runner.skipped(job, fire);
             return false;
         }
         let (runner, running, name) = (self.runner.clone(), self.running.clone(), job.to_string());
