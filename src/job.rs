@@ -398,7 +398,7 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
         // Not a failure to report: the service sends the rest at its next start.
         let error = format!(
             "stopped by a shutdown with {} left pending; they are sent at the next start",
-            count(left, "delivery")
+            deliveries_count(left)
         );
         store.finish_run(run_id, Outcome::Interrupted, Some(&error), now())?;
         summary.left_pending = left;
@@ -436,8 +436,13 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
     Ok(summary)
 }
 
-fn count(n: usize, noun: &str) -> String {
-    crate::render::filters::count(n, noun)
+/// "1 delivery", "2 deliveries".
+fn deliveries_count(n: usize) -> String {
+    if n == 1 {
+        "1 delivery".to_string()
+    } else {
+        format!("{n} deliveries")
+    }
 }
 
 fn went_out(o: &DeliveryOutcome) -> bool {
@@ -458,7 +463,7 @@ pub fn failure_headline(lines: &[DeliveryLine]) -> String {
     let sent = lines.iter().filter(|d| went_out(&d.outcome)).count();
     format!(
         "{failed} of {} failed, {sent} went out",
-        count(lines.len(), "delivery")
+        deliveries_count(lines.len())
     )
 }
 
@@ -692,7 +697,7 @@ pub async fn resume_pending<S: crate::deliver::Sender>(
     let (outcome, note) = if left > 0 {
         let note = format!(
             "stopped by a shutdown with {} left pending; they are sent at the next start",
-            count(left, "delivery")
+            deliveries_count(left)
         );
         summary.error = Some(note.clone());
         (Outcome::Interrupted, note)
@@ -709,7 +714,7 @@ pub async fn resume_pending<S: crate::deliver::Sender>(
             Outcome::Succeeded,
             format!(
                 "finished {} of earlier runs",
-                count(summary.deliveries.len(), "delivery")
+                deliveries_count(summary.deliveries.len())
             ),
         )
     };
