@@ -266,7 +266,14 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
         Err(e) => {
             let error = format!("{e:#}");
             let run_id = store.begin_run(&job.name, fire, now())?;
-            store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
+            // Stopped while waiting: nothing was recorded for the fire, so
+            // catch-up at the next start runs it.
+            let outcome = if control.stopping() {
+                Outcome::Interrupted
+            } else {
+                Outcome::Failed
+            };
+            store.finish_run(run_id, outcome, Some(&error), now())?;
             let mut summary = RunSummary {
                 run_id,
                 error: Some(error.clone()),

@@ -120,7 +120,15 @@ impl JobRunner {
     /// another run holds is left for the next pass); then drops delivered
     /// payloads older than the retention.
     pub async fn outbox_pass(&self) {
-        for job in &self.config.jobs {
+        // One query for all jobs, so that an idle pass builds no senders.
+        let due = match self.store.jobs_due(Utc::now()) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!("looking for pending deliveries: {e}");
+                Vec::new()
+            }
+        };
+        for job in self.config.jobs.iter().filter(|j| due.contains(&j.name)) {
             if self.control.stopping() {
                 return;
             }

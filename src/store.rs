@@ -727,13 +727,14 @@ impl Store {
     }
 
     /// Whether the fire of `job` at `fire` has been dealt with: a run that
-    /// recorded its outbox, or ended (any outcome). A run killed before it
-    /// recorded its outbox does not count, so catch-up runs that fire again.
+    /// recorded its outbox, or ended succeeded or failed. A run killed or
+    /// stopped before it recorded its outbox, or a skipped fire, does not
+    /// count, so catch-up runs that fire again.
     pub fn has_run(&self, job: &str, fire: DateTime<Utc>) -> Result<bool, StoreError> {
         self.with("reading runs", |c| {
             c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM runs WHERE job = ?1 AND fire_time = ?2
-                                AND (outboxed IS NOT NULL OR outcome NOT IN ('running', 'skipped')))",
+                                AND (outboxed IS NOT NULL OR outcome NOT IN ('running', 'skipped', 'interrupted')))",
                 params![job, ts(fire)],
                 |r| r.get(0),
             )
@@ -1075,6 +1076,10 @@ mod tests {
         store.begin_run("weekly", fire, fire).unwrap();
         store
             .record_skipped("weekly", fire, "skipped: still going", fire)
+            .unwrap();
+        let stopped = store.begin_run("weekly", fire, fire).unwrap();
+        store
+            .finish_run(stopped, Outcome::Interrupted, Some("stopped waiting"), fire)
             .unwrap();
         assert!(!store.has_run("weekly", fire).unwrap());
         let failed = store.begin_run("weekly", fire, fire).unwrap();
