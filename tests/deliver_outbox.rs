@@ -223,3 +223,139 @@ async fn a_failure_notice_names_what_went_out_and_what_did_not() {
         Some("2 of 4 deliveries failed, 2 went out")
     );
 }
+
+fn email_to_managers() -> Vec<Delivery> {
+    vec![Delivery::Email(EmailDelivery {
+        to: vec!["{{ team.manager }}".into()],
+        cc: vec![],
+        bcc: vec![],
+        subject: None,
+        template: "overdue".into(),
+        attach_csv: false,
+    })]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_failure_is_sent_by_the_services_outbox_pass_once_its_retry_is_due() {
+    use std::collections::VecDeque;
+    // Both attempts of the run at the first email get "421 try later".
+    let smtp = TestSmtp::start(Script {
+        data_replies: VecDeque::from([(421, "try later".into()), (421, "try later".into())]),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sample_config(&smtp, dir.path(), email_to_managers());
+    config.jobs.iter_mut().for_each(|j| j.on_failure.clear());
+    let store = Store::open(&config.state_dir).unwrap();
+
+    let first = run(&config, &store).await;
+    assert!(first.failed());
+    assert_eq!(smtp.messages().len(), 3, "three of four teams");
+    let failed = store
+        .deliveries(JOB)
+        .into_iter()
+        .flatten()
+        .find(|d| d.status == trainwatch::store::Status::Failed)
+        .expect("the failed one");
+    let retry_at = failed
+        .next_attempt_at
+        .expect("a transient failure is scheduled");
+
+    // The service's pass before it is due sends nothing; at its time, it sends it.
+    let job = config.job(JOB).unwrap();
+    let dispatcher = Dispatcher::with_parts(
+        &config,
+        None,
+        WebhookSender::with_settings(
+            Some(Duration::from_secs(5)),
+            Arc::new(RateLimits::default()),
+        )
+        .unwrap(),
+        policy(),
+    )
+    .unwrap();
+    let control = job::Control::default();
+    let early = retry_at - chrono::TimeDelta::seconds(1);
+    let none = job::resume_pending(&config, job, &store, &dispatcher, || early, &control)
+        .await
+        .unwrap();
+    assert!(none.is_none(), "not due yet");
+    let pass = job::resume_pending(&config, job, &store, &dispatcher, || retry_at, &control)
+        .await
+        .unwrap()
+        .expect("a pass that sent something");
+    dispatcher.close().await;
+    assert!(!pass.failed(), "{pass:?}");
+    assert_eq!(pass.deliveries.len(), 1);
+    assert_eq!(smtp.messages().len(), 4, "every team's email, each once");
+
+    let runs = store.runs(Some(JOB), 10).unwrap();
+    assert_eq!(runs[1].id, first.run_id);
+    assert_eq!(
+        runs[1].deliveries,
+        (4, 0, 0),
+        "the count stays with the first run"
+    );
+    assert_eq!(runs[1].finished_later, (1, Some(pass.run_id)));
+    assert_eq!(runs[1].outcome, trainwatch::store::Outcome::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fire_whose_job_another_process_holds_waits_then_is_recorded_as_failed() {
+    let smtp = TestSmtp::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = sample_config(&smtp, dir.path(), email_to_managers());
+    let store = Store::open(&config.state_dir).unwrap();
+    let other_process = Store::open(&config.state_dir).unwrap();
+    let _held = other_process.lock_job(JOB).unwrap();
+
+    let job = config.job(JOB).unwrap();
+    let (settings, _server) = trainwatch::sample::client_settings(&config.samsara)
+        .await
+        .unwrap();
+    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
+    let dispatcher = Dispatcher::with_parts(
+        &config,
+        None,
+        WebhookSender::with_settings(
+            Some(Duration::from_secs(5)),
+            Arc::new(RateLimits::default()),
+        )
+        .unwrap(),
+        policy(),
+    )
+    .unwrap();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let control = job::Control::new(stopped, Duration::from_millis(300));
+    let summary = job::run_controlled(
+        &config,
+        job,
+        &client,
+        &Renderer::new(None).unwrap(),
+        &store,
+        &dispatcher,
+        fire(),
+        Utc::now,
+        &control,
+    )
+    .await
+    .unwrap();
+    dispatcher.close().await;
+
+    let error = summary.error.clone().unwrap();
+    assert!(
+        error.contains("was running in another trainwatch process"),
+        "{error}"
+    );
+    let runs = store.runs(Some(JOB), 10).unwrap();
+    assert_eq!(runs.len(), 1, "the fire is in history");
+    assert_eq!(runs[0].outcome, trainwatch::store::Outcome::Failed);
+    assert_eq!(runs[0].fire_time, fire());
+    assert!(store.has_run(JOB, fire()).unwrap());
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "only the notice: {messages:?}");
+    assert_eq!(messages[0].recipients, ["ops@example.com"]);
+    let text = messages[0].parsed().body_text(0).unwrap().into_owned();
+    assert!(text.contains("This fire did not run"), "{text}");
+}
