@@ -302,39 +302,130 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
         }
     };
     let run_id = store.begin_run(&job.name, fire, now())?;
-    let mut summary = RunSummary {
-        run_id,
-        ..RunSummary::default()
-    };
+    let result = async {
+        let mut summary = RunSummary {
+            run_id,
+            ..RunSummary::default()
+        };
 
-    // 1. What earlier runs left pending, and transient failures now due.
-    let (resumed_lines, mut left) =
-        resume_into(config, job, store, sender, run_id, &now, control).await?;
-    let resumed: std::collections::HashSet<String> =
-        resumed_lines.iter().map(|(k, _)| k.clone()).collect();
-    summary
-        .deliveries
-        .extend(resumed_lines.into_iter().map(|(_, line)| line));
+        // 1. What earlier runs left pending, and transient failures now due.
+        let (resumed_lines, mut left) =
+            resume_into(config, job, store, sender, run_id, &now, control).await?;
+        let resumed: std::collections::HashSet<String> =
+            resumed_lines.iter().map(|(k, _)| k.clone()).collect();
+        summary
+            .deliveries
+            .extend(resumed_lines.into_iter().map(|(_, line)| line));
 
-    // 2. Fetch and render everything before sending anything.
-    let prepared = async {
-        let data = fetch(config, job, client, fire, last_success_end(store, job)?).await?;
-        let records = data.included(job).count() as u64;
-        store.set_window(run_id, (data.window.start, data.window.end), records)?;
-        let reports = reports(config, job, &data, now());
-        let outbox = crate::outbox::build(config, job, data.window, &reports, renderer)?;
-        anyhow::Ok((data.window, records, outbox))
-    }
-    .await;
-    let (window, records, outbox) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            let error = format!("{e:#}");
-            store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
-            summary.error = Some(error.clone());
-            let detail = format!("{error}\nNothing was sent for this window.");
+        // 2. Fetch and render everything before sending anything.
+        let prepared = async {
+            let data = fetch(config, job, client, fire, last_success_end(store, job)?).await?;
+            let records = data.included(job).count() as u64;
+            store.set_window(run_id, (data.window.start, data.window.end), records)?;
+            let reports = reports(config, job, &data, now());
+            let outbox = crate::outbox::build(config, job, data.window, &reports, renderer)?;
+            anyhow::Ok((data.window, records, outbox))
+        }
+        .await;
+        let (window, records, outbox) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let error = format!("{e:#}");
+                store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
+                summary.error = Some(error.clone());
+                let detail = format!("{error}\nNothing was sent for this window.");
+                let notice = Notice {
+                    window: None,
+                    fire,
+                    error: &detail,
+                };
+                notify_failure(
+                    config,
+                    job,
+                    renderer,
+                    store,
+                    sender,
+                    notice,
+                    &now,
+                    &mut summary,
+                )
+                .await?;
+                return Ok(summary);
+            }
+        };
+        summary.window = Some(window);
+        summary.records = Some(records);
+        summary.skipped = outbox.skipped.clone();
+
+        // 3. The outbox: every delivery recorded as pending, in one transaction,
+        // before the first is sent; a crash from here on loses nothing.
+        let mut todo = Vec::new();
+        for item in &outbox.items {
+            let key = item.key(&job.name, &window);
+            if resumed.contains(&key) {
+                continue; // finished above, and listed there
+            }
+            let stored = serde_json::to_string(&Stored::of(item))?;
+            todo.push((item, key, stored));
+        }
+        let new: Vec<NewDelivery<'_>> = todo
+            .iter()
+            .map(|(item, key, stored)| NewDelivery {
+                key,
+                job: &job.name,
+                window: (window.start, window.end),
+                target: &item.target,
+                recipient: &item.recipient,
+                payload: stored,
+            })
+            .collect();
+        let claims = store.enqueue(run_id, &new, now())?;
+
+        // 4. Each delivery once per (job, window, target, team, recipient).
+        for ((item, key, _), claim) in todo.iter().zip(claims) {
+            let outcome = match claim {
+                Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
+                Claim::Send { .. } if control.stopping() => {
+                    left += 1;
+                    continue;
+                }
+                Claim::Send { parts_done, .. } => {
+                    send_and_record(store, sender, item, key, run_id, parts_done, &now).await?
+                }
+            };
+            summary.deliveries.push(DeliveryLine {
+                kind: item.kind.to_string(),
+                target: item.target.clone(),
+                team: item.team.clone(),
+                recipient: item.recipient.clone(),
+                outcome,
+                resumed: false,
+            });
+        }
+        if left > 0 {
+            // Not a failure to report: the service sends the rest at its next start.
+            let error = format!(
+                "stopped by a shutdown with {} left pending; they are sent at the next start",
+                deliveries_count(left)
+            );
+            store.finish_run(run_id, Outcome::Interrupted, Some(&error), now())?;
+            summary.left_pending = left;
+            summary.error = Some(error);
+            return Ok(summary);
+        }
+        let outcome = if summary.failed() {
+            Outcome::Failed
+        } else {
+            Outcome::Succeeded
+        };
+        let error = summary
+            .failed()
+            .then(|| failure_headline(&summary.deliveries));
+        store.finish_run(run_id, outcome, error.as_deref(), now())?;
+        if error.is_some() {
+            let detail = failure_detail(&summary.deliveries);
             let notice = Notice {
-                window: None,
+                window: Some(window),
                 fire,
                 error: &detail,
             };
@@ -349,98 +440,15 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
                 &mut summary,
             )
             .await?;
-            return Ok(summary);
         }
-    };
-    summary.window = Some(window);
-    summary.records = Some(records);
-    summary.skipped = outbox.skipped.clone();
-
-    // 3. The outbox: every delivery recorded as pending, in one transaction,
-    // before the first is sent; a crash from here on loses nothing.
-    let mut todo = Vec::new();
-    for item in &outbox.items {
-        let key = item.key(&job.name, &window);
-        if resumed.contains(&key) {
-            continue; // finished above, and listed there
-        }
-        let stored = serde_json::to_string(&Stored::of(item))?;
-        todo.push((item, key, stored));
+        Ok(summary)
     }
-    let new: Vec<NewDelivery<'_>> = todo
-        .iter()
-        .map(|(item, key, stored)| NewDelivery {
-            key,
-            job: &job.name,
-            window: (window.start, window.end),
-            target: &item.target,
-            recipient: &item.recipient,
-            payload: stored,
-        })
-        .collect();
-    let claims = store.enqueue(run_id, &new, now())?;
-
-    // 4. Each delivery once per (job, window, target, team, recipient).
-    for ((item, key, _), claim) in todo.iter().zip(claims) {
-        let outcome = match claim {
-            Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
-            Claim::Send { .. } if control.stopping() => {
-                left += 1;
-                continue;
-            }
-            Claim::Send { parts_done, .. } => {
-                send_and_record(store, sender, item, key, run_id, parts_done, &now).await?
-            }
-        };
-        summary.deliveries.push(DeliveryLine {
-            kind: item.kind.to_string(),
-            target: item.target.clone(),
-            team: item.team.clone(),
-            recipient: item.recipient.clone(),
-            outcome,
-            resumed: false,
-        });
+    .await;
+    if let Err(e) = &result {
+        // The store itself failing part-way: still leave an outcome if it can.
+        let _ = store.finish_run(run_id, Outcome::Failed, Some(&format!("{e:#}")), now());
     }
-    if left > 0 {
-        // Not a failure to report: the service sends the rest at its next start.
-        let error = format!(
-            "stopped by a shutdown with {} left pending; they are sent at the next start",
-            deliveries_count(left)
-        );
-        store.finish_run(run_id, Outcome::Interrupted, Some(&error), now())?;
-        summary.left_pending = left;
-        summary.error = Some(error);
-        return Ok(summary);
-    }
-    let outcome = if summary.failed() {
-        Outcome::Failed
-    } else {
-        Outcome::Succeeded
-    };
-    let error = summary
-        .failed()
-        .then(|| failure_headline(&summary.deliveries));
-    store.finish_run(run_id, outcome, error.as_deref(), now())?;
-    if error.is_some() {
-        let detail = failure_detail(&summary.deliveries);
-        let notice = Notice {
-            window: Some(window),
-            fire,
-            error: &detail,
-        };
-        notify_failure(
-            config,
-            job,
-            renderer,
-            store,
-            sender,
-            notice,
-            &now,
-            &mut summary,
-        )
-        .await?;
-    }
-    Ok(summary)
+    result
 }
 
 /// "1 delivery", "2 deliveries".
