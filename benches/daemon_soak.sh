@@ -54,12 +54,14 @@ rpid=$!
 for _ in $(seq 1 50); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
 
+retention_line=""
+if [ -n "${SOAK_RETENTION:-}" ]; then retention_line="retention = \"$SOAK_RETENTION\""; fi
 {
   cat <<CONF
 timezone = "America/Chicago"
 state_dir = "$work/state"
 catch_up = "0"
-retention = "${SOAK_RETENTION:-90d}"
+$retention_line
 
 [samsara]
 sample_data = "$PWD/sample/api"
