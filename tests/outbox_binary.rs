@@ -187,7 +187,9 @@ async fn stopped_part_way_then_restarted(signal: &str) {
     assert_eq!(service.wait().unwrap().code(), Some(0));
 
     let received = received_by_manager(&smtp);
-    let expected: Vec<String> = (1..=TEAMS).map(|i| format!("m{i:02}@example.com")).collect();
+    let expected: Vec<String> = (1..=TEAMS)
+        .map(|i| format!("m{i:02}@example.com"))
+        .collect();
     assert_eq!(
         received.keys().cloned().collect::<Vec<_>>(),
         expected,
