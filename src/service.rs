@@ -128,28 +128,32 @@ impl JobRunner {
                 Vec::new()
             }
         };
+        // One set of senders (one SMTP session) for the whole pass.
+        let dispatcher = match due.is_empty() {
+            true => None,
+            false => match self.dispatcher() {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!("finishing pending deliveries: {e:#}");
+                    None
+                }
+            },
+        };
         for job in self.config.jobs.iter().filter(|j| due.contains(&j.name)) {
+            let Some(dispatcher) = &dispatcher else { break };
             if self.control.stopping() {
-                return;
+                break;
             }
             let started = Instant::now();
-            let dispatcher = match self.dispatcher() {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(job = %job.name, "finishing pending deliveries: {e:#}");
-                    continue;
-                }
-            };
             let resumed = job::resume_pending(
                 &self.config,
                 job,
                 &self.store,
-                &dispatcher,
+                dispatcher,
                 Utc::now,
                 &self.control,
             )
             .await;
-            dispatcher.close().await;
             match resumed {
                 Ok(Some(summary)) => {
                     self.telemetry
@@ -158,6 +162,9 @@ impl JobRunner {
                 Ok(None) => {}
                 Err(e) => tracing::error!(job = %job.name, "finishing pending deliveries: {e:#}"),
             }
+        }
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.close().await;
         }
         let retention =
             chrono::TimeDelta::from_std(self.config.retention).unwrap_or(chrono::TimeDelta::MAX);

@@ -556,7 +556,7 @@ impl Store {
     /// Claims one delivery (as [`Store::enqueue`] does for a whole run):
     /// [`Claim::AlreadyDelivered`] if it was delivered before, otherwise it
     /// is (re)recorded as pending with this payload and the caller sends it.
-    /// `notice` marks an on_failure notice.
+    /// The delivery stays with the run that created it.
     pub fn claim(
         &self,
         run: i64,
