@@ -103,14 +103,14 @@ code=0; wait "$pid" || code=$?
 pid=
 runs=$(grep -c '"message":"run finished"' "$work/log" || true)
 failed=$(grep '"message":"run finished"' "$work/log" | grep -c '"outcome":"failed"' || true)
-interrupted=$(grep '"message":"run finished"' "$work/log" | grep -c 'stopped by a shutdown' || true)
+interrupted=$(grep '"message":"run finished"' "$work/log" | grep -c '"outcome":"interrupted"' || true)
 skipped=$(grep -c '"message":"skipped' "$work/log" || true)
 at() { awk -F, -v t="$1" '$1 >= t {print $2; exit}' "$work/rss.csv"; }
 echo "  RSS at  1 min   $(( $(at 60) / 1024 )) MiB ($(at 60) KiB)"
 if [ "$seconds" -ge 300 ]; then echo "  RSS at  5 min   $(( $(at 300) / 1024 )) MiB ($(at 300) KiB)"; fi
 echo "  RSS at the end  $(( $(at "$seconds") / 1024 )) MiB ($(at "$seconds") KiB, ${seconds} s)"
 echo "  peak RSS        $(( hwm / 1024 )) MiB, threads $threads"
-echo "  runs $runs (failed $failed, of which stopped by the SIGTERM with their delivery pending: $interrupted), fires skipped (job still running) $skipped"
+echo "  runs $runs (failed $failed; stopped by the closing SIGTERM, their delivery pending: $interrupted), fires skipped (job still running) $skipped"
 echo "  deliveries received $(cat "$work/received" 2>/dev/null || echo 0)"
 echo "  state db        $(du -k "$work/state/trainwatch.db" | cut -f1) KiB"
 echo "  exit code after SIGTERM: $code"

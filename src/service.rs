@@ -201,7 +201,23 @@ pub fn log_run(job: &str, summary: &RunSummary, took: Duration) {
         .unwrap_or_else(|| "-".into());
     let records = summary.records.unwrap_or(0);
     let duration_ms = took.as_millis() as u64;
-    if summary.failed() {
+    if summary.left_pending > 0 {
+        // Stopped by a shutdown: nothing failed, the rest is sent at the next start.
+        let pending = summary.left_pending;
+        tracing::warn!(
+            job,
+            run = summary.run_id,
+            window,
+            records,
+            delivered,
+            already,
+            failed,
+            pending,
+            duration_ms,
+            outcome = "interrupted",
+            "run finished"
+        );
+    } else if summary.failed() {
         let error = summary
             .error
             .clone()
