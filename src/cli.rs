@@ -381,12 +381,40 @@ fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<E
                     "running or interrupted".to_string()
                 }
                 crate::store::Outcome::Running => "running".to_string(),
-                crate::store::Outcome::Succeeded => "succeeded".to_string(),
+                crate::store::Outcome::Succeeded => match r.finished_later {
+                    (0, _) | (_, None) => "succeeded".to_string(),
+                    (n, Some(by)) => format!("succeeded ({n} finished later, by run {by})"),
+                },
                 crate::store::Outcome::Failed => {
                     format!("failed: {}", r.error.as_deref().unwrap_or(""))
                 }
+                crate::store::Outcome::Interrupted => {
+                    format!("interrupted: {}", r.error.as_deref().unwrap_or(""))
+                }
+                crate::store::Outcome::Skipped => r.error.clone().unwrap_or_default(),
             };
             let (delivered, failed, pending) = r.deliveries;
+            let mut deliveries = format!("{delivered} sent, {failed} failed, {pending} pending");
+            if r.finished_later.0 > 0 && r.outcome != crate::store::Outcome::Succeeded {
+                deliveries.push_str(&format!("; {} finished later", r.finished_later.0));
+            }
+            if r.finished_for_others > 0 {
+                deliveries.push_str(&format!(
+                    "; finished {} of earlier runs",
+                    r.finished_for_others
+                ));
+            }
+            match r.notices {
+                (0, 0) => {}
+                (sent, 0) => deliveries.push_str(&format!(
+                    "; {} sent",
+                    count(sent as usize, "failure notice")
+                )),
+                (_, unsent) => deliveries.push_str(&format!(
+                    "; {} NOT sent",
+                    count(unsent as usize, "failure notice")
+                )),
+            }
             [
                 r.id.to_string(),
                 r.job.clone(),
@@ -395,7 +423,7 @@ fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<E
                     .map(|(s, e)| format!("{} → {}", local(s), local(e)))
                     .unwrap_or_else(|| "-".into()),
                 r.records.map_or("-".into(), |n| n.to_string()),
-                format!("{delivered} sent, {failed} failed, {pending} pending"),
+                deliveries,
                 r.finished_at
                     .map(|f| {
                         format!(

@@ -31,6 +31,10 @@ use crate::schedule;
 pub trait Runner: Send + Sync + 'static {
     /// Runs `job` as fired at `fire`; returns when the run is over.
     fn run(&self, job: &str, fire: DateTime<Utc>) -> impl Future<Output = ()> + Send;
+
+    /// The fire of `job` at `fire` did not run: the previous run was still
+    /// going. The real runner records it in history, so no fire vanishes.
+    fn skipped(&self, _job: &str, _fire: DateTime<Utc>) {}
 }
 
 /// The wall clock as the daemon sees it.
@@ -110,6 +114,12 @@ impl<R: Runner> Daemon<R> {
         self.skipped.load(Ordering::Relaxed)
     }
 
+    /// Runs the daemon still holds: the running ones, and those finished
+    /// since the last fire (reaped at the next one).
+    pub fn tracked_runs(&self) -> usize {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Names of the jobs running now.
     pub fn running(&self) -> Vec<String> {
         let mut v: Vec<_> = self.lock_running().iter().cloned().collect();
@@ -127,26 +137,35 @@ impl<R: Runner> Daemon<R> {
         if !self.lock_running().insert(job.to_string()) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(job, fire = %fire.to_rfc3339(), "skipped: the previous run of this job is still going");
+            self.runner.skipped(job, fire);
             return false;
         }
         let (runner, running, name) = (self.runner.clone(), self.running.clone(), job.to_string());
-        self.runs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .spawn(async move {
-                // Clears the flag however the run ends (even if aborted at shutdown).
-                struct Done(Arc<Mutex<HashSet<String>>>, String);
-                impl Drop for Done {
-                    fn drop(&mut self) {
-                        self.0
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&self.1);
-                    }
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        // A finished task keeps its memory (the whole run's future) until it
+        // is joined: reap the finished ones, or a long-running service grows
+        // by one run per fire.
+        while let Some(done) = runs.try_join_next() {
+            if let Err(e) = done
+                && e.is_panic()
+            {
+                tracing::error!("a run panicked: {e}");
+            }
+        }
+        runs.spawn(async move {
+            // Clears the flag however the run ends (even if aborted at shutdown).
+            struct Done(Arc<Mutex<HashSet<String>>>, String);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&self.1);
                 }
-                let _done = Done(running, name.clone());
-                runner.run(&name, fire).await;
-            });
+            }
+            let _done = Done(running, name.clone());
+            runner.run(&name, fire).await;
+        });
         true
     }
 

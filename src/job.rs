@@ -145,8 +145,11 @@ pub struct RunSummary {
     pub records: Option<u64>,
     pub deliveries: Vec<DeliveryLine>,
     pub skipped: Vec<crate::outbox::Skipped>,
-    /// Why the run failed before delivering (fetch, render, store), with causes.
+    /// Why the run failed before delivering (fetch, render, store), with
+    /// causes; or how it failed, or was stopped, while delivering.
     pub error: Option<String>,
+    /// Deliveries left pending because a shutdown began (sent at the next start).
+    pub left_pending: usize,
 }
 
 impl RunSummary {
@@ -172,10 +175,46 @@ struct Stored {
     payload: crate::outbox::Payload,
 }
 
-/// Runs `job` as fired at `fire`: finishes deliveries an interrupted earlier
-/// run left pending, fetches, renders every delivery, then sends each one
-/// not already delivered for this window, recording every step in `store`.
-/// Never returns early without recording the run's outcome.
+/// How long a run waits for its job's lock while another process (a manual
+/// `run-once`, a second service) runs the same job, before it gives up and
+/// is recorded as failed.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a run may do: stop starting sends once a shutdown begins, and how
+/// long to wait for its job's lock.
+#[derive(Debug, Clone)]
+pub struct Control {
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// How long to wait for the job's lock held by another process.
+    pub lock_wait: std::time::Duration,
+}
+
+impl Default for Control {
+    /// Never stopped; waits [`LOCK_WAIT`] for the lock.
+    fn default() -> Self {
+        Self::new(tokio::sync::watch::channel(false).1, LOCK_WAIT)
+    }
+}
+
+impl Control {
+    /// Stops starting sends once `stop` holds true.
+    pub fn new(stop: tokio::sync::watch::Receiver<bool>, lock_wait: std::time::Duration) -> Self {
+        Self { stop, lock_wait }
+    }
+
+    /// True once a shutdown has begun: no new send may start.
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Completes when a shutdown begins (at once if the signal is gone).
+    pub async fn stopped(&mut self) {
+        let _ = self.stop.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Runs `job` as fired at `fire`, never stopped, waiting [`LOCK_WAIT`] for
+/// its lock: see [`run_controlled`].
 #[allow(clippy::too_many_arguments)] // the run's whole world, passed in (nothing global)
 pub async fn run<S: crate::deliver::Sender>(
     config: &Config,
@@ -187,178 +226,362 @@ pub async fn run<S: crate::deliver::Sender>(
     fire: DateTime<Utc>,
     now: impl Fn() -> DateTime<Utc>,
 ) -> anyhow::Result<RunSummary> {
+    run_controlled(
+        config,
+        job,
+        client,
+        renderer,
+        store,
+        sender,
+        fire,
+        now,
+        &Control::default(),
+    )
+    .await
+}
+
+/// Runs `job` as fired at `fire`: takes its lock (waiting while another
+/// process runs it), finishes what earlier runs left pending, fetches,
+/// renders every delivery, records them all as pending in one transaction
+/// (the outbox), then sends each one not already delivered for this window,
+/// recording every result. Once `control` says stop, it starts no new send
+/// and leaves the rest pending for the service to finish. Never returns
+/// early without recording the run, even one that could not get the lock.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_controlled<S: crate::deliver::Sender>(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    renderer: &crate::render::Renderer,
+    store: &crate::store::Store,
+    sender: &S,
+    fire: DateTime<Utc>,
+    now: impl Fn() -> DateTime<Utc>,
+    control: &Control,
+) -> anyhow::Result<RunSummary> {
     use crate::store::{Claim, NewDelivery, Outcome};
-    // Another process delivering this job now would race us for its claims.
-    let _lock = store.lock_job(&job.name)?;
-    let run_id = store.begin_run(&job.name, fire, now())?;
-    let mut summary = RunSummary {
-        run_id,
-        ..RunSummary::default()
-    };
-
-    // 1. What an interrupted run left claimed but unconfirmed.
-    let resumed_lines = resume_into(config, job, store, sender, run_id, &now).await?;
-    let resumed: std::collections::HashSet<String> =
-        resumed_lines.iter().map(|(k, _)| k.clone()).collect();
-    summary
-        .deliveries
-        .extend(resumed_lines.into_iter().map(|(_, line)| line));
-
-    // 2. Fetch and render everything before sending anything.
-    let prepared = async {
-        let data = fetch(config, job, client, fire, last_success_end(store, job)?).await?;
-        let records = data.included(job).count() as u64;
-        store.set_window(run_id, (data.window.start, data.window.end), records)?;
-        let reports = reports(config, job, &data, now());
-        let outbox = crate::outbox::build(config, job, data.window, &reports, renderer)?;
-        anyhow::Ok((data.window, records, outbox))
-    }
-    .await;
-    let (window, records, outbox) = match prepared {
-        Ok(p) => p,
+    // Another process delivering this job now would race us for its claims:
+    // wait for it (bounded), and record the fire either way.
+    let _lock = match store
+        .lock_job_waiting(&job.name, control.lock_wait, &control.stop)
+        .await
+    {
+        Ok(lock) => lock,
         Err(e) => {
             let error = format!("{e:#}");
-            store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
-            summary.error = Some(error.clone());
+            let run_id = store.begin_run(&job.name, fire, now())?;
+            // Stopped while waiting: nothing was recorded for the fire, so
+            // catch-up at the next start runs it.
+            let outcome = if control.stopping() {
+                Outcome::Interrupted
+            } else {
+                Outcome::Failed
+            };
+            store.finish_run(run_id, outcome, Some(&error), now())?;
+            let mut summary = RunSummary {
+                run_id,
+                error: Some(error.clone()),
+                ..RunSummary::default()
+            };
+            if !control.stopping() {
+                let detail = format!("{error}\nThis fire did not run: nothing was sent for it.");
+                let notice = Notice {
+                    window: None,
+                    fire,
+                    error: &detail,
+                };
+                notify_failure(
+                    config,
+                    job,
+                    renderer,
+                    store,
+                    sender,
+                    notice,
+                    &now,
+                    &mut summary,
+                )
+                .await?;
+            }
+            return Ok(summary);
+        }
+    };
+    let run_id = store.begin_run(&job.name, fire, now())?;
+    let result = async {
+        let mut summary = RunSummary {
+            run_id,
+            ..RunSummary::default()
+        };
+
+        // 1. What earlier runs left pending, and transient failures now due.
+        let (resumed_lines, mut left) =
+            resume_into(config, job, store, sender, run_id, &now, control).await?;
+        let resumed: std::collections::HashSet<String> =
+            resumed_lines.iter().map(|(k, _)| k.clone()).collect();
+        summary
+            .deliveries
+            .extend(resumed_lines.into_iter().map(|(_, line)| line));
+
+        // 2. Fetch and render everything before sending anything.
+        let prepared = async {
+            let data = fetch(config, job, client, fire, last_success_end(store, job)?).await?;
+            let records = data.included(job).count() as u64;
+            store.set_window(run_id, (data.window.start, data.window.end), records)?;
+            let reports = reports(config, job, &data, now());
+            let outbox = crate::outbox::build(config, job, data.window, &reports, renderer)?;
+            anyhow::Ok((data.window, records, outbox))
+        }
+        .await;
+        let (window, records, outbox) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let error = format!("{e:#}");
+                store.finish_run(run_id, Outcome::Failed, Some(&error), now())?;
+                summary.error = Some(error.clone());
+                let detail = format!("{error}\nNothing was sent for this window.");
+                let notice = Notice {
+                    window: None,
+                    fire,
+                    error: &detail,
+                };
+                notify_failure(
+                    config,
+                    job,
+                    renderer,
+                    store,
+                    sender,
+                    notice,
+                    &now,
+                    &mut summary,
+                )
+                .await?;
+                return Ok(summary);
+            }
+        };
+        summary.window = Some(window);
+        summary.records = Some(records);
+        summary.skipped = outbox.skipped.clone();
+
+        // 3. The outbox: every delivery recorded as pending, in one transaction,
+        // before the first is sent; a crash from here on loses nothing.
+        let mut todo = Vec::new();
+        for item in &outbox.items {
+            let key = item.key(&job.name, &window);
+            if resumed.contains(&key) {
+                continue; // finished above, and listed there
+            }
+            let stored = serde_json::to_string(&Stored::of(item))?;
+            todo.push((item, key, stored));
+        }
+        let new: Vec<NewDelivery<'_>> = todo
+            .iter()
+            .map(|(item, key, stored)| NewDelivery {
+                key,
+                job: &job.name,
+                window: (window.start, window.end),
+                target: &item.target,
+                recipient: &item.recipient,
+                payload: stored,
+            })
+            .collect();
+        let claims = store.enqueue(run_id, &new, now())?;
+
+        // 4. Each delivery once per (job, window, target, team, recipient).
+        for ((item, key, _), claim) in todo.iter().zip(claims) {
+            let outcome = match claim {
+                Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
+                Claim::Send { .. } if control.stopping() => {
+                    left += 1;
+                    continue;
+                }
+                Claim::Send { parts_done, .. } => {
+                    send_and_record(store, sender, item, key, run_id, parts_done, &now).await?
+                }
+            };
+            summary.deliveries.push(DeliveryLine {
+                kind: item.kind.to_string(),
+                target: item.target.clone(),
+                team: item.team.clone(),
+                recipient: item.recipient.clone(),
+                outcome,
+                resumed: false,
+            });
+        }
+        if left > 0 {
+            // Not a failure to report: the service sends the rest at its next start.
+            let error = format!(
+                "stopped by a shutdown with {} left pending; they are sent at the next start",
+                deliveries_count(left)
+            );
+            store.finish_run(run_id, Outcome::Interrupted, Some(&error), now())?;
+            summary.left_pending = left;
+            summary.error = Some(error);
+            return Ok(summary);
+        }
+        let outcome = if summary.failed() {
+            Outcome::Failed
+        } else {
+            Outcome::Succeeded
+        };
+        let error = summary
+            .failed()
+            .then(|| failure_headline(&summary.deliveries));
+        store.finish_run(run_id, outcome, error.as_deref(), now())?;
+        if error.is_some() {
+            let detail = failure_detail(&summary.deliveries);
+            let notice = Notice {
+                window: Some(window),
+                fire,
+                error: &detail,
+            };
             notify_failure(
                 config,
                 job,
                 renderer,
+                store,
                 sender,
-                None,
-                &error,
-                now(),
+                notice,
+                &now,
                 &mut summary,
             )
-            .await;
-            return Ok(summary);
+            .await?;
         }
-    };
-    summary.window = Some(window);
-    summary.records = Some(records);
-    summary.skipped = outbox.skipped.clone();
-
-    // 3. Each delivery once per (job, window, target, team, recipient).
-    for item in &outbox.items {
-        let key = item.key(&job.name, &window);
-        if resumed.contains(&key) {
-            continue; // finished above, and listed there
-        }
-        let stored = serde_json::to_string(&Stored {
-            kind: item.kind.to_string(),
-            target: item.target.clone(),
-            webhook: item.webhook.clone(),
-            team: item.team.clone(),
-            recipient: item.recipient.clone(),
-            summary: item.summary.clone(),
-            payload: item.payload.clone(),
-        })?;
-        let d = NewDelivery {
-            key: &key,
-            job: &job.name,
-            window: (window.start, window.end),
-            target: &item.target,
-            recipient: &item.recipient,
-            payload: &stored,
-        };
-        let outcome = match store.claim(run_id, &d, now())? {
-            Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
-            Claim::Send { parts_done, .. } => {
-                send_and_record(store, sender, item, &key, parts_done, now()).await?
-            }
-        };
-        summary.deliveries.push(DeliveryLine {
-            kind: item.kind.to_string(),
-            target: item.target.clone(),
-            team: item.team.clone(),
-            recipient: item.recipient.clone(),
-            outcome,
-            resumed: false,
-        });
+        Ok(summary)
     }
-    let outcome = if summary.failed() {
-        Outcome::Failed
-    } else {
-        Outcome::Succeeded
-    };
-    let error = summary.failed().then(|| {
-        let n = summary
-            .deliveries
-            .iter()
-            .filter(|d| matches!(d.outcome, DeliveryOutcome::Failed { .. }))
-            .count();
-        format!("{n} of {} deliveries failed", summary.deliveries.len())
-    });
-    store.finish_run(run_id, outcome, error.as_deref(), now())?;
-    if let Some(error) = error {
-        let failures: Vec<String> = summary
-            .deliveries
-            .iter()
-            .filter_map(|d| match &d.outcome {
-                DeliveryOutcome::Failed { error, .. } => {
-                    Some(format!("{} → {}: {error}", d.target, d.recipient))
-                }
-                _ => None,
-            })
-            .collect();
-        let detail = format!("{error}:\n{}", failures.join("\n"));
-        notify_failure(
-            config,
-            job,
-            renderer,
-            sender,
-            Some(window),
-            &detail,
-            now(),
-            &mut summary,
-        )
-        .await;
+    .await;
+    if let Err(e) = &result {
+        // The store itself failing part-way: still leave an outcome if it can.
+        let _ = store.finish_run(run_id, Outcome::Failed, Some(&format!("{e:#}")), now());
     }
-    Ok(summary)
+    result
 }
 
-/// Sends the job's `on_failure` messages; their outcomes join the summary
-/// (their own failure cannot be reported anywhere but there and the log).
+/// "1 delivery", "2 deliveries".
+fn deliveries_count(n: usize) -> String {
+    if n == 1 {
+        "1 delivery".to_string()
+    } else {
+        format!("{n} deliveries")
+    }
+}
+
+fn went_out(o: &DeliveryOutcome) -> bool {
+    matches!(
+        o,
+        DeliveryOutcome::Delivered { .. }
+            | DeliveryOutcome::AlreadyDelivered
+            | DeliveryOutcome::AlreadyArchived
+    )
+}
+
+/// One line for history and the log: how many deliveries failed, how many went out.
+pub fn failure_headline(lines: &[DeliveryLine]) -> String {
+    let failed = lines
+        .iter()
+        .filter(|d| matches!(d.outcome, DeliveryOutcome::Failed { .. }))
+        .count();
+    let sent = lines.iter().filter(|d| went_out(&d.outcome)).count();
+    format!(
+        "{failed} of {} failed, {sent} went out",
+        deliveries_count(lines.len())
+    )
+}
+
+/// What a failure notice says: the headline, then every delivery that did
+/// not go out (with its error) and every one that did.
+pub fn failure_detail(lines: &[DeliveryLine]) -> String {
+    let describe = |d: &DeliveryLine| match &d.team {
+        Some(team) => format!("{} → {} (team {team})", d.target, d.recipient),
+        None => format!("{} → {}", d.target, d.recipient),
+    };
+    let mut out = failure_headline(lines);
+    out.push_str(".\nNot sent:");
+    for d in lines {
+        if let DeliveryOutcome::Failed { error, .. } = &d.outcome {
+            out.push_str(&format!("\n  - {}: {error}", describe(d)));
+        }
+    }
+    let sent: Vec<String> = lines
+        .iter()
+        .filter(|d| went_out(&d.outcome))
+        .map(|d| format!("\n  - {}", describe(d)))
+        .collect();
+    if sent.is_empty() {
+        out.push_str("\nSent: none.");
+    } else {
+        out.push_str("\nSent:");
+        out.extend(sent);
+    }
+    out
+}
+
+/// What a failure notice is about.
+struct Notice<'a> {
+    window: Option<Window>,
+    fire: DateTime<Utc>,
+    error: &'a str,
+}
+
+/// Sends the job's `on_failure` notices for run `summary.run_id`, each
+/// recorded in the ledger under a key of (run, notice), so a notice is never
+/// sent twice for one run (and one cut off is finished like any delivery).
+/// Their outcomes join the summary; their own failure cannot be reported
+/// anywhere but there and the log.
 #[allow(clippy::too_many_arguments)]
 async fn notify_failure<S: crate::deliver::Sender>(
     config: &Config,
     job: &Job,
     renderer: &crate::render::Renderer,
+    store: &crate::store::Store,
     sender: &S,
-    window: Option<Window>,
-    error: &str,
-    now: DateTime<Utc>,
+    notice: Notice<'_>,
+    now: &impl Fn() -> DateTime<Utc>,
     summary: &mut RunSummary,
-) {
-    use crate::deliver::Sent;
+) -> anyhow::Result<()> {
+    use crate::store::{Claim, NewDelivery};
     let ctx = crate::render::FailureContext {
         job: JobInfo::of(job),
-        window: window.map(|w| crate::report::WindowInfo::of(&w, job.timezone)),
-        generated_at: crate::report::local_rfc3339(now, job.timezone),
-        error: error.to_string(),
+        window: notice
+            .window
+            .map(|w| crate::report::WindowInfo::of(&w, job.timezone)),
+        generated_at: crate::report::local_rfc3339(now(), job.timezone),
+        error: notice.error.to_string(),
     };
     let items = match crate::outbox::failure(config, job, renderer, &ctx) {
         Ok(items) => items,
         Err(e) => {
             tracing::error!(job = %job.name, "cannot render the on_failure messages: {e:#}");
-            return;
+            return Ok(());
         }
     };
+    let window = notice
+        .window
+        .map_or((notice.fire, notice.fire), |w| (w.start, w.end));
     for item in items {
-        let key = format!("on_failure-{}-{}", summary.run_id, item.delivery);
-        let attempted = sender.send(&item, &key, 0).await.attempted;
-        let outcome = match attempted.result {
-            Ok(Sent::Delivered | Sent::AlreadyArchived) => DeliveryOutcome::Delivered {
-                attempts: attempted.attempts,
-            },
-            Err(e) => {
-                tracing::error!(job = %job.name, target = %item.target, "on_failure notification failed: {e}");
-                DeliveryOutcome::Failed {
-                    attempts: attempted.attempts,
-                    error: e.to_string(),
-                }
+        let key = crate::deliver::archive::sha256_hex(
+            format!(
+                "on_failure\n{}\n{}\n{}\n{}\n{}",
+                job.name, summary.run_id, item.delivery, item.target, item.recipient
+            )
+            .as_bytes(),
+        );
+        let stored = serde_json::to_string(&Stored::of(&item))?;
+        let d = NewDelivery {
+            key: &key,
+            job: &job.name,
+            window,
+            target: &item.target,
+            recipient: &item.recipient,
+            payload: &stored,
+        };
+        let outcome = match store.claim_notice(summary.run_id, &d, now())? {
+            Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
+            Claim::Send { parts_done, .. } => {
+                send_and_record(store, sender, &item, &key, summary.run_id, parts_done, now).await?
             }
         };
+        if let DeliveryOutcome::Failed { error, .. } = &outcome {
+            tracing::error!(job = %job.name, target = %item.target, "on_failure notification failed: {error}");
+        }
         summary.deliveries.push(DeliveryLine {
             kind: item.kind.to_string(),
             target: item.target.clone(),
@@ -368,10 +591,12 @@ async fn notify_failure<S: crate::deliver::Sender>(
             resumed: false,
         });
     }
+    Ok(())
 }
 
-/// Sends what earlier, interrupted runs of `job` left claimed but never
-/// confirmed, under run `run_id`. Returns (key, line) of each.
+/// Sends, under run `run_id`, what earlier runs of `job` left pending and
+/// the transient failures whose retry is due; once `control` says stop, the
+/// rest stay pending. Returns (key, line) of each sent, and how many were left.
 async fn resume_into<S: crate::deliver::Sender>(
     config: &Config,
     job: &Job,
@@ -379,10 +604,16 @@ async fn resume_into<S: crate::deliver::Sender>(
     sender: &S,
     run_id: i64,
     now: &impl Fn() -> DateTime<Utc>,
-) -> anyhow::Result<Vec<(String, DeliveryLine)>> {
-    use crate::store::{Claim, NewDelivery};
+    control: &Control,
+) -> anyhow::Result<(Vec<(String, DeliveryLine)>, usize)> {
+    use crate::store::{Attempt, Claim, NewDelivery};
     let mut lines = Vec::new();
-    for pending in store.pending(&job.name)? {
+    let mut left = 0;
+    for pending in store.due(&job.name, now())? {
+        if control.stopping() {
+            left += 1;
+            continue;
+        }
         let line = match pending
             .payload
             .as_deref()
@@ -401,8 +632,16 @@ async fn resume_into<S: crate::deliver::Sender>(
                 match store.claim(run_id, &d, now())? {
                     Claim::AlreadyDelivered { .. } => None,
                     Claim::Send { parts_done, .. } => Some(
-                        send_and_record(store, sender, &item, &pending.key, parts_done, now())
-                            .await?,
+                        send_and_record(
+                            store,
+                            sender,
+                            &item,
+                            &pending.key,
+                            run_id,
+                            parts_done,
+                            now,
+                        )
+                        .await?,
                     ),
                 }
                 .map(|outcome| DeliveryLine {
@@ -416,7 +655,13 @@ async fn resume_into<S: crate::deliver::Sender>(
             }
             _ => {
                 let error = "its stored payload cannot be read (written by another version?)";
-                store.record(&pending.key, 0, 0, Err(error), now())?;
+                let attempt = Attempt {
+                    attempts: 0,
+                    parts_done: 0,
+                    error: Some(error),
+                    transient: false,
+                };
+                store.record(&pending.key, run_id, &attempt, now())?;
                 Some(DeliveryLine {
                     kind: pending
                         .target
@@ -437,46 +682,62 @@ async fn resume_into<S: crate::deliver::Sender>(
         };
         lines.extend(line.map(|l| (pending.key.clone(), l)));
     }
-
-    Ok(lines)
+    Ok((lines, left))
 }
 
-/// At a daemon's start: finishes the deliveries interrupted runs of `job`
-/// left pending, as a run of its own (fired `now`). `None` when there were none.
+/// The service's outbox pass for `job`: finishes the deliveries earlier
+/// runs left pending and retries transient failures now due, as a run of
+/// its own (fired `now`). `None` when there was nothing due, or when another
+/// run of the job holds its lock (that run finishes them itself, or the
+/// next pass does).
 pub async fn resume_pending<S: crate::deliver::Sender>(
     config: &Config,
     job: &Job,
     store: &crate::store::Store,
     sender: &S,
     now: impl Fn() -> DateTime<Utc>,
+    control: &Control,
 ) -> anyhow::Result<Option<RunSummary>> {
     use crate::store::Outcome;
-    if store.pending(&job.name)?.is_empty() {
+    if store.due(&job.name, now())?.is_empty() {
         return Ok(None);
     }
-    let _lock = store.lock_job(&job.name)?;
+    let Some(_lock) = store.try_lock_job(&job.name)? else {
+        return Ok(None);
+    };
     let run_id = store.begin_run(&job.name, now(), now())?;
-    let lines = resume_into(config, job, store, sender, run_id, &now).await?;
-    let summary = RunSummary {
+    let (lines, left) = resume_into(config, job, store, sender, run_id, &now, control).await?;
+    let mut summary = RunSummary {
         run_id,
         deliveries: lines.into_iter().map(|(_, l)| l).collect(),
+        left_pending: left,
         ..RunSummary::default()
     };
-    let failed = summary.failed();
-    let note = format!(
-        "resumed {} interrupted deliveries",
-        summary.deliveries.len()
-    );
-    store.finish_run(
-        run_id,
-        if failed {
-            Outcome::Failed
-        } else {
-            Outcome::Succeeded
-        },
-        Some(&note),
-        now(),
-    )?;
+    let (outcome, note) = if left > 0 {
+        let note = format!(
+            "stopped by a shutdown with {} left pending; they are sent at the next start",
+            deliveries_count(left)
+        );
+        summary.error = Some(note.clone());
+        (Outcome::Interrupted, note)
+    } else if summary.failed() {
+        (
+            Outcome::Failed,
+            format!(
+                "finishing earlier runs' deliveries: {}",
+                failure_headline(&summary.deliveries)
+            ),
+        )
+    } else {
+        (
+            Outcome::Succeeded,
+            format!(
+                "finished {} of earlier runs",
+                deliveries_count(summary.deliveries.len())
+            ),
+        )
+    };
+    store.finish_run(run_id, outcome, Some(&note), now())?;
     Ok(Some(summary))
 }
 
@@ -491,13 +752,16 @@ fn last_success_end(
         .map(|(_, end)| end))
 }
 
+/// Sends one claimed delivery as run `by_run` and records the result (a
+/// transient failure is scheduled for the service to retry).
 async fn send_and_record<S: crate::deliver::Sender>(
     store: &crate::store::Store,
     sender: &S,
     item: &crate::outbox::Outgoing,
     key: &str,
+    by_run: i64,
     parts_done: u32,
-    now: DateTime<Utc>,
+    now: &impl Fn() -> DateTime<Utc>,
 ) -> anyhow::Result<DeliveryOutcome> {
     use crate::deliver::Sent;
     use tracing::Instrument as _;
@@ -509,10 +773,18 @@ async fn send_and_record<S: crate::deliver::Sender>(
     // An existing snapshot counts as delivered: it is what this run would have written.
     store.record(
         key,
-        attempted.attempts,
-        dispatched.parts_done,
-        error.as_deref().map_or(Ok(()), Err),
-        now,
+        by_run,
+        &crate::store::Attempt {
+            attempts: attempted.attempts,
+            parts_done: dispatched.parts_done,
+            error: error.as_deref(),
+            transient: attempted
+                .result
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.is_transient()),
+        },
+        now(),
     )?;
     Ok(match attempted.result {
         Ok(Sent::Delivered) => DeliveryOutcome::Delivered {
@@ -524,6 +796,20 @@ async fn send_and_record<S: crate::deliver::Sender>(
             error: e.to_string(),
         },
     })
+}
+
+impl Stored {
+    fn of(item: &crate::outbox::Outgoing) -> Self {
+        Self {
+            kind: item.kind.to_string(),
+            target: item.target.clone(),
+            webhook: item.webhook.clone(),
+            team: item.team.clone(),
+            recipient: item.recipient.clone(),
+            summary: item.summary.clone(),
+            payload: item.payload.clone(),
+        }
+    }
 }
 
 /// An outgoing item rebuilt from the ledger, its URL and key looked up in

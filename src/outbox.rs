@@ -142,7 +142,10 @@ pub fn excel_csv(csv: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The folder of a snapshot: `<dir>/<job>/<window start>_<window end>/`,
-/// the instants in UTC with `:` left out so that every file system takes them.
+/// the instants in UTC with `:` left out so that every file system takes
+/// them; a per-team report's is the team's folder inside that,
+/// `<dir>/<job>/<window>/<team>/`, so every team gets its own snapshot and
+/// manifest. (Team names are checked as path-safe by the config.)
 pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
     let stamp = |rfc3339: &str| {
         chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -153,11 +156,15 @@ pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
             })
             .unwrap_or_else(|_| rfc3339.replace(':', ""))
     };
-    dir.join(&report.job.name).join(format!(
+    let window = dir.join(&report.job.name).join(format!(
         "{}_{}",
         stamp(&report.window.start),
         stamp(&report.window.end)
-    ))
+    ));
+    match &report.team {
+        Some(team) => window.join(&team.name),
+        None => window,
+    }
 }
 
 /// Renders every delivery of `job` for each of its `reports` (which cover `window`).

@@ -12,15 +12,21 @@ use chrono::Utc;
 use crate::config::Config;
 use crate::daemon::{Daemon, Runner, Scheduled};
 use crate::deliver::dispatch::Dispatcher;
-use crate::job::{self, DeliveryOutcome, RunSummary};
+use crate::deliver::webhook::WebhookSender;
+use crate::job::{self, Control, DeliveryOutcome, RunSummary};
 use crate::metrics::{Metrics, RunOutcome, delivery_outcome_label};
 use crate::render::Renderer;
+use crate::retry::RetryPolicy;
 use crate::samsara::Client;
 use crate::server::Health;
 use crate::store::Store;
 
 /// How long a shutdown waits for running jobs before cutting them off.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the service looks for pending deliveries and transient
+/// failures whose retry is due (see [`crate::store::next_retry`]).
+pub const OUTBOX_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How often the service tells `/healthz` it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -71,23 +77,107 @@ pub struct JobRunner {
     renderer: Arc<Renderer>,
     store: Arc<Store>,
     telemetry: Telemetry,
+    /// One HTTP client for every run's webhooks (its pool and TLS setup
+    /// are built once, not per run).
+    webhooks: WebhookSender,
+    control: Control,
 }
 
 impl JobRunner {
-    /// A runner sharing `client`, `renderer` and `store` between runs.
+    /// A runner sharing `client`, `renderer`, `store` and one webhook
+    /// client between runs; `control` says when a shutdown has begun.
     pub fn new(
         config: Arc<Config>,
         client: Client,
         renderer: Arc<Renderer>,
         store: Arc<Store>,
         telemetry: Telemetry,
-    ) -> Self {
-        Self {
+        control: Control,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
             config,
             client,
             renderer,
             store,
             telemetry,
+            webhooks: WebhookSender::new().context("creating the webhook client")?,
+            control,
+        })
+    }
+
+    /// The senders of one run: a fresh SMTP session, the shared webhook client.
+    fn dispatcher(&self) -> anyhow::Result<Dispatcher> {
+        Dispatcher::with_parts(
+            &self.config,
+            None,
+            self.webhooks.clone(),
+            RetryPolicy::default(),
+        )
+    }
+
+    /// One outbox pass: for every job, finishes what earlier runs left
+    /// pending and retries transient failures now due (a job whose lock
+    /// another run holds is left for the next pass); then drops delivered
+    /// payloads older than the retention.
+    pub async fn outbox_pass(&self) {
+        // One query for all jobs, so that an idle pass builds no senders.
+        let due = match self.store.jobs_due(Utc::now()) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!("looking for pending deliveries: {e}");
+                Vec::new()
+            }
+        };
+        // One set of senders (one SMTP session) for the whole pass.
+        let dispatcher = match due.is_empty() {
+            true => None,
+            false => match self.dispatcher() {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!("finishing pending deliveries: {e:#}");
+                    None
+                }
+            },
+        };
+        for job in self.config.jobs.iter().filter(|j| due.contains(&j.name)) {
+            let Some(dispatcher) = &dispatcher else { break };
+            if self.control.stopping() {
+                break;
+            }
+            let started = Instant::now();
+            let resumed = job::resume_pending(
+                &self.config,
+                job,
+                &self.store,
+                dispatcher,
+                Utc::now,
+                &self.control,
+            )
+            .await;
+            match resumed {
+                Ok(Some(summary)) => {
+                    self.telemetry
+                        .run_done(&job.name, Utc::now(), &summary, started.elapsed())
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(job = %job.name, "finishing pending deliveries: {e:#}"),
+            }
+        }
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.close().await;
+        }
+        let retention =
+            chrono::TimeDelta::from_std(self.config.retention).unwrap_or(chrono::TimeDelta::MAX);
+        let before = Utc::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        match self.store.prune_payloads(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                pruned = n,
+                "dropped delivered payloads older than the retention"
+            ),
+            Err(e) => tracing::error!("pruning delivered payloads: {e}"),
         }
     }
 }
@@ -111,7 +201,23 @@ pub fn log_run(job: &str, summary: &RunSummary, took: Duration) {
         .unwrap_or_else(|| "-".into());
     let records = summary.records.unwrap_or(0);
     let duration_ms = took.as_millis() as u64;
-    if summary.failed() {
+    if summary.left_pending > 0 {
+        // Stopped by a shutdown: nothing failed, the rest is sent at the next start.
+        let pending = summary.left_pending;
+        tracing::warn!(
+            job,
+            run = summary.run_id,
+            window,
+            records,
+            delivered,
+            already,
+            failed,
+            pending,
+            duration_ms,
+            outcome = "interrupted",
+            "run finished"
+        );
+    } else if summary.failed() {
         let error = summary
             .error
             .clone()
@@ -149,9 +255,9 @@ impl Runner for JobRunner {
         }
         let _finished = Finished(&self.telemetry.health, name);
         // One SMTP session per run.
-        let result = match Dispatcher::new(&self.config) {
+        let result = match self.dispatcher() {
             Ok(dispatcher) => {
-                let result = job::run(
+                let result = job::run_controlled(
                     &self.config,
                     job,
                     &self.client,
@@ -160,6 +266,7 @@ impl Runner for JobRunner {
                     &dispatcher,
                     fire,
                     Utc::now,
+                    &self.control,
                 )
                 .await;
                 dispatcher.close().await;
@@ -173,6 +280,17 @@ impl Runner for JobRunner {
         });
         self.telemetry
             .run_done(name, fire, &summary, started.elapsed());
+    }
+
+    fn skipped(&self, name: &str, fire: chrono::DateTime<Utc>) {
+        if let Err(e) = self.store.record_skipped(
+            name,
+            fire,
+            "skipped: the previous run of this job was still going",
+            Utc::now(),
+        ) {
+            tracing::error!(job = name, "recording a skipped fire: {e}");
+        }
     }
 }
 
@@ -216,27 +334,30 @@ pub async fn run(
         "trainwatch starting"
     );
 
-    // What runs interrupted by a stop or a crash left unconfirmed goes first.
-    let dispatcher = Dispatcher::new(&config)?;
-    for job in &config.jobs {
-        let started = Instant::now();
-        match job::resume_pending(&config, job, &store, &dispatcher, Utc::now).await {
-            Ok(Some(summary)) => {
-                telemetry.run_done(&job.name, Utc::now(), &summary, started.elapsed())
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(job = %job.name, "resuming interrupted deliveries: {e:#}"),
-        }
-    }
-    dispatcher.close().await;
-
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let control = Control::new(stopped, job::LOCK_WAIT);
     let runner = Arc::new(JobRunner::new(
         config.clone(),
         client,
         renderer,
         store.clone(),
         telemetry.clone(),
-    ));
+        control.clone(),
+    )?);
+    // The outbox: what runs cut off by a stop or a crash left pending goes
+    // first, then transient failures are retried as they fall due.
+    let outbox = {
+        let (runner, mut stopped) = (runner.clone(), control.clone());
+        tokio::spawn(async move {
+            loop {
+                runner.outbox_pass().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(OUTBOX_INTERVAL) => {}
+                    _ = stopped.stopped() => return,
+                }
+            }
+        })
+    };
     let scheduled = config
         .jobs
         .iter()
@@ -271,14 +392,25 @@ pub async fn run(
     shutdown.await;
     heartbeat.abort();
     tracing::info!(
-        "stopping: no new runs; waiting up to {}s for running ones",
+        "stopping: no new runs or sends; waiting up to {}s for the sends in flight",
         SHUTDOWN_TIMEOUT.as_secs()
     );
+    // Runs and the outbox start no new send from here; what is left stays
+    // pending in the ledger for the next start.
+    let _ = stop.send(true);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
     let drained = daemon.shutdown(SHUTDOWN_TIMEOUT).await;
+    let mut outbox = outbox;
+    if tokio::time::timeout_at(deadline, &mut outbox)
+        .await
+        .is_err()
+    {
+        outbox.abort();
+    }
     if drained.interrupted > 0 {
         tracing::warn!(
             interrupted = drained.interrupted,
-            "runs cut off at the shutdown timeout; their unconfirmed deliveries are pending and are sent at the next start"
+            "runs cut off at the shutdown timeout; their unsent deliveries are pending and are sent at the next start"
         );
     }
     stop_server.notify_one();

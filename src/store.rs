@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
 pub const MIGRATIONS: &[&str] = &[
@@ -54,6 +54,20 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: how many parts of a multi-part delivery (a split Slack digest) the
     // receiver has confirmed, so a retry never re-sends them.
     "ALTER TABLE deliveries ADD COLUMN parts_done INTEGER NOT NULL DEFAULT 0;",
+    // 3: the durable outbox. A delivery stays with the run that created it
+    // (`run_id`); `finished_by` names a later run that delivered it.
+    // `next_attempt_at` schedules the service's retry of a transient
+    // failure, `rounds` counts those retries; `notice` marks on_failure
+    // notices. `runs.outboxed` is how many deliveries a run recorded before
+    // its first send (NULL: it never got that far).
+    "ALTER TABLE deliveries ADD COLUMN finished_by INTEGER;
+    ALTER TABLE deliveries ADD COLUMN next_attempt_at TEXT;
+    ALTER TABLE deliveries ADD COLUMN rounds INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN outboxed INTEGER;
+    CREATE INDEX deliveries_by_run ON deliveries (run_id);
+    CREATE INDEX deliveries_by_finisher ON deliveries (finished_by);
+    CREATE INDEX deliveries_by_sent ON deliveries (status, sent_at);",
 ];
 
 /// The outcome of a run.
@@ -61,10 +75,15 @@ pub const MIGRATIONS: &[&str] = &[
 pub enum Outcome {
     /// Started and not (yet) finished: the process may have died.
     Running,
-    /// Every delivery delivered (or already delivered, or skipped as empty).
+    /// Every delivery delivered (or already delivered, or skipped as empty),
+    /// possibly finished later by another run.
     Succeeded,
     /// The fetch or rendering failed, or a delivery failed for good.
     Failed,
+    /// Stopped by a shutdown with deliveries left pending (sent later).
+    Interrupted,
+    /// The fire did not run: the previous run of the job was still going.
+    Skipped,
 }
 
 impl Outcome {
@@ -73,6 +92,8 @@ impl Outcome {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -80,6 +101,8 @@ impl Outcome {
         match s {
             "succeeded" => Self::Succeeded,
             "failed" => Self::Failed,
+            "interrupted" => Self::Interrupted,
+            "skipped" => Self::Skipped,
             _ => Self::Running,
         }
     }
@@ -88,24 +111,18 @@ impl Outcome {
 /// The state of one delivery in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Claimed, not confirmed sent. After a crash this may have reached its
-    /// receiver; it is sent again with the same idempotency key / Message-ID.
+    /// Recorded in the outbox, not confirmed sent. After a crash this may
+    /// have reached its receiver; it is sent again with the same
+    /// idempotency key / Message-ID.
     Pending,
     /// The receiver confirmed it. Never sent again.
     Delivered,
-    /// Failed for good in its last run (a later run tries again).
+    /// Failed in its last attempt; retried by the service when
+    /// `next_attempt_at` is set, and by the next run of its window.
     Failed,
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
     fn parse(s: &str) -> Self {
         match s {
             "delivered" => Self::Delivered,
@@ -113,6 +130,32 @@ impl Status {
             _ => Self::Pending,
         }
     }
+}
+
+/// How the service retries a delivery that failed transiently (its
+/// connection broke, the receiver said "try later") after the run's own
+/// retries are spent: the first retry [`RETRY_FIRST`] after the failure,
+/// each next one twice as late, at most [`RETRY_MAX_GAP`] apart, and none
+/// once the delivery is older than [`RETRY_GIVE_UP`] (it then stays failed,
+/// with its last error, and a run of the same window can still send it).
+pub const RETRY_FIRST: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+/// The longest wait between two retries of a transiently failed delivery.
+pub const RETRY_MAX_GAP: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// A transiently failed delivery older than this is not retried by the service.
+pub const RETRY_GIVE_UP: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// When the service next retries a delivery created at `created` that has
+/// just failed transiently for the `failures`-th time (1 for the first);
+/// `None` once it is past [`RETRY_GIVE_UP`].
+pub fn next_retry(
+    created: DateTime<Utc>,
+    failures: u32,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let doublings = failures.saturating_sub(1).min(16);
+    let gap = (RETRY_FIRST * (1i32 << doublings)).min(RETRY_MAX_GAP);
+    let at = now + gap;
+    (at - created <= RETRY_GIVE_UP).then_some(at)
 }
 
 /// A run as recorded.
@@ -127,13 +170,21 @@ pub struct RunRecord {
     pub outcome: Outcome,
     pub records: Option<u64>,
     pub error: Option<String>,
-    /// (delivered, failed, pending) deliveries claimed by this run.
+    /// (delivered, failed, pending) of the deliveries this run created,
+    /// whichever run finished them; on_failure notices not included.
     pub deliveries: (u64, u64, u64),
+    /// Of those delivered, how many a later run finished, and the last such run.
+    pub finished_later: (u64, Option<i64>),
+    /// Deliveries of earlier runs that this run finished.
+    pub finished_for_others: u64,
+    /// (sent, not sent) on_failure notices of this run.
+    pub notices: (u64, u64),
 }
 
 /// A delivery as recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {
+    /// The run that created it (its counts are that run's).
     pub run_id: i64,
     pub key: String,
     pub job: String,
@@ -142,9 +193,14 @@ pub struct DeliveryRecord {
     pub status: Status,
     pub attempts: u32,
     pub last_error: Option<String>,
-    /// The rendered payload, as the caller serialized it.
+    /// The rendered payload, as the caller serialized it; `None` once
+    /// delivered and older than the retention.
     pub payload: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The later run that delivered it, if not its own.
+    pub finished_by: Option<i64>,
+    /// When the service retries it (a transient failure).
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// What a new delivery is about.
@@ -158,17 +214,29 @@ pub struct NewDelivery<'a> {
     pub payload: &'a str,
 }
 
-/// What [`Store::claim`] found.
+/// What [`Store::claim`] and [`Store::enqueue`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// Delivered before (by this or an earlier run): do not send.
     AlreadyDelivered { sent_at: Option<DateTime<Utc>> },
-    /// Claimed for the given run: send it (from part `parts_done` on), then
-    /// record the result.
+    /// Pending: send it (from part `parts_done` on), then record the result.
     Send {
         attempts_before: u32,
         parts_done: u32,
     },
+}
+
+/// The result of sending a claimed delivery, for [`Store::record`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt<'a> {
+    /// Attempts made now.
+    pub attempts: u32,
+    /// Parts the receiver has confirmed in all.
+    pub parts_done: u32,
+    /// `None` when delivered; the error otherwise.
+    pub error: Option<&'a str>,
+    /// Whether the failure is worth retrying later (the service schedules it).
+    pub transient: bool,
 }
 
 /// Held while a job runs: no other trainwatch process can run the same job
@@ -199,6 +267,9 @@ pub enum StoreError {
         found: usize,
         known: usize,
     },
+    /// Anything else under the store (creating its folder).
+    #[error("state store {path}: {message}")]
+    Other { path: PathBuf, message: String },
 }
 
 /// The SQLite store. One connection behind a mutex: every operation is a
@@ -219,8 +290,22 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// How long a connection waits for another process's write to finish
+/// before a statement fails with "database is locked".
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A write transaction that takes the write lock at `BEGIN`, waiting up to
+/// [`BUSY_TIMEOUT`] for it. A deferred one would start as a reader and fail
+/// at once (SQLITE_BUSY, no waiting) when it tries to write after another
+/// process has written since it read.
+fn write_tx(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    c.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
 impl Store {
-    /// Opens (creating, and migrating) `state_dir/trainwatch.db`.
+    /// Opens (creating, and migrating) `state_dir/trainwatch.db`. Any
+    /// number of processes may open one database at once: the migrations
+    /// run once, in one exclusive transaction, and the others wait for it.
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         let path = state_dir.join("trainwatch.db");
         let err = |doing| {
@@ -231,13 +316,12 @@ impl Store {
                 source,
             }
         };
-        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Sqlite {
+        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Other {
             path: path.clone(),
-            doing: "creating state_dir",
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            message: format!("creating state_dir: {e}"),
         })?;
         let mut conn = Connection::open(&path).map_err(err("opening"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
+        conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(err("configuring"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err("enabling WAL"))?;
@@ -245,21 +329,30 @@ impl Store {
             .map_err(err("configuring"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err("configuring"))?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err("reading the schema version"))?;
-        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        let newer = |found: usize| StoreError::NewerSchema {
+            path: path.clone(),
+            found,
+            known: MIGRATIONS.len(),
+        };
+        let version = schema_version(&conn).map_err(err("reading the schema version"))?;
         if version > MIGRATIONS.len() {
-            return Err(StoreError::NewerSchema {
-                path,
-                found: version,
-                known: MIGRATIONS.len(),
-            });
+            return Err(newer(version));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = conn.transaction().map_err(err("migrating"))?;
-            tx.execute_batch(sql).map_err(err("migrating"))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
+        if version < MIGRATIONS.len() {
+            // Exclusive, and the version read again inside: of several
+            // processes starting together, one migrates, the others wait
+            // and then find nothing left to do.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Exclusive)
+                .map_err(err("migrating"))?;
+            let version = schema_version(&tx).map_err(err("migrating"))?;
+            if version > MIGRATIONS.len() {
+                return Err(newer(version));
+            }
+            for sql in &MIGRATIONS[version..] {
+                tx.execute_batch(sql).map_err(err("migrating"))?;
+            }
+            tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
                 .map_err(err("migrating"))?;
             tx.commit().map_err(err("migrating"))?;
         }
@@ -274,10 +367,7 @@ impl Store {
         &self.path
     }
 
-    /// Takes `job`'s run lock (`state_dir/locks/JOB.lock`), so that two
-    /// processes (the service and a manual `run-once`, say) never deliver
-    /// the same job at once. An error when another process holds it.
-    pub fn lock_job(&self, job: &str) -> anyhow::Result<JobLock> {
+    fn lock_file(&self, job: &str) -> anyhow::Result<(std::fs::File, PathBuf)> {
         use anyhow::Context as _;
         let dir = self.path.parent().unwrap_or(Path::new(".")).join("locks");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -288,15 +378,80 @@ impl Store {
             .write(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(JobLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+        Ok((file, path))
+    }
+
+    /// Takes `job`'s run lock (`state_dir/locks/JOB.lock`), so that two
+    /// processes (the service and a manual `run-once`, say) never deliver
+    /// the same job at once. An error when another process holds it.
+    pub fn lock_job(&self, job: &str) -> anyhow::Result<JobLock> {
+        match self.try_lock_job(job)? {
+            Some(lock) => Ok(lock),
+            None => anyhow::bail!(
                 "job {job} is running in another trainwatch process using the same state_dir ({} is locked); try again when it has finished",
-                path.display()
+                self.lock_file(job)?.1.display()
             ),
+        }
+    }
+
+    /// Takes `job`'s run lock if it is free; `None` when another run holds it.
+    pub fn try_lock_job(&self, job: &str) -> anyhow::Result<Option<JobLock>> {
+        use anyhow::Context as _;
+        let (file, path) = self.lock_file(job)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(JobLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => {
                 Err(e).with_context(|| format!("locking {}", path.display()))
             }
+        }
+    }
+
+    /// Takes `job`'s run lock, waiting up to `max_wait` (on tokio's clock)
+    /// while another process holds it, or until `stop` turns true. An error
+    /// saying how long it waited when it could not.
+    pub async fn lock_job_waiting(
+        &self,
+        job: &str,
+        max_wait: std::time::Duration,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<JobLock> {
+        use anyhow::Context as _;
+        /// How often a waiting run tries the lock again.
+        const POLL: std::time::Duration = std::time::Duration::from_millis(200);
+        let (file, path) = self.lock_file(job)?;
+        let started = tokio::time::Instant::now();
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(JobLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()));
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= max_wait || *stop.borrow() {
+                anyhow::bail!(
+                    "job {job} was running in another trainwatch process using the same state_dir ({} is locked) for all of the {}s this run waited{}",
+                    path.display(),
+                    waited.as_secs(),
+                    if *stop.borrow() {
+                        " before the shutdown"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if !said {
+                tracing::warn!(
+                    job,
+                    max_wait_s = max_wait.as_secs(),
+                    "the job is running in another trainwatch process; waiting for it"
+                );
+                said = true;
+            }
+            tokio::time::sleep(POLL.min(max_wait - waited)).await;
         }
     }
 
@@ -324,6 +479,24 @@ impl Store {
             c.execute(
                 "INSERT INTO runs (job, fire_time, started_at, outcome) VALUES (?1, ?2, ?3, 'running')",
                 params![job, ts(fire), ts(now)],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Records a fire that did not run (its job was still running), so
+    /// that history shows it.
+    pub fn record_skipped(
+        &self,
+        job: &str,
+        fire: DateTime<Utc>,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.with("recording a skipped fire", |c| {
+            c.execute(
+                "INSERT INTO runs (job, fire_time, started_at, finished_at, outcome, error) VALUES (?1, ?2, ?3, ?3, 'skipped', ?4)",
+                params![job, ts(fire), ts(now), why],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -362,98 +535,172 @@ impl Store {
         })
     }
 
-    /// Claims a delivery for `run` under its key: [`Claim::AlreadyDelivered`]
-    /// if it was delivered before, otherwise it is (re)recorded as pending
-    /// with this payload and the caller sends it.
+    /// The outbox: records every delivery of `run` in one transaction,
+    /// before the first is sent. A key delivered before comes back
+    /// [`Claim::AlreadyDelivered`]; one pending or failed (an earlier run of
+    /// the same window) is pending again, with this payload, and stays that
+    /// run's; a new one is pending and this run's. One [`Claim`] per item, in order.
+    pub fn enqueue(
+        &self,
+        run: i64,
+        items: &[NewDelivery<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.with("recording a run's outbox", |c| {
+            let tx = write_tx(c)?;
+            let mut claims = Vec::with_capacity(items.len());
+            for d in items {
+                claims.push(claim_in(&tx, run, d, now, false)?);
+            }
+            tx.execute(
+                "UPDATE runs SET outboxed = ?2 WHERE id = ?1",
+                params![run, items.len() as i64],
+            )?;
+            tx.commit()?;
+            Ok(claims)
+        })
+    }
+
+    /// Claims one delivery (as [`Store::enqueue`] does for a whole run):
+    /// [`Claim::AlreadyDelivered`] if it was delivered before, otherwise it
+    /// is (re)recorded as pending with this payload and the caller sends it.
+    /// The delivery stays with the run that created it.
     pub fn claim(
         &self,
         run: i64,
         d: &NewDelivery<'_>,
         now: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
+        self.claim_as(run, d, now, false)
+    }
+
+    /// [`Store::claim`] for an on_failure notice of `run` (counted apart
+    /// from the run's deliveries).
+    pub fn claim_notice(
+        &self,
+        run: i64,
+        d: &NewDelivery<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        self.claim_as(run, d, now, true)
+    }
+
+    fn claim_as(
+        &self,
+        run: i64,
+        d: &NewDelivery<'_>,
+        now: DateTime<Utc>,
+        notice: bool,
+    ) -> Result<Claim, StoreError> {
         self.with("claiming a delivery", |c| {
-            let tx = c.transaction()?;
-            let existing: Option<(String, u32, Option<String>, u32)> = tx
-                .query_row(
-                    "SELECT status, attempts, sent_at, parts_done FROM deliveries WHERE key = ?1",
-                    params![d.key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let claim = match existing {
-                Some((status, _, sent_at, _)) if Status::parse(&status) == Status::Delivered => Claim::AlreadyDelivered {
-                    sent_at: sent_at.as_deref().map(parse_ts),
-                },
-                Some((_, attempts, _, parts_done)) => {
-                    tx.execute(
-                        "UPDATE deliveries SET run_id = ?2, status = 'pending', payload = ?3 WHERE key = ?1",
-                        params![d.key, run, d.payload],
-                    )?;
-                    Claim::Send {
-                        attempts_before: attempts,
-                        parts_done,
-                    }
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO deliveries (run_id, key, job, window_start, window_end, target, recipient, status, payload, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9)",
-                        params![run, d.key, d.job, ts(d.window.0), ts(d.window.1), d.target, d.recipient, d.payload, ts(now)],
-                    )?;
-                    Claim::Send {
-                        attempts_before: 0,
-                        parts_done: 0,
-                    }
-                }
-            };
+            let tx = write_tx(c)?;
+            let claim = claim_in(&tx, run, d, now, notice)?;
             tx.commit()?;
             Ok(claim)
         })
     }
 
-    /// Records the result of sending a claimed delivery: its attempts, and
-    /// how many of its parts the receiver has confirmed in all.
+    /// Records the result of sending a claimed delivery in run `by_run`.
+    /// Delivered by a run other than the one that created it, it is marked
+    /// finished by `by_run`, and once that run has nothing left pending or
+    /// failed, its outcome becomes succeeded. A transient failure is
+    /// scheduled for the service to retry ([`next_retry`]).
     pub fn record(
         &self,
         key: &str,
-        attempts: u32,
-        parts_done: u32,
-        result: Result<(), &str>,
+        by_run: i64,
+        attempt: &Attempt<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.with("recording a delivery", |c| {
-            match result {
-                Ok(()) => c.execute(
-                    "UPDATE deliveries SET status = ?4, attempts = attempts + ?2, parts_done = ?5, last_error = NULL, sent_at = ?3 WHERE key = ?1",
-                    params![key, attempts, ts(now), Status::Delivered.as_str(), parts_done],
-                )?,
-                Err(e) => c.execute(
-                    "UPDATE deliveries SET status = ?4, attempts = attempts + ?2, parts_done = ?5, last_error = ?3 WHERE key = ?1",
-                    params![key, attempts, e, Status::Failed.as_str(), parts_done],
-                )?,
+            let tx = write_tx(c)?;
+            let Some((creator, created, rounds)) = tx
+                .query_row(
+                    "SELECT run_id, created_at, rounds FROM deliveries WHERE key = ?1",
+                    params![key],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)),
+                )
+                .optional()?
+            else {
+                return Ok(());
             };
+            let finished_by = (creator != by_run).then_some(by_run);
+            match attempt.error {
+                None => {
+                    tx.execute(
+                        "UPDATE deliveries SET status = 'delivered', attempts = attempts + ?2, parts_done = ?3,
+                                last_error = NULL, sent_at = ?4, next_attempt_at = NULL, finished_by = ?5
+                         WHERE key = ?1",
+                        params![key, attempt.attempts, attempt.parts_done, ts(now), finished_by],
+                    )?;
+                    if finished_by.is_some() {
+                        settle(&tx, creator, now)?;
+                    }
+                }
+                Some(error) => {
+                    let retry = attempt
+                        .transient
+                        .then(|| next_retry(parse_ts(&created), rounds + 1, now))
+                        .flatten();
+                    tx.execute(
+                        "UPDATE deliveries SET status = 'failed', attempts = attempts + ?2, parts_done = ?3,
+                                last_error = ?4, next_attempt_at = ?5, rounds = rounds + 1
+                         WHERE key = ?1",
+                        params![key, attempt.attempts, attempt.parts_done, error, retry.map(ts)],
+                    )?;
+                }
+            }
+            tx.commit()?;
             Ok(())
         })
     }
 
-    /// Deliveries of `job` claimed but never confirmed (the process stopped
-    /// before it knew), oldest first.
+    /// Deliveries of `job` recorded but never confirmed (the process
+    /// stopped first), oldest first.
     pub fn pending(&self, job: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.deliveries_where("WHERE job = ?1 AND status = 'pending' ORDER BY id", job)
+        self.deliveries_where(
+            "WHERE job = ?1 AND status = 'pending' ORDER BY id",
+            params![job],
+        )
+    }
+
+    /// Deliveries of `job` the service should send now: every pending one,
+    /// and every transient failure whose retry is due at `now`; oldest first.
+    pub fn due(&self, job: &str, now: DateTime<Utc>) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.deliveries_where(
+            "WHERE job = ?1 AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2)) ORDER BY id",
+            params![job, ts(now)],
+        )
+    }
+
+    /// The jobs with a delivery [`Store::due`] at `now`.
+    pub fn jobs_due(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        self.with("reading deliveries", |c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT job FROM deliveries
+                 WHERE status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?1) ORDER BY job",
+            )?;
+            stmt.query_map(params![ts(now)], |r| r.get(0))?.collect()
+        })
     }
 
     /// Every delivery of `job`, oldest first.
     pub fn deliveries(&self, job: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.deliveries_where("WHERE job = ?1 ORDER BY id", job)
+        self.deliveries_where("WHERE job = ?1 ORDER BY id", params![job])
     }
 
-    fn deliveries_where(&self, clause: &str, job: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+    fn deliveries_where(
+        &self,
+        clause: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let sql = format!(
-            "SELECT run_id, key, job, target, recipient, status, attempts, last_error, payload, sent_at FROM deliveries {clause}"
+            "SELECT run_id, key, job, target, recipient, status, attempts, last_error, payload, sent_at, finished_by, next_attempt_at
+             FROM deliveries {clause}"
         );
         self.with("reading deliveries", |c| {
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map(params![job], |r| {
+            let rows = stmt.query_map(args, |r| {
                 Ok(DeliveryRecord {
                     run_id: r.get(0)?,
                     key: r.get(1)?,
@@ -465,17 +712,37 @@ impl Store {
                     last_error: r.get(7)?,
                     payload: r.get(8)?,
                     sent_at: r.get::<_, Option<String>>(9)?.as_deref().map(parse_ts),
+                    finished_by: r.get(10)?,
+                    next_attempt_at: r.get::<_, Option<String>>(11)?.as_deref().map(parse_ts),
                 })
             })?;
             rows.collect()
         })
     }
 
-    /// Whether `job` has a run recorded for the fire at `fire` (any outcome).
+    /// Drops the payloads of deliveries delivered before `before` (the
+    /// retention): the keys stay, so nothing is ever sent twice, but the
+    /// ledger stops growing by a rendered report per delivery. Returns how
+    /// many payloads were dropped.
+    pub fn prune_payloads(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.with("pruning delivered payloads", |c| {
+            c.execute(
+                "UPDATE deliveries SET payload = NULL
+                 WHERE status = 'delivered' AND sent_at < ?1 AND payload IS NOT NULL",
+                params![ts(before)],
+            )
+        })
+    }
+
+    /// Whether the fire of `job` at `fire` has been dealt with: a run that
+    /// recorded its outbox, or ended succeeded or failed. A run killed or
+    /// stopped before it recorded its outbox, or a skipped fire, does not
+    /// count, so catch-up runs that fire again.
     pub fn has_run(&self, job: &str, fire: DateTime<Utc>) -> Result<bool, StoreError> {
         self.with("reading runs", |c| {
             c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM runs WHERE job = ?1 AND fire_time = ?2)",
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE job = ?1 AND fire_time = ?2
+                                AND (outboxed IS NOT NULL OR outcome NOT IN ('running', 'skipped', 'interrupted')))",
                 params![job, ts(fire)],
                 |r| r.get(0),
             )
@@ -484,7 +751,12 @@ impl Store {
 
     /// The most recent successful run of `job`, if any.
     pub fn last_success(&self, job: &str) -> Result<Option<RunRecord>, StoreError> {
-        Ok(self.runs_where("WHERE r.job = ?1 AND r.outcome = 'succeeded' ORDER BY r.fire_time DESC, r.id DESC LIMIT 1", Some(job))?.pop())
+        Ok(self
+            .runs_where(
+                "WHERE r.job = ?1 AND r.outcome = 'succeeded' AND r.window_end IS NOT NULL ORDER BY r.fire_time DESC, r.id DESC LIMIT 1",
+                Some(job),
+            )?
+            .pop())
     }
 
     /// The most recent runs (of `job`, or of every job), newest first.
@@ -499,9 +771,14 @@ impl Store {
     fn runs_where(&self, clause: &str, job: Option<&str>) -> Result<Vec<RunRecord>, StoreError> {
         let sql = format!(
             "SELECT r.id, r.job, r.fire_time, r.window_start, r.window_end, r.started_at, r.finished_at, r.outcome, r.records, r.error,
-                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.status = 'delivered'),
-                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.status = 'failed'),
-                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.status = 'pending')
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 0 AND d.status = 'delivered'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 0 AND d.status = 'failed'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 0 AND d.status = 'pending'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.finished_by IS NOT NULL AND d.status = 'delivered'),
+                    (SELECT MAX(d.finished_by) FROM deliveries d WHERE d.run_id = r.id AND d.status = 'delivered'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.finished_by = r.id),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 1 AND d.status = 'delivered'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 1 AND d.status != 'delivered')
              FROM runs r {clause}"
         );
         self.with("reading runs", |c| {
@@ -514,6 +791,7 @@ impl Store {
                     (Some(s), Some(e)) => Some((parse_ts(&s), parse_ts(&e))),
                     _ => None,
                 };
+                let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
                 Ok(RunRecord {
                     id: r.get(0)?,
                     job: r.get(1)?,
@@ -524,11 +802,10 @@ impl Store {
                     outcome: Outcome::parse(&r.get::<_, String>(7)?),
                     records: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
                     error: r.get(9)?,
-                    deliveries: (
-                        r.get::<_, i64>(10)? as u64,
-                        r.get::<_, i64>(11)? as u64,
-                        r.get::<_, i64>(12)? as u64,
-                    ),
+                    deliveries: (n(10)?, n(11)?, n(12)?),
+                    finished_later: (n(13)?, r.get(14)?),
+                    finished_for_others: n(15)?,
+                    notices: (n(16)?, n(17)?),
                 })
             };
             match job {
@@ -539,12 +816,85 @@ impl Store {
     }
 }
 
+fn schema_version(c: &Connection) -> rusqlite::Result<usize> {
+    let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    Ok(usize::try_from(v).unwrap_or(usize::MAX))
+}
+
+/// [`Store::claim`] inside a write transaction.
+fn claim_in(
+    tx: &rusqlite::Transaction<'_>,
+    run: i64,
+    d: &NewDelivery<'_>,
+    now: DateTime<Utc>,
+    notice: bool,
+) -> rusqlite::Result<Claim> {
+    let existing: Option<(String, u32, Option<String>, u32)> = tx
+        .query_row(
+            "SELECT status, attempts, sent_at, parts_done FROM deliveries WHERE key = ?1",
+            params![d.key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    Ok(match existing {
+        Some((status, _, sent_at, _)) if Status::parse(&status) == Status::Delivered => {
+            Claim::AlreadyDelivered {
+                sent_at: sent_at.as_deref().map(parse_ts),
+            }
+        }
+        // An earlier run's: it stays that run's (its counts), sent again now.
+        Some((_, attempts, _, parts_done)) => {
+            tx.execute(
+                "UPDATE deliveries SET status = 'pending', payload = ?2, next_attempt_at = NULL WHERE key = ?1",
+                params![d.key, d.payload],
+            )?;
+            Claim::Send {
+                attempts_before: attempts,
+                parts_done,
+            }
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO deliveries (run_id, key, job, window_start, window_end, target, recipient, status, payload, created_at, notice)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)",
+                params![run, d.key, d.job, ts(d.window.0), ts(d.window.1), d.target, d.recipient, d.payload, ts(now), notice],
+            )?;
+            Claim::Send {
+                attempts_before: 0,
+                parts_done: 0,
+            }
+        }
+    })
+}
+
+/// Once a run that recorded its outbox has every delivery delivered (some
+/// by later runs), it succeeded: whatever cut it off or failed in it has
+/// been made good. Its error is kept in history's "finished later" instead.
+fn settle(tx: &rusqlite::Transaction<'_>, run: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE runs SET outcome = 'succeeded', finished_at = COALESCE(finished_at, ?2), error = NULL
+         WHERE id = ?1 AND outboxed IS NOT NULL AND outcome != 'succeeded'
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.run_id = ?1 AND d.notice = 0 AND d.status != 'delivered')",
+        params![run, ts(now)],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    fn ok(attempts: u32, parts_done: u32) -> Attempt<'static> {
+        Attempt {
+            attempts,
+            parts_done,
+            error: None,
+            transient: false,
+        }
     }
 
     fn delivery<'a>(key: &'a str) -> NewDelivery<'a> {
@@ -572,7 +922,7 @@ mod tests {
                     parts_done: 0
                 }
             );
-            store.record("k1", 2, 1, Ok(()), now).unwrap();
+            store.record("k1", run, &ok(2, 1), now).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let run = store.begin_run("weekly", now, now).unwrap();
@@ -592,7 +942,17 @@ mod tests {
         store.claim(run, &delivery("k1"), now).unwrap();
         store.claim(run, &delivery("k2"), now).unwrap();
         store
-            .record("k1", 3, 2, Err("part 3 of 4: 400 invalid_blocks"), now)
+            .record(
+                "k1",
+                run,
+                &Attempt {
+                    attempts: 3,
+                    parts_done: 2,
+                    error: Some("part 3 of 4: 400 invalid_blocks"),
+                    transient: false,
+                },
+                now,
+            )
             .unwrap();
         assert_eq!(
             store
@@ -622,7 +982,7 @@ mod tests {
         let r1 = store.begin_run("weekly", a, a).unwrap();
         store.set_window(r1, (a, b), 12).unwrap();
         store.claim(r1, &delivery("k1"), a).unwrap();
-        store.record("k1", 1, 1, Ok(()), a).unwrap();
+        store.record("k1", r1, &ok(1, 1), a).unwrap();
         store.finish_run(r1, Outcome::Succeeded, None, a).unwrap();
         let r2 = store.begin_run("weekly", b, b).unwrap();
         store
@@ -696,5 +1056,267 @@ mod tests {
             )
         );
         assert!(!err.contains("Invalid parameter name"), "{err}");
+    }
+
+    fn failed(error: &str, transient: bool) -> Attempt<'_> {
+        Attempt {
+            attempts: 6,
+            parts_done: 0,
+            error: Some(error),
+            transient,
+        }
+    }
+
+    fn keys(records: &[DeliveryRecord]) -> Vec<&str> {
+        records.iter().map(|d| d.key.as_str()).collect()
+    }
+
+    #[test]
+    fn the_outbox_records_every_delivery_pending_before_any_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = t("2026-03-09T14:00:00Z");
+        let run = store.begin_run("weekly", now, now).unwrap();
+        let claims = store
+            .enqueue(run, &[delivery("k1"), delivery("k2"), delivery("k3")], now)
+            .unwrap();
+        assert!(claims.iter().all(|c| matches!(c, Claim::Send { .. })));
+        assert_eq!(keys(&store.pending("weekly").unwrap()), ["k1", "k2", "k3"]);
+        assert_eq!(store.runs(None, 1).unwrap()[0].deliveries, (0, 0, 3));
+        assert!(
+            store.has_run("weekly", now).unwrap(),
+            "a run that recorded its outbox has dealt with its fire"
+        );
+    }
+
+    #[test]
+    fn a_run_killed_before_its_outbox_does_not_count_as_having_run_its_fire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let fire = t("2026-03-09T14:00:00Z");
+        store.begin_run("weekly", fire, fire).unwrap();
+        store
+            .record_skipped("weekly", fire, "skipped: still going", fire)
+            .unwrap();
+        let stopped = store.begin_run("weekly", fire, fire).unwrap();
+        store
+            .finish_run(stopped, Outcome::Interrupted, Some("stopped waiting"), fire)
+            .unwrap();
+        assert!(!store.has_run("weekly", fire).unwrap());
+        let failed = store.begin_run("weekly", fire, fire).unwrap();
+        store
+            .finish_run(failed, Outcome::Failed, Some("fetch failed"), fire)
+            .unwrap();
+        assert!(store.has_run("weekly", fire).unwrap());
+    }
+
+    #[test]
+    fn counts_stay_with_the_run_that_created_them_and_it_succeeds_once_finished_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = t("2026-03-09T14:00:00Z");
+        let first = store.begin_run("weekly", now, now).unwrap();
+        store
+            .enqueue(
+                first,
+                &[delivery("k1"), delivery("k2"), delivery("k3")],
+                now,
+            )
+            .unwrap();
+        store.record("k1", first, &ok(1, 1), now).unwrap();
+        // The process dies here: k2 and k3 stay pending.
+        let later = now + chrono::TimeDelta::minutes(1);
+        let second = store.begin_run("weekly", later, later).unwrap();
+        assert_eq!(keys(&store.due("weekly", later).unwrap()), ["k2", "k3"]);
+        store.record("k2", second, &ok(1, 1), later).unwrap();
+        let runs = store.runs(None, 10).unwrap();
+        assert_eq!(runs[1].outcome, Outcome::Running, "k3 is still pending");
+        store.record("k3", second, &ok(1, 1), later).unwrap();
+        store
+            .finish_run(second, Outcome::Succeeded, None, later)
+            .unwrap();
+
+        let runs = store.runs(None, 10).unwrap();
+        let (second_rec, first_rec) = (&runs[0], &runs[1]);
+        assert_eq!(first_rec.deliveries, (3, 0, 0));
+        assert_eq!(first_rec.finished_later, (2, Some(second)));
+        assert_eq!(first_rec.outcome, Outcome::Succeeded);
+        assert_eq!(first_rec.finished_at, Some(later));
+        assert_eq!(second_rec.deliveries, (0, 0, 0));
+        assert_eq!(second_rec.finished_for_others, 2);
+        let ledger = store.deliveries("weekly").unwrap();
+        assert!(ledger.iter().all(|d| d.run_id == first));
+        assert_eq!(
+            ledger.iter().map(|d| d.finished_by).collect::<Vec<_>>(),
+            [None, Some(second), Some(second)]
+        );
+    }
+
+    #[test]
+    fn a_transient_failure_is_due_again_later_and_a_permanent_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = t("2026-03-09T14:00:00Z");
+        let run = store.begin_run("weekly", now, now).unwrap();
+        store
+            .enqueue(run, &[delivery("k1"), delivery("k2")], now)
+            .unwrap();
+        store
+            .record("k1", run, &failed("421 try later", true), now)
+            .unwrap();
+        store
+            .record("k2", run, &failed("550 no such user", false), now)
+            .unwrap();
+        assert!(store.due("weekly", now).unwrap().is_empty());
+        assert!(store.jobs_due(now).unwrap().is_empty());
+        let retry = now + RETRY_FIRST;
+        let due = store.due("weekly", retry).unwrap();
+        assert_eq!(keys(&due), ["k1"]);
+        assert_eq!(due[0].next_attempt_at, Some(retry));
+        assert_eq!(store.jobs_due(retry).unwrap(), ["weekly"]);
+        // The second failure waits twice as long.
+        store
+            .record("k1", run, &failed("421 try later", true), retry)
+            .unwrap();
+        assert_eq!(
+            store.deliveries("weekly").unwrap()[0].next_attempt_at,
+            Some(retry + RETRY_FIRST * 2)
+        );
+    }
+
+    #[test]
+    fn retries_back_off_doubling_up_to_an_hour_and_stop_after_a_day() {
+        let created = t("2026-03-09T14:00:00Z");
+        let gaps: Vec<i64> = (1..=8)
+            .map(|n| (next_retry(created, n, created).unwrap() - created).num_minutes())
+            .collect();
+        assert_eq!(gaps, [2, 4, 8, 16, 32, 60, 60, 60]);
+        let late = created + chrono::TimeDelta::hours(23) + chrono::TimeDelta::minutes(30);
+        assert_eq!(
+            next_retry(created, 30, late),
+            None,
+            "an hour from now is past the day"
+        );
+        assert_eq!(
+            next_retry(created, u32::MAX, created),
+            Some(created + RETRY_MAX_GAP)
+        );
+    }
+
+    #[test]
+    fn delivered_payloads_older_than_the_retention_are_dropped_and_their_keys_still_block_a_resend()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = t("2026-01-01T00:00:00Z");
+        let now = t("2026-06-01T00:00:00Z");
+        let run = store.begin_run("weekly", old, old).unwrap();
+        store
+            .enqueue(run, &[delivery("k1"), delivery("k2"), delivery("k3")], old)
+            .unwrap();
+        store.record("k1", run, &ok(1, 1), old).unwrap();
+        store.record("k2", run, &ok(1, 1), now).unwrap();
+        let pruned = store
+            .prune_payloads(now - chrono::TimeDelta::days(90))
+            .unwrap();
+        assert_eq!(pruned, 1);
+        let payloads: Vec<_> = store
+            .deliveries("weekly")
+            .unwrap()
+            .into_iter()
+            .map(|d| d.payload.is_some())
+            .collect();
+        assert_eq!(
+            payloads,
+            [false, true, true],
+            "the recent one and the pending one keep theirs"
+        );
+        let again = store.begin_run("weekly", now, now).unwrap();
+        assert_eq!(
+            store.claim(again, &delivery("k1"), now).unwrap(),
+            Claim::AlreadyDelivered { sent_at: Some(old) }
+        );
+    }
+
+    #[test]
+    fn failure_notices_are_kept_apart_from_the_runs_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = t("2026-03-09T14:00:00Z");
+        let run = store.begin_run("weekly", now, now).unwrap();
+        store.enqueue(run, &[delivery("k1")], now).unwrap();
+        store
+            .record("k1", run, &failed("550 no such user", false), now)
+            .unwrap();
+        store.claim_notice(run, &delivery("n1"), now).unwrap();
+        store.record("n1", run, &ok(1, 1), now).unwrap();
+        assert_eq!(
+            store.claim_notice(run, &delivery("n1"), now).unwrap(),
+            Claim::AlreadyDelivered { sent_at: Some(now) },
+            "a notice is never sent twice for one run"
+        );
+        let record = &store.runs(None, 1).unwrap()[0];
+        assert_eq!(record.deliveries, (0, 1, 0));
+        assert_eq!(record.notices, (1, 0));
+    }
+
+    #[test]
+    fn processes_opening_a_fresh_database_together_migrate_it_once_and_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let opened: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (dir.path().to_path_buf(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|_| ()).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for handle in opened {
+            assert_eq!(handle.join().unwrap(), Ok(()));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let conn = store.conn.lock().unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), MIGRATIONS.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_waits_for_a_job_locked_by_another_process_and_gives_up_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let other = Store::open(dir.path()).unwrap();
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = std::time::Duration::from_secs(60);
+
+        let held = other.lock_job("weekly").unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            drop(held);
+        });
+        let started = tokio::time::Instant::now();
+        store
+            .lock_job_waiting("weekly", wait, &stopped)
+            .await
+            .expect("the lock, once the other process let go");
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_secs(5)
+                && waited < std::time::Duration::from_secs(6),
+            "{waited:?}"
+        );
+        release.await.unwrap();
+
+        let _held = other.lock_job("daily").unwrap();
+        let err = store
+            .lock_job_waiting("daily", wait, &stopped)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("job daily was running in another trainwatch process")
+                && err.contains("for all of the 60s this run waited"),
+            "{err}"
+        );
     }
 }

@@ -233,3 +233,59 @@ async fn shutdown_cuts_off_a_run_that_outlasts_the_timeout() {
         "the flag is cleared even for an aborted run"
     );
 }
+
+/// Counts the fires it was told were skipped.
+#[derive(Default)]
+struct CountingRunner {
+    skipped: Mutex<Vec<String>>,
+}
+
+impl Runner for CountingRunner {
+    async fn run(&self, _job: &str, _fire: DateTime<Utc>) {}
+
+    fn skipped(&self, job: &str, _fire: DateTime<Utc>) {
+        self.skipped.lock().unwrap().push(job.to_string());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn finished_runs_are_let_go_so_a_long_running_daemon_holds_only_the_latest() {
+    let runner = Arc::new(CountingRunner::default());
+    let daemon = Daemon::new(vec![job("often", "*/10 * * * * *")], runner.clone());
+    let fire = t("2026-03-09T14:00:00Z");
+    for i in 0..1000 {
+        assert!(daemon.fire("often", fire + chrono::TimeDelta::seconds(10 * i)));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    assert_eq!(
+        daemon.tracked_runs(),
+        1,
+        "only the last run, not a thousand finished ones"
+    );
+    assert_eq!(daemon.shutdown(Duration::from_secs(1)).await.interrupted, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fire_skipped_because_the_job_is_still_running_is_reported_to_the_runner() {
+    let clock = TestClock::at("2026-03-09T14:00:00Z");
+    let slow = runner(&clock, Duration::from_secs(60));
+    struct Both(Arc<SlowRunner>, Arc<CountingRunner>);
+    impl Runner for Both {
+        async fn run(&self, job: &str, fire: DateTime<Utc>) {
+            self.0.run(job, fire).await
+        }
+        fn skipped(&self, job: &str, fire: DateTime<Utc>) {
+            self.1.skipped(job, fire)
+        }
+    }
+    let counting = Arc::new(CountingRunner::default());
+    let daemon = Daemon::new(
+        vec![job("slow", "*/10 * * * * *")],
+        Arc::new(Both(slow, counting.clone())),
+    );
+    let fire = t("2026-03-09T14:00:00Z");
+    assert!(daemon.fire("slow", fire));
+    assert!(!daemon.fire("slow", fire + chrono::TimeDelta::seconds(10)));
+    assert_eq!(*counting.skipped.lock().unwrap(), ["slow"]);
+    assert_eq!(daemon.skipped(), 1);
+}

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub state_dir: Opt<String>,
     pub templates_dir: Opt<String>,
     pub catch_up: Opt<String>,
+    pub retention: Opt<String>,
     pub server: Opt<RawServer>,
     pub samsara: Opt<RawSamsara>,
     pub smtp: Opt<RawSmtp>,

@@ -163,6 +163,7 @@ impl Cx<'_, '_> {
         }
         let templates_dir = raw.templates_dir.as_ref().map(|d| self.templates_dir(d));
         let catch_up = self.duration(&raw.catch_up, Duration::from_secs(6 * 3600), true);
+        let retention = self.duration(&raw.retention, Duration::from_secs(90 * 86400), true);
         let server = raw.server.as_ref().and_then(|s| {
             let listen = self.require(&s.get_ref().listen, &s.span(), "listen", "[server]")?;
             match listen.get_ref().trim().parse::<SocketAddr>() {
@@ -260,6 +261,7 @@ impl Cx<'_, '_> {
             state_dir,
             templates_dir,
             catch_up,
+            retention,
             server,
             samsara,
             smtp,

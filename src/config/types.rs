@@ -29,6 +29,9 @@ pub struct Config {
     pub templates_dir: Option<PathBuf>,
     /// A missed fire younger than this runs once at start; zero turns it off.
     pub catch_up: Duration,
+    /// How long the ledger keeps a delivered payload (its key stays for
+    /// ever); zero drops it as soon as the outbox pass runs.
+    pub retention: Duration,
     pub server: Option<ServerConfig>,
     pub samsara: SamsaraConfig,
     pub smtp: Option<SmtpConfig>,

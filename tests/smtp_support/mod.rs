@@ -108,6 +108,10 @@ pub struct Script {
     pub refuse_recipients: Vec<String>,
     /// Keep the bytes of accepted messages (off in the benchmark).
     pub keep_data: bool,
+    /// How long the server thinks before answering each `DATA` command: a
+    /// slow server, so a test can stop a sender part-way through a run. A
+    /// message interrupted there was never accepted.
+    pub data_delay: Duration,
 }
 
 impl Default for Script {
@@ -119,6 +123,7 @@ impl Default for Script {
             data_replies: VecDeque::new(),
             refuse_recipients: Vec::new(),
             keep_data: true,
+            data_delay: Duration::ZERO,
         }
     }
 }
@@ -367,6 +372,10 @@ impl Handler for Recorder {
         _is8bit: bool,
         _to: &[String],
     ) -> Response {
+        let delay = self.shared.script.lock().unwrap().data_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay); // mailin's own thread, not the runtime's
+        }
         let reply = self.shared.script.lock().unwrap().data_replies.pop_front();
         match reply {
             Some((code, text)) => {
