@@ -37,6 +37,10 @@ pub struct Cli {
     /// Log lines as text for people, or JSON for log shippers.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// This replica's name in the store's runs and leases (several
+    /// `trainwatch run` sharing one Postgres store); default `hostname:pid`.
+    #[arg(long, global = true, env = "TRAINWATCH_REPLICA_ID")]
+    pub replica_id: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -188,7 +192,8 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            crate::service::run(config, crate::service::signals()).await?;
+            crate::service::run_as(config, cli.replica_id.as_deref(), crate::service::signals())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -219,7 +224,7 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                 print_dry_run(job, &run);
                 return Ok(ExitCode::SUCCESS);
             }
-            run_once(&config, job, at.unwrap_or(now)).await
+            run_once(&config, job, at.unwrap_or(now), cli.replica_id.as_deref()).await
         }
         Command::History { job, limit } => history(&config, job.as_deref(), limit),
         Command::List { at } => {
@@ -244,11 +249,16 @@ async fn client(config: &Config) -> anyhow::Result<(Client, Option<crate::sample
 }
 
 /// Runs and delivers `job` as fired at `fire`, prints the summary.
-async fn run_once(config: &Config, job: &Job, fire: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+async fn run_once(
+    config: &Config,
+    job: &Job,
+    fire: DateTime<Utc>,
+    replica: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     use crate::job::DeliveryOutcome;
     let renderer = crate::render::Renderer::new(config.templates_dir.as_deref())
         .context("loading the templates")?;
-    let store = crate::store::Store::open(&config.state_dir)?;
+    let store = crate::store::Store::open_config(config, replica)?;
     let (client, _server) = client(config).await?;
     // Someone is waiting at a terminal: a server that is not there fails
     // the delivery at once (the service retries it; see the README).
@@ -332,7 +342,7 @@ async fn run_once(config: &Config, job: &Job, fire: DateTime<Utc>) -> anyhow::Re
         } else {
             "succeeded"
         },
-        store.path().display()
+        store.describe()
     );
     Ok(if summary.failed() {
         ExitCode::from(EXIT_FAILED)
@@ -356,11 +366,11 @@ fn refused_hint(job: &str) -> String {
 /// Prints the recent runs recorded in the store.
 fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<ExitCode> {
     let db = config.state_dir.join("trainwatch.db");
-    if !db.exists() {
+    if config.store.url.is_none() && !db.exists() {
         println!("no runs recorded yet ({} does not exist)", db.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let store = crate::store::Store::open(&config.state_dir)?;
+    let store = crate::store::Store::open_config(config, None)?;
     let runs = store.runs(job, limit)?;
     if runs.is_empty() {
         println!(
@@ -436,19 +446,34 @@ fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<E
             ]
         })
         .collect();
-    print_table(
-        [
-            "RUN",
-            "JOB",
-            "FIRED",
-            "WINDOW",
-            "RECORDS",
-            "DELIVERIES",
-            "TOOK",
-            "OUTCOME",
-        ],
-        &rows,
-    );
+    let header = [
+        "RUN",
+        "JOB",
+        "FIRED",
+        "WINDOW",
+        "RECORDS",
+        "DELIVERIES",
+        "TOOK",
+        "OUTCOME",
+    ];
+    if store.shared() {
+        // Several replicas write one store: say which one ran each run.
+        let rows: Vec<[String; 9]> = rows
+            .into_iter()
+            .zip(&runs)
+            .map(|(row, r)| {
+                let [id, job, rest @ ..] = row;
+                let replica = r.replica.clone().unwrap_or_else(|| "-".into());
+                let [a, b, c, d, e, f] = rest;
+                [id, job, replica, a, b, c, d, e, f]
+            })
+            .collect();
+        let [id, job, rest @ ..] = header;
+        let [a, b, c, d, e, f] = rest;
+        print_table([id, job, "REPLICA", a, b, c, d, e, f], &rows);
+    } else {
+        print_table(header, &rows);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

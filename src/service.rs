@@ -294,13 +294,23 @@ impl Runner for JobRunner {
     }
 }
 
-/// Runs the service until `shutdown` completes.
+/// Runs the service until `shutdown` completes, as replica `hostname:pid`.
 pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_as(config, None, shutdown).await
+}
+
+/// Runs the service until `shutdown` completes, recording its runs as
+/// `replica`'s (default `hostname:pid`).
+pub async fn run_as(
+    config: Config,
+    replica: Option<&str>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let store = Arc::new(Store::open(&config.state_dir)?);
+    let store = Arc::new(Store::open_config(&config, replica)?);
     let renderer =
         Arc::new(Renderer::new(config.templates_dir.as_deref()).context("loading the templates")?);
     let telemetry = Telemetry::for_config(&config);
@@ -329,7 +339,8 @@ pub async fn run(
     tracing::info!(
         config = %config.path.display(),
         jobs = config.jobs.len(),
-        state = %store.path().display(),
+        state = %store.describe(),
+        replica = %store.replica(),
         version = env!("CARGO_PKG_VERSION"),
         "trainwatch starting"
     );

@@ -18,6 +18,10 @@ use std::sync::Mutex;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+pub mod postgres;
+
+pub use postgres::PG_MIGRATIONS;
+
 /// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
 pub const MIGRATIONS: &[&str] = &[
     // 1: runs and the delivery ledger.
@@ -68,6 +72,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_by_run ON deliveries (run_id);
     CREATE INDEX deliveries_by_finisher ON deliveries (finished_by);
     CREATE INDEX deliveries_by_sent ON deliveries (status, sent_at);",
+    // 4: the replica (hostname:pid or --replica-id) that ran each run.
+    "ALTER TABLE runs ADD COLUMN replica TEXT;",
 ];
 
 /// The outcome of a run.
@@ -179,6 +185,9 @@ pub struct RunRecord {
     pub finished_for_others: u64,
     /// (sent, not sent) on_failure notices of this run.
     pub notices: (u64, u64),
+    /// The replica that ran it (hostname:pid or `--replica-id`); `None`
+    /// for runs recorded before replicas were recorded.
+    pub replica: Option<String>,
 }
 
 /// A delivery as recorded.
@@ -240,11 +249,29 @@ pub struct Attempt<'a> {
 }
 
 /// Held while a job runs: no other trainwatch process can run the same job
-/// on the same `state_dir` until it is dropped (the OS releases it if the
-/// process dies).
+/// on the same store until it is dropped. On SQLite a lock file in
+/// `state_dir/locks` (the OS releases it if the process dies); on Postgres a
+/// lease renewed in the background, which another replica takes once it
+/// has expired (the process died or stalled).
 #[derive(Debug)]
 pub struct JobLock {
-    _file: std::fs::File,
+    _file: Option<std::fs::File>,
+    lease: Option<postgres::LeaseGuard>,
+}
+
+impl JobLock {
+    fn file(file: std::fs::File) -> Self {
+        Self {
+            _file: Some(file),
+            lease: None,
+        }
+    }
+
+    /// False once a Postgres lease was found taken by another replica (or
+    /// could not be renewed before it expired); a file lock never is lost.
+    pub fn held(&self) -> bool {
+        self.lease.as_ref().is_none_or(postgres::LeaseGuard::held)
+    }
 }
 
 /// A store failure, with what it was doing.
@@ -270,14 +297,37 @@ pub enum StoreError {
     /// Anything else under the store (creating its folder).
     #[error("state store {path}: {message}")]
     Other { path: PathBuf, message: String },
+    /// Postgres failed; `url` is the store's URL without its password.
+    #[error("state store {url}: {doing}: {message}")]
+    Postgres {
+        url: String,
+        doing: &'static str,
+        message: String,
+    },
+    /// The Postgres schema was written by a newer trainwatch.
+    #[error(
+        "state store {url} was written by a newer trainwatch (schema version {found}; this one knows versions up to {known}): upgrade trainwatch, or point [store] url at another database"
+    )]
+    PostgresNewerSchema {
+        url: String,
+        found: usize,
+        known: usize,
+    },
+    /// This replica's lease on the job was taken by another replica (it
+    /// stalled past `store.lease`): it must send nothing more for the job.
+    #[error(
+        "job {job}: this replica ({replica}) lost its lease on the job to another replica; it sends nothing more, the other finishes the run"
+    )]
+    LostLease { job: String, replica: String },
 }
 
 /// The SQLite store. One connection behind a mutex: every operation is a
 /// short transaction, and runs are few.
 #[derive(Debug)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    replica: String,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -302,7 +352,7 @@ fn write_tx(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     c.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating, and migrating) `state_dir/trainwatch.db`. Any
     /// number of processes may open one database at once: the migrations
     /// run once, in one exclusive transaction, and the others wait for it.
@@ -359,6 +409,7 @@ impl Store {
         Ok(Self {
             conn: Mutex::new(conn),
             path,
+            replica: replica_id(None),
         })
     }
 
@@ -399,7 +450,7 @@ impl Store {
         use anyhow::Context as _;
         let (file, path) = self.lock_file(job)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(JobLock { _file: file })),
+            Ok(()) => Ok(Some(JobLock::file(file))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => {
                 Err(e).with_context(|| format!("locking {}", path.display()))
@@ -424,7 +475,7 @@ impl Store {
         let mut said = false;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(JobLock { _file: file }),
+                Ok(()) => return Ok(JobLock::file(file)),
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(e).with_context(|| format!("locking {}", path.display()));
@@ -477,8 +528,8 @@ impl Store {
     ) -> Result<i64, StoreError> {
         self.with("recording a run", |c| {
             c.execute(
-                "INSERT INTO runs (job, fire_time, started_at, outcome) VALUES (?1, ?2, ?3, 'running')",
-                params![job, ts(fire), ts(now)],
+                "INSERT INTO runs (job, fire_time, started_at, outcome, replica) VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![job, ts(fire), ts(now), self.replica],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -495,8 +546,8 @@ impl Store {
     ) -> Result<i64, StoreError> {
         self.with("recording a skipped fire", |c| {
             c.execute(
-                "INSERT INTO runs (job, fire_time, started_at, finished_at, outcome, error) VALUES (?1, ?2, ?3, ?3, 'skipped', ?4)",
-                params![job, ts(fire), ts(now), why],
+                "INSERT INTO runs (job, fire_time, started_at, finished_at, outcome, error, replica) VALUES (?1, ?2, ?3, ?3, 'skipped', ?4, ?5)",
+                params![job, ts(fire), ts(now), why, self.replica],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -778,7 +829,8 @@ impl Store {
                     (SELECT MAX(d.finished_by) FROM deliveries d WHERE d.run_id = r.id AND d.status = 'delivered'),
                     (SELECT COUNT(*) FROM deliveries d WHERE d.finished_by = r.id),
                     (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 1 AND d.status = 'delivered'),
-                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 1 AND d.status != 'delivered')
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.run_id = r.id AND d.notice = 1 AND d.status != 'delivered'),
+                    r.replica
              FROM runs r {clause}"
         );
         self.with("reading runs", |c| {
@@ -806,6 +858,7 @@ impl Store {
                     finished_later: (n(13)?, r.get(14)?),
                     finished_for_others: n(15)?,
                     notices: (n(16)?, n(17)?),
+                    replica: r.get(18)?,
                 })
             };
             match job {
@@ -813,6 +866,240 @@ impl Store {
                 None => stmt.query_map([], map)?.collect(),
             }
         })
+    }
+}
+
+/// The state store: SQLite in `state_dir` (the default, one host) or
+/// Postgres (`[store] url`, shared by several replicas). Both behave the
+/// same to callers; Postgres adds leases that fence a stalled replica.
+#[derive(Debug)]
+pub enum Store {
+    /// `state_dir/trainwatch.db`.
+    Sqlite(SqliteStore),
+    /// A Postgres database shared by replicas.
+    Postgres(postgres::PgStore),
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! both {
+    ($self:ident . $m:ident ( $($a:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$m($($a),*),
+            Store::Postgres(p) => p.$m($($a),*),
+        }
+    };
+}
+
+/// This process's name among replicas: `--replica-id` when given, else
+/// `hostname:pid`.
+pub fn replica_id(given: Option<&str>) -> String {
+    if let Some(id) = given.filter(|s| !s.trim().is_empty()) {
+        return id.trim().to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+impl Store {
+    /// Opens (creating, and migrating) the SQLite store in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        SqliteStore::open(state_dir).map(Self::Sqlite)
+    }
+
+    /// Opens the store `config` names: Postgres when `[store] url` is set,
+    /// otherwise SQLite in `state_dir`; runs are recorded as `replica`'s.
+    pub fn open_config(
+        config: &crate::config::Config,
+        replica: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let replica = replica_id(replica);
+        match &config.store.url {
+            Some(url) => {
+                postgres::PgStore::open(url, config.store.lease, replica).map(Self::Postgres)
+            }
+            None => {
+                let mut s = SqliteStore::open(&config.state_dir)?;
+                s.replica = replica;
+                Ok(Self::Sqlite(s))
+            }
+        }
+    }
+
+    /// Where the store is: the SQLite file, or the Postgres URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(s) => s.path().display().to_string(),
+            Self::Postgres(p) => p.url().to_string(),
+        }
+    }
+
+    /// Whether several replicas may share this store (Postgres): each
+    /// fire then runs once, on whichever replica claims it first.
+    pub fn shared(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    /// The name this process records its runs under.
+    pub fn replica(&self) -> &str {
+        match self {
+            Self::Sqlite(s) => &s.replica,
+            Self::Postgres(p) => p.replica(),
+        }
+    }
+
+    /// Takes `job`'s run lock, or says which process holds it.
+    pub fn lock_job(&self, job: &str) -> anyhow::Result<JobLock> {
+        both!(self.lock_job(job))
+    }
+
+    /// Takes `job`'s run lock if it is free; `None` when another run holds it.
+    pub fn try_lock_job(&self, job: &str) -> anyhow::Result<Option<JobLock>> {
+        both!(self.try_lock_job(job))
+    }
+
+    /// Takes `job`'s run lock, waiting up to `max_wait` (on tokio's clock)
+    /// while another process holds it, or until `stop` turns true.
+    pub async fn lock_job_waiting(
+        &self,
+        job: &str,
+        max_wait: std::time::Duration,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<JobLock> {
+        match self {
+            Self::Sqlite(s) => s.lock_job_waiting(job, max_wait, stop).await,
+            Self::Postgres(p) => p.lock_job_waiting(job, max_wait, stop).await,
+        }
+    }
+
+    /// Records the start of a run; returns its id.
+    pub fn begin_run(
+        &self,
+        job: &str,
+        fire: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        both!(self.begin_run(job, fire, now))
+    }
+
+    /// Records a fire that did not run, so that history shows it.
+    pub fn record_skipped(
+        &self,
+        job: &str,
+        fire: DateTime<Utc>,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        both!(self.record_skipped(job, fire, why, now))
+    }
+
+    /// Records the window and record count of a run once it has fetched.
+    pub fn set_window(
+        &self,
+        run: i64,
+        window: (DateTime<Utc>, DateTime<Utc>),
+        records: u64,
+    ) -> Result<(), StoreError> {
+        both!(self.set_window(run, window, records))
+    }
+
+    /// Records how a run ended.
+    pub fn finish_run(
+        &self,
+        run: i64,
+        outcome: Outcome,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        both!(self.finish_run(run, outcome, error, now))
+    }
+
+    /// The outbox: records every delivery of `run` in one transaction (see
+    /// [`SqliteStore::enqueue`]). On Postgres it fails with
+    /// [`StoreError::LostLease`] when the run's lease is no longer this replica's.
+    pub fn enqueue(
+        &self,
+        run: i64,
+        items: &[NewDelivery<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, StoreError> {
+        both!(self.enqueue(run, items, now))
+    }
+
+    /// Claims one delivery before it is sent (see [`SqliteStore::claim`]);
+    /// on Postgres, only while the run's lease is still this replica's.
+    pub fn claim(
+        &self,
+        run: i64,
+        d: &NewDelivery<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        both!(self.claim(run, d, now))
+    }
+
+    /// [`Store::claim`] for an on_failure notice of `run`.
+    pub fn claim_notice(
+        &self,
+        run: i64,
+        d: &NewDelivery<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        both!(self.claim_notice(run, d, now))
+    }
+
+    /// Records the result of sending a claimed delivery in run `by_run`.
+    pub fn record(
+        &self,
+        key: &str,
+        by_run: i64,
+        attempt: &Attempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        both!(self.record(key, by_run, attempt, now))
+    }
+
+    /// Deliveries of `job` recorded but never confirmed, oldest first.
+    pub fn pending(&self, job: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+        both!(self.pending(job))
+    }
+
+    /// Deliveries of `job` to send now (pending, or a retry due), oldest first.
+    pub fn due(&self, job: &str, now: DateTime<Utc>) -> Result<Vec<DeliveryRecord>, StoreError> {
+        both!(self.due(job, now))
+    }
+
+    /// The jobs with a delivery [`Store::due`] at `now`.
+    pub fn jobs_due(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        both!(self.jobs_due(now))
+    }
+
+    /// Every delivery of `job`, oldest first.
+    pub fn deliveries(&self, job: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+        both!(self.deliveries(job))
+    }
+
+    /// Drops the payloads of deliveries delivered before `before`.
+    pub fn prune_payloads(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        both!(self.prune_payloads(before))
+    }
+
+    /// Whether the fire of `job` at `fire` has been dealt with (by any replica).
+    pub fn has_run(&self, job: &str, fire: DateTime<Utc>) -> Result<bool, StoreError> {
+        both!(self.has_run(job, fire))
+    }
+
+    /// The most recent successful run of `job`, if any.
+    pub fn last_success(&self, job: &str) -> Result<Option<RunRecord>, StoreError> {
+        both!(self.last_success(job))
+    }
+
+    /// The most recent runs (of `job`, or of every job), newest first.
+    pub fn runs(&self, job: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        both!(self.runs(job, limit))
     }
 }
 
@@ -884,6 +1171,35 @@ fn settle(tx: &rusqlite::Transaction<'_>, run: i64, now: DateTime<Utc>) -> rusql
 mod tests {
     use super::*;
 
+    /// Where a parameterised test keeps its store: a SQLite folder, or a
+    /// fresh Postgres database (when `TRAINWATCH_TEST_PG_URL` is set).
+    enum Place {
+        Sqlite(tempfile::TempDir),
+        Postgres(secrecy::SecretString),
+    }
+
+    impl Place {
+        /// Opens the store there (again: another process, or another replica).
+        fn open(&self) -> Result<Store, StoreError> {
+            match self {
+                Self::Sqlite(dir) => Store::open(dir.path()),
+                Self::Postgres(url) => postgres::PgStore::open(
+                    url,
+                    std::time::Duration::from_secs(120),
+                    replica_id(None),
+                )
+                .map(Store::Postgres),
+            }
+        }
+    }
+
+    /// Every backend the test runs on: SQLite always, Postgres when configured.
+    fn places(test: &str) -> Vec<Place> {
+        let mut out = vec![Place::Sqlite(tempfile::tempdir().unwrap())];
+        out.extend(postgres::test_database(test).map(Place::Postgres));
+        out
+    }
+
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
@@ -910,119 +1226,129 @@ mod tests {
 
     #[test]
     fn a_delivered_key_is_never_claimed_for_sending_again_even_after_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let now = t("2026-03-09T14:00:00Z");
+        for place in
+            places("a_delivered_key_is_never_claimed_for_sending_again_even_after_reopening")
         {
-            let store = Store::open(dir.path()).unwrap();
+            let now = t("2026-03-09T14:00:00Z");
+            {
+                let store = place.open().unwrap();
+                let run = store.begin_run("weekly", now, now).unwrap();
+                assert_eq!(
+                    store.claim(run, &delivery("k1"), now).unwrap(),
+                    Claim::Send {
+                        attempts_before: 0,
+                        parts_done: 0
+                    }
+                );
+                store.record("k1", run, &ok(2, 1), now).unwrap();
+            }
+            let store = place.open().unwrap();
             let run = store.begin_run("weekly", now, now).unwrap();
             assert_eq!(
                 store.claim(run, &delivery("k1"), now).unwrap(),
-                Claim::Send {
-                    attempts_before: 0,
-                    parts_done: 0
-                }
+                Claim::AlreadyDelivered { sent_at: Some(now) }
             );
-            store.record("k1", run, &ok(2, 1), now).unwrap();
+            assert_eq!(store.deliveries("weekly").unwrap()[0].attempts, 2);
         }
-        let store = Store::open(dir.path()).unwrap();
-        let run = store.begin_run("weekly", now, now).unwrap();
-        assert_eq!(
-            store.claim(run, &delivery("k1"), now).unwrap(),
-            Claim::AlreadyDelivered { sent_at: Some(now) }
-        );
-        assert_eq!(store.deliveries("weekly").unwrap()[0].attempts, 2);
     }
 
     #[test]
     fn a_failed_delivery_is_tried_again_and_a_claimed_one_is_pending_until_recorded() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = t("2026-03-09T14:00:00Z");
-        let run = store.begin_run("weekly", now, now).unwrap();
-        store.claim(run, &delivery("k1"), now).unwrap();
-        store.claim(run, &delivery("k2"), now).unwrap();
-        store
-            .record(
-                "k1",
-                run,
-                &Attempt {
-                    attempts: 3,
-                    parts_done: 2,
-                    error: Some("part 3 of 4: 400 invalid_blocks"),
-                    transient: false,
-                },
-                now,
-            )
-            .unwrap();
-        assert_eq!(
+        for place in
+            places("a_failed_delivery_is_tried_again_and_a_claimed_one_is_pending_until_recorded")
+        {
+            let store = place.open().unwrap();
+            let now = t("2026-03-09T14:00:00Z");
+            let run = store.begin_run("weekly", now, now).unwrap();
+            store.claim(run, &delivery("k1"), now).unwrap();
+            store.claim(run, &delivery("k2"), now).unwrap();
             store
-                .pending("weekly")
-                .unwrap()
-                .iter()
-                .map(|d| d.key.as_str())
-                .collect::<Vec<_>>(),
-            ["k2"]
-        );
-        let again = store.begin_run("weekly", now, now).unwrap();
-        assert_eq!(
-            store.claim(again, &delivery("k1"), now).unwrap(),
-            Claim::Send {
-                attempts_before: 3,
-                parts_done: 2
-            },
-            "a retry starts after the parts already confirmed"
-        );
+                .record(
+                    "k1",
+                    run,
+                    &Attempt {
+                        attempts: 3,
+                        parts_done: 2,
+                        error: Some("part 3 of 4: 400 invalid_blocks"),
+                        transient: false,
+                    },
+                    now,
+                )
+                .unwrap();
+            assert_eq!(
+                store
+                    .pending("weekly")
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.key.as_str())
+                    .collect::<Vec<_>>(),
+                ["k2"]
+            );
+            let again = store.begin_run("weekly", now, now).unwrap();
+            assert_eq!(
+                store.claim(again, &delivery("k1"), now).unwrap(),
+                Claim::Send {
+                    attempts_before: 3,
+                    parts_done: 2
+                },
+                "a retry starts after the parts already confirmed"
+            );
+        }
     }
 
     #[test]
     fn runs_are_listed_newest_first_with_their_delivery_counts_and_last_success() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (a, b) = (t("2026-03-02T14:00:00Z"), t("2026-03-09T14:00:00Z"));
-        let r1 = store.begin_run("weekly", a, a).unwrap();
-        store.set_window(r1, (a, b), 12).unwrap();
-        store.claim(r1, &delivery("k1"), a).unwrap();
-        store.record("k1", r1, &ok(1, 1), a).unwrap();
-        store.finish_run(r1, Outcome::Succeeded, None, a).unwrap();
-        let r2 = store.begin_run("weekly", b, b).unwrap();
-        store
-            .finish_run(r2, Outcome::Failed, Some("fetch failed"), b)
-            .unwrap();
-        let runs = store.runs(Some("weekly"), 10).unwrap();
-        assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [r2, r1]);
-        assert_eq!(runs[1].deliveries, (1, 0, 0));
-        assert_eq!(runs[1].records, Some(12));
-        assert_eq!(runs[0].error.as_deref(), Some("fetch failed"));
-        assert_eq!(store.last_success("weekly").unwrap().unwrap().id, r1);
-        assert!(store.has_run("weekly", a).unwrap());
-        assert!(
-            !store
-                .has_run("weekly", a + chrono::TimeDelta::seconds(1))
-                .unwrap()
-        );
-        assert!(store.last_success("other").unwrap().is_none());
+        for place in
+            places("runs_are_listed_newest_first_with_their_delivery_counts_and_last_success")
+        {
+            let store = place.open().unwrap();
+            let (a, b) = (t("2026-03-02T14:00:00Z"), t("2026-03-09T14:00:00Z"));
+            let r1 = store.begin_run("weekly", a, a).unwrap();
+            store.set_window(r1, (a, b), 12).unwrap();
+            store.claim(r1, &delivery("k1"), a).unwrap();
+            store.record("k1", r1, &ok(1, 1), a).unwrap();
+            store.finish_run(r1, Outcome::Succeeded, None, a).unwrap();
+            let r2 = store.begin_run("weekly", b, b).unwrap();
+            store
+                .finish_run(r2, Outcome::Failed, Some("fetch failed"), b)
+                .unwrap();
+            let runs = store.runs(Some("weekly"), 10).unwrap();
+            assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [r2, r1]);
+            assert_eq!(runs[1].deliveries, (1, 0, 0));
+            assert_eq!(runs[1].records, Some(12));
+            assert_eq!(runs[0].error.as_deref(), Some("fetch failed"));
+            assert_eq!(store.last_success("weekly").unwrap().unwrap().id, r1);
+            assert!(store.has_run("weekly", a).unwrap());
+            assert!(
+                !store
+                    .has_run("weekly", a + chrono::TimeDelta::seconds(1))
+                    .unwrap()
+            );
+            assert!(store.last_success("other").unwrap().is_none());
+        }
     }
 
     #[test]
     fn a_job_cannot_be_locked_twice_until_the_first_lock_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let other = Store::open(dir.path()).unwrap();
-        let held = store.lock_job("weekly").unwrap();
-        let err = other.lock_job("weekly").unwrap_err().to_string();
-        assert!(
-            err.contains("job weekly is running in another trainwatch process"),
-            "{err}"
-        );
-        assert!(other.lock_job("daily").is_ok(), "other jobs are free");
-        drop(held);
-        assert!(other.lock_job("weekly").is_ok());
+        for place in places("a_job_cannot_be_locked_twice_until_the_first_lock_is_dropped") {
+            let store = place.open().unwrap();
+            let other = place.open().unwrap();
+            let held = store.lock_job("weekly").unwrap();
+            let err = other.lock_job("weekly").unwrap_err().to_string();
+            assert!(
+                err.contains("job weekly is running in another trainwatch process"),
+                "{err}"
+            );
+            assert!(other.lock_job("daily").is_ok(), "other jobs are free");
+            drop(held);
+            assert!(other.lock_job("weekly").is_ok());
+        }
     }
 
     #[test]
     fn the_database_is_in_wal_mode_at_the_latest_schema_version() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let conn = store.conn.lock().unwrap();
         let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
@@ -1073,115 +1399,122 @@ mod tests {
 
     #[test]
     fn the_outbox_records_every_delivery_pending_before_any_is_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = t("2026-03-09T14:00:00Z");
-        let run = store.begin_run("weekly", now, now).unwrap();
-        let claims = store
-            .enqueue(run, &[delivery("k1"), delivery("k2"), delivery("k3")], now)
-            .unwrap();
-        assert!(claims.iter().all(|c| matches!(c, Claim::Send { .. })));
-        assert_eq!(keys(&store.pending("weekly").unwrap()), ["k1", "k2", "k3"]);
-        assert_eq!(store.runs(None, 1).unwrap()[0].deliveries, (0, 0, 3));
-        assert!(
-            store.has_run("weekly", now).unwrap(),
-            "a run that recorded its outbox has dealt with its fire"
-        );
+        for place in places("the_outbox_records_every_delivery_pending_before_any_is_sent") {
+            let store = place.open().unwrap();
+            let now = t("2026-03-09T14:00:00Z");
+            let run = store.begin_run("weekly", now, now).unwrap();
+            let claims = store
+                .enqueue(run, &[delivery("k1"), delivery("k2"), delivery("k3")], now)
+                .unwrap();
+            assert!(claims.iter().all(|c| matches!(c, Claim::Send { .. })));
+            assert_eq!(keys(&store.pending("weekly").unwrap()), ["k1", "k2", "k3"]);
+            assert_eq!(store.runs(None, 1).unwrap()[0].deliveries, (0, 0, 3));
+            assert!(
+                store.has_run("weekly", now).unwrap(),
+                "a run that recorded its outbox has dealt with its fire"
+            );
+        }
     }
 
     #[test]
     fn a_run_killed_before_its_outbox_does_not_count_as_having_run_its_fire() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let fire = t("2026-03-09T14:00:00Z");
-        store.begin_run("weekly", fire, fire).unwrap();
-        store
-            .record_skipped("weekly", fire, "skipped: still going", fire)
-            .unwrap();
-        let stopped = store.begin_run("weekly", fire, fire).unwrap();
-        store
-            .finish_run(stopped, Outcome::Interrupted, Some("stopped waiting"), fire)
-            .unwrap();
-        assert!(!store.has_run("weekly", fire).unwrap());
-        let failed = store.begin_run("weekly", fire, fire).unwrap();
-        store
-            .finish_run(failed, Outcome::Failed, Some("fetch failed"), fire)
-            .unwrap();
-        assert!(store.has_run("weekly", fire).unwrap());
+        for place in places("a_run_killed_before_its_outbox_does_not_count_as_having_run_its_fire")
+        {
+            let store = place.open().unwrap();
+            let fire = t("2026-03-09T14:00:00Z");
+            store.begin_run("weekly", fire, fire).unwrap();
+            store
+                .record_skipped("weekly", fire, "skipped: still going", fire)
+                .unwrap();
+            let stopped = store.begin_run("weekly", fire, fire).unwrap();
+            store
+                .finish_run(stopped, Outcome::Interrupted, Some("stopped waiting"), fire)
+                .unwrap();
+            assert!(!store.has_run("weekly", fire).unwrap());
+            let failed = store.begin_run("weekly", fire, fire).unwrap();
+            store
+                .finish_run(failed, Outcome::Failed, Some("fetch failed"), fire)
+                .unwrap();
+            assert!(store.has_run("weekly", fire).unwrap());
+        }
     }
 
     #[test]
     fn counts_stay_with_the_run_that_created_them_and_it_succeeds_once_finished_later() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = t("2026-03-09T14:00:00Z");
-        let first = store.begin_run("weekly", now, now).unwrap();
-        store
-            .enqueue(
-                first,
-                &[delivery("k1"), delivery("k2"), delivery("k3")],
-                now,
-            )
-            .unwrap();
-        store.record("k1", first, &ok(1, 1), now).unwrap();
-        // The process dies here: k2 and k3 stay pending.
-        let later = now + chrono::TimeDelta::minutes(1);
-        let second = store.begin_run("weekly", later, later).unwrap();
-        assert_eq!(keys(&store.due("weekly", later).unwrap()), ["k2", "k3"]);
-        store.record("k2", second, &ok(1, 1), later).unwrap();
-        let runs = store.runs(None, 10).unwrap();
-        assert_eq!(runs[1].outcome, Outcome::Running, "k3 is still pending");
-        store.record("k3", second, &ok(1, 1), later).unwrap();
-        store
-            .finish_run(second, Outcome::Succeeded, None, later)
-            .unwrap();
+        for place in
+            places("counts_stay_with_the_run_that_created_them_and_it_succeeds_once_finished_later")
+        {
+            let store = place.open().unwrap();
+            let now = t("2026-03-09T14:00:00Z");
+            let first = store.begin_run("weekly", now, now).unwrap();
+            store
+                .enqueue(
+                    first,
+                    &[delivery("k1"), delivery("k2"), delivery("k3")],
+                    now,
+                )
+                .unwrap();
+            store.record("k1", first, &ok(1, 1), now).unwrap();
+            // The process dies here: k2 and k3 stay pending.
+            let later = now + chrono::TimeDelta::minutes(1);
+            let second = store.begin_run("weekly", later, later).unwrap();
+            assert_eq!(keys(&store.due("weekly", later).unwrap()), ["k2", "k3"]);
+            store.record("k2", second, &ok(1, 1), later).unwrap();
+            let runs = store.runs(None, 10).unwrap();
+            assert_eq!(runs[1].outcome, Outcome::Running, "k3 is still pending");
+            store.record("k3", second, &ok(1, 1), later).unwrap();
+            store
+                .finish_run(second, Outcome::Succeeded, None, later)
+                .unwrap();
 
-        let runs = store.runs(None, 10).unwrap();
-        let (second_rec, first_rec) = (&runs[0], &runs[1]);
-        assert_eq!(first_rec.deliveries, (3, 0, 0));
-        assert_eq!(first_rec.finished_later, (2, Some(second)));
-        assert_eq!(first_rec.outcome, Outcome::Succeeded);
-        assert_eq!(first_rec.finished_at, Some(later));
-        assert_eq!(second_rec.deliveries, (0, 0, 0));
-        assert_eq!(second_rec.finished_for_others, 2);
-        let ledger = store.deliveries("weekly").unwrap();
-        assert!(ledger.iter().all(|d| d.run_id == first));
-        assert_eq!(
-            ledger.iter().map(|d| d.finished_by).collect::<Vec<_>>(),
-            [None, Some(second), Some(second)]
-        );
+            let runs = store.runs(None, 10).unwrap();
+            let (second_rec, first_rec) = (&runs[0], &runs[1]);
+            assert_eq!(first_rec.deliveries, (3, 0, 0));
+            assert_eq!(first_rec.finished_later, (2, Some(second)));
+            assert_eq!(first_rec.outcome, Outcome::Succeeded);
+            assert_eq!(first_rec.finished_at, Some(later));
+            assert_eq!(second_rec.deliveries, (0, 0, 0));
+            assert_eq!(second_rec.finished_for_others, 2);
+            let ledger = store.deliveries("weekly").unwrap();
+            assert!(ledger.iter().all(|d| d.run_id == first));
+            assert_eq!(
+                ledger.iter().map(|d| d.finished_by).collect::<Vec<_>>(),
+                [None, Some(second), Some(second)]
+            );
+        }
     }
 
     #[test]
     fn a_transient_failure_is_due_again_later_and_a_permanent_one_is_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = t("2026-03-09T14:00:00Z");
-        let run = store.begin_run("weekly", now, now).unwrap();
-        store
-            .enqueue(run, &[delivery("k1"), delivery("k2")], now)
-            .unwrap();
-        store
-            .record("k1", run, &failed("421 try later", true), now)
-            .unwrap();
-        store
-            .record("k2", run, &failed("550 no such user", false), now)
-            .unwrap();
-        assert!(store.due("weekly", now).unwrap().is_empty());
-        assert!(store.jobs_due(now).unwrap().is_empty());
-        let retry = now + RETRY_FIRST;
-        let due = store.due("weekly", retry).unwrap();
-        assert_eq!(keys(&due), ["k1"]);
-        assert_eq!(due[0].next_attempt_at, Some(retry));
-        assert_eq!(store.jobs_due(retry).unwrap(), ["weekly"]);
-        // The second failure waits twice as long.
-        store
-            .record("k1", run, &failed("421 try later", true), retry)
-            .unwrap();
-        assert_eq!(
-            store.deliveries("weekly").unwrap()[0].next_attempt_at,
-            Some(retry + RETRY_FIRST * 2)
-        );
+        for place in places("a_transient_failure_is_due_again_later_and_a_permanent_one_is_not") {
+            let store = place.open().unwrap();
+            let now = t("2026-03-09T14:00:00Z");
+            let run = store.begin_run("weekly", now, now).unwrap();
+            store
+                .enqueue(run, &[delivery("k1"), delivery("k2")], now)
+                .unwrap();
+            store
+                .record("k1", run, &failed("421 try later", true), now)
+                .unwrap();
+            store
+                .record("k2", run, &failed("550 no such user", false), now)
+                .unwrap();
+            assert!(store.due("weekly", now).unwrap().is_empty());
+            assert!(store.jobs_due(now).unwrap().is_empty());
+            let retry = now + RETRY_FIRST;
+            let due = store.due("weekly", retry).unwrap();
+            assert_eq!(keys(&due), ["k1"]);
+            assert_eq!(due[0].next_attempt_at, Some(retry));
+            assert_eq!(store.jobs_due(retry).unwrap(), ["weekly"]);
+            // The second failure waits twice as long.
+            store
+                .record("k1", run, &failed("421 try later", true), retry)
+                .unwrap();
+            assert_eq!(
+                store.deliveries("weekly").unwrap()[0].next_attempt_at,
+                Some(retry + RETRY_FIRST * 2)
+            );
+        }
     }
 
     #[test]
@@ -1206,58 +1539,62 @@ mod tests {
     #[test]
     fn delivered_payloads_older_than_the_retention_are_dropped_and_their_keys_still_block_a_resend()
     {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let old = t("2026-01-01T00:00:00Z");
-        let now = t("2026-06-01T00:00:00Z");
-        let run = store.begin_run("weekly", old, old).unwrap();
-        store
-            .enqueue(run, &[delivery("k1"), delivery("k2"), delivery("k3")], old)
-            .unwrap();
-        store.record("k1", run, &ok(1, 1), old).unwrap();
-        store.record("k2", run, &ok(1, 1), now).unwrap();
-        let pruned = store
-            .prune_payloads(now - chrono::TimeDelta::days(90))
-            .unwrap();
-        assert_eq!(pruned, 1);
-        let payloads: Vec<_> = store
-            .deliveries("weekly")
-            .unwrap()
-            .into_iter()
-            .map(|d| d.payload.is_some())
-            .collect();
-        assert_eq!(
-            payloads,
-            [false, true, true],
-            "the recent one and the pending one keep theirs"
-        );
-        let again = store.begin_run("weekly", now, now).unwrap();
-        assert_eq!(
-            store.claim(again, &delivery("k1"), now).unwrap(),
-            Claim::AlreadyDelivered { sent_at: Some(old) }
-        );
+        for place in places(
+            "delivered_payloads_older_than_the_retention_are_dropped_and_their_keys_still_block_a_resend",
+        ) {
+            let store = place.open().unwrap();
+            let old = t("2026-01-01T00:00:00Z");
+            let now = t("2026-06-01T00:00:00Z");
+            let run = store.begin_run("weekly", old, old).unwrap();
+            store
+                .enqueue(run, &[delivery("k1"), delivery("k2"), delivery("k3")], old)
+                .unwrap();
+            store.record("k1", run, &ok(1, 1), old).unwrap();
+            store.record("k2", run, &ok(1, 1), now).unwrap();
+            let pruned = store
+                .prune_payloads(now - chrono::TimeDelta::days(90))
+                .unwrap();
+            assert_eq!(pruned, 1);
+            let payloads: Vec<_> = store
+                .deliveries("weekly")
+                .unwrap()
+                .into_iter()
+                .map(|d| d.payload.is_some())
+                .collect();
+            assert_eq!(
+                payloads,
+                [false, true, true],
+                "the recent one and the pending one keep theirs"
+            );
+            let again = store.begin_run("weekly", now, now).unwrap();
+            assert_eq!(
+                store.claim(again, &delivery("k1"), now).unwrap(),
+                Claim::AlreadyDelivered { sent_at: Some(old) }
+            );
+        }
     }
 
     #[test]
     fn failure_notices_are_kept_apart_from_the_runs_deliveries() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let now = t("2026-03-09T14:00:00Z");
-        let run = store.begin_run("weekly", now, now).unwrap();
-        store.enqueue(run, &[delivery("k1")], now).unwrap();
-        store
-            .record("k1", run, &failed("550 no such user", false), now)
-            .unwrap();
-        store.claim_notice(run, &delivery("n1"), now).unwrap();
-        store.record("n1", run, &ok(1, 1), now).unwrap();
-        assert_eq!(
-            store.claim_notice(run, &delivery("n1"), now).unwrap(),
-            Claim::AlreadyDelivered { sent_at: Some(now) },
-            "a notice is never sent twice for one run"
-        );
-        let record = &store.runs(None, 1).unwrap()[0];
-        assert_eq!(record.deliveries, (0, 1, 0));
-        assert_eq!(record.notices, (1, 0));
+        for place in places("failure_notices_are_kept_apart_from_the_runs_deliveries") {
+            let store = place.open().unwrap();
+            let now = t("2026-03-09T14:00:00Z");
+            let run = store.begin_run("weekly", now, now).unwrap();
+            store.enqueue(run, &[delivery("k1")], now).unwrap();
+            store
+                .record("k1", run, &failed("550 no such user", false), now)
+                .unwrap();
+            store.claim_notice(run, &delivery("n1"), now).unwrap();
+            store.record("n1", run, &ok(1, 1), now).unwrap();
+            assert_eq!(
+                store.claim_notice(run, &delivery("n1"), now).unwrap(),
+                Claim::AlreadyDelivered { sent_at: Some(now) },
+                "a notice is never sent twice for one run"
+            );
+            let record = &store.runs(None, 1).unwrap()[0];
+            assert_eq!(record.deliveries, (0, 1, 0));
+            assert_eq!(record.notices, (1, 0));
+        }
     }
 
     #[test]
@@ -1276,47 +1613,50 @@ mod tests {
         for handle in opened {
             assert_eq!(handle.join().unwrap(), Ok(()));
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let conn = store.conn.lock().unwrap();
         assert_eq!(schema_version(&conn).unwrap(), MIGRATIONS.len());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_run_waits_for_a_job_locked_by_another_process_and_gives_up_when_told() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let other = Store::open(dir.path()).unwrap();
-        let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let wait = std::time::Duration::from_secs(60);
+        for place in
+            places("a_run_waits_for_a_job_locked_by_another_process_and_gives_up_when_told")
+        {
+            let store = place.open().unwrap();
+            let other = place.open().unwrap();
+            let (_stop, stopped) = tokio::sync::watch::channel(false);
+            let wait = std::time::Duration::from_secs(60);
 
-        let held = other.lock_job("weekly").unwrap();
-        let release = tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            drop(held);
-        });
-        let started = tokio::time::Instant::now();
-        store
-            .lock_job_waiting("weekly", wait, &stopped)
-            .await
-            .expect("the lock, once the other process let go");
-        let waited = started.elapsed();
-        assert!(
-            waited >= std::time::Duration::from_secs(5)
-                && waited < std::time::Duration::from_secs(6),
-            "{waited:?}"
-        );
-        release.await.unwrap();
+            let held = other.lock_job("weekly").unwrap();
+            let release = tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                drop(held);
+            });
+            let started = tokio::time::Instant::now();
+            store
+                .lock_job_waiting("weekly", wait, &stopped)
+                .await
+                .expect("the lock, once the other process let go");
+            let waited = started.elapsed();
+            assert!(
+                waited >= std::time::Duration::from_secs(5)
+                    && waited < std::time::Duration::from_secs(6),
+                "{waited:?}"
+            );
+            release.await.unwrap();
 
-        let _held = other.lock_job("daily").unwrap();
-        let err = store
-            .lock_job_waiting("daily", wait, &stopped)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("job daily was running in another trainwatch process")
-                && err.contains("for all of the 60s this run waited"),
-            "{err}"
-        );
+            let _held = other.lock_job("daily").unwrap();
+            let err = store
+                .lock_job_waiting("daily", wait, &stopped)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("job daily was running in another trainwatch process")
+                    && err.contains("for all of the 60s this run waited"),
+                "{err}"
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) struct RawConfig {
     pub catch_up: Opt<String>,
     pub retention: Opt<String>,
     pub server: Opt<RawServer>,
+    pub store: Opt<RawStore>,
     pub samsara: Opt<RawSamsara>,
     pub smtp: Opt<RawSmtp>,
     pub webhooks: Opt<BTreeMap<String, Spanned<RawWebhook>>>,
@@ -36,6 +37,13 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
     pub listen: Opt<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub url: Opt<String>,
+    pub lease: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -178,6 +178,11 @@ impl Cx<'_, '_> {
                 }
             }
         });
+        let store = raw
+            .store
+            .as_ref()
+            .map(|s| self.store(s))
+            .unwrap_or_default();
         let samsara = match &raw.samsara {
             Some(s) => self.samsara(s),
             None => {
@@ -263,6 +268,7 @@ impl Cx<'_, '_> {
             catch_up,
             retention,
             server,
+            store,
             samsara,
             smtp,
             webhooks: webhooks?,
@@ -574,6 +580,38 @@ impl Cx<'_, '_> {
             format!("{what} {shown} is not a mailbox: {MAILBOX_SHAPE}"),
         );
         false
+    }
+
+    /// `[store]`: the URL is checked without ever being quoted (it may
+    /// hold the password).
+    fn store(&mut self, s: &Spanned<raw::RawStore>) -> StoreConfig {
+        let s = s.get_ref();
+        let lease = self.duration(&s.lease, StoreConfig::default().lease, false);
+        if lease < Duration::from_secs(1) {
+            if let Some(l) = &s.lease {
+                self.problem(
+                    l.span(),
+                    "`lease` must be at least 1s: it is renewed every third of it",
+                );
+            }
+        }
+        let url = s.url.as_ref().and_then(|u| {
+            let text = u.get_ref().trim();
+            if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                self.problem(
+                    u.span(),
+                    "`url` must be a postgres:// or postgresql:// URL (leave it out to keep the SQLite store in state_dir)",
+                );
+                return None;
+            }
+            if let Err(e) = text.parse::<tokio_postgres::Config>() {
+                // tokio-postgres' parse errors name the option, never its value.
+                self.problem(u.span(), format!("`url` is not a valid Postgres URL: {e}"));
+                return None;
+            }
+            self.secret(u, "store.url")
+        });
+        StoreConfig { url, lease }
     }
 
     fn smtp(&mut self, s: &Spanned<raw::RawSmtp>) -> Option<SmtpConfig> {

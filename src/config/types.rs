@@ -33,6 +33,8 @@ pub struct Config {
     /// ever); zero drops it as soon as the outbox pass runs.
     pub retention: Duration,
     pub server: Option<ServerConfig>,
+    /// Where runs and the delivery ledger are kept.
+    pub store: StoreConfig,
     pub samsara: SamsaraConfig,
     pub smtp: Option<SmtpConfig>,
     pub webhooks: BTreeMap<String, Webhook>,
@@ -44,6 +46,27 @@ impl Config {
     /// The job called `name`, if any.
     pub fn job(&self, name: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+/// `[store]`: SQLite in `state_dir` (no `url`), or a Postgres database
+/// shared by several replicas.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://…` (a secret: it may hold the password); `None` for SQLite.
+    pub url: Option<SecretString>,
+    /// How long a replica's hold on a running job lasts without renewal
+    /// before another replica may take the job over (Postgres only).
+    pub lease: Duration,
+}
+
+impl Default for StoreConfig {
+    /// SQLite, and the default lease of two minutes.
+    fn default() -> Self {
+        Self {
+            url: None,
+            lease: Duration::from_secs(120),
+        }
     }
 }
 
