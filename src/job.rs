@@ -150,6 +150,10 @@ pub struct RunSummary {
     pub error: Option<String>,
     /// Deliveries left pending because a shutdown began (sent at the next start).
     pub left_pending: usize,
+    /// Set when the fire was not run here because another replica had
+    /// claimed it (its name); `run_id` is then the run that finished what
+    /// that replica left pending, or 0 when nothing was.
+    pub ran_elsewhere: Option<String>,
 }
 
 impl RunSummary {
@@ -187,6 +191,9 @@ pub struct Control {
     stop: tokio::sync::watch::Receiver<bool>,
     /// How long to wait for the job's lock held by another process.
     pub lock_wait: std::time::Duration,
+    /// Set by the service on a shared (Postgres) store: a fire already
+    /// claimed by another replica is not run again here.
+    pub once_per_fire: bool,
 }
 
 impl Default for Control {
@@ -199,7 +206,11 @@ impl Default for Control {
 impl Control {
     /// Stops starting sends once `stop` holds true.
     pub fn new(stop: tokio::sync::watch::Receiver<bool>, lock_wait: std::time::Duration) -> Self {
-        Self { stop, lock_wait }
+        Self {
+            stop,
+            lock_wait,
+            once_per_fire: false,
+        }
     }
 
     /// True once a shutdown has begun: no new send may start.
@@ -305,6 +316,19 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
             return Ok(summary);
         }
     };
+    // Several replicas on one store: the fire runs on whichever claims its
+    // (job, fire) row first. The others still finish what a replica that
+    // died left pending, under the lease they now hold.
+    if control.once_per_fire && !store.claim_fire(&job.name, fire)? {
+        let by = store
+            .fire_claimed_by(&job.name, fire)?
+            .unwrap_or_else(|| "another replica".into());
+        tracing::info!(job = %job.name, fire = %fire.to_rfc3339(), replica = %by, "this fire ran on another replica");
+        let resumed = resume_locked(config, job, store, sender, &now, control, &_lock).await?;
+        let mut summary = resumed.unwrap_or_default();
+        summary.ran_elsewhere = Some(by);
+        return Ok(summary);
+    }
     let run_id = store.begin_run(&job.name, fire, now())?;
     let result = async {
         let mut summary = RunSummary {
@@ -393,8 +417,25 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
                     left += 1;
                     continue;
                 }
-                Claim::Send { parts_done, .. } => {
-                    send_and_record(store, sender, item, key, run_id, parts_done, &now).await?
+                Claim::Send { .. } => {
+                    // Fencing: the send is claimed again, alone, right before
+                    // it goes, in a transaction that checks this run still
+                    // holds the job's lease (a replica stalled past its lease
+                    // stops here), and that nobody delivered it meanwhile.
+                    if !_lock.held() {
+                        return Err(crate::store::StoreError::LostLease {
+                            job: job.name.clone(),
+                            replica: store.replica().to_string(),
+                        }
+                        .into());
+                    }
+                    match store.claim_send(run_id, &job.name, key)? {
+                        Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
+                        Claim::Send { parts_done, .. } => {
+                            send_and_record(store, sender, item, key, run_id, parts_done, &now)
+                                .await?
+                        }
+                    }
                 }
             };
             summary.deliveries.push(DeliveryLine {
@@ -449,10 +490,27 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
     }
     .await;
     if let Err(e) = &result {
-        // The store itself failing part-way: still leave an outcome if it can.
-        let _ = store.finish_run(run_id, Outcome::Failed, Some(&format!("{e:#}")), now());
+        if lost_lease(e) {
+            // Another replica owns the job now and finishes this run's
+            // deliveries (and settles its outcome); writing one here could
+            // overwrite what it recorded.
+            tracing::error!(job = %job.name, run = run_id, "{e:#}");
+        } else {
+            // The store itself failing part-way: still leave an outcome if it can.
+            let _ = store.finish_run(run_id, Outcome::Failed, Some(&format!("{e:#}")), now());
+        }
     }
     result
+}
+
+/// Whether `e` says this replica lost its lease on the job.
+pub fn lost_lease(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::store::StoreError>(),
+            Some(crate::store::StoreError::LostLease { .. })
+        )
+    })
 }
 
 /// "1 delivery", "2 deliveries".
@@ -698,15 +756,31 @@ pub async fn resume_pending<S: crate::deliver::Sender>(
     now: impl Fn() -> DateTime<Utc>,
     control: &Control,
 ) -> anyhow::Result<Option<RunSummary>> {
+    if store.due(&job.name, now())?.is_empty() {
+        return Ok(None);
+    }
+    let Some(lock) = store.try_lock_job(&job.name)? else {
+        return Ok(None);
+    };
+    resume_locked(config, job, store, sender, &now, control, &lock).await
+}
+
+/// [`resume_pending`] with the job's lock already held.
+async fn resume_locked<S: crate::deliver::Sender>(
+    config: &Config,
+    job: &Job,
+    store: &crate::store::Store,
+    sender: &S,
+    now: &impl Fn() -> DateTime<Utc>,
+    control: &Control,
+    _lock: &crate::store::JobLock,
+) -> anyhow::Result<Option<RunSummary>> {
     use crate::store::Outcome;
     if store.due(&job.name, now())?.is_empty() {
         return Ok(None);
     }
-    let Some(_lock) = store.try_lock_job(&job.name)? else {
-        return Ok(None);
-    };
     let run_id = store.begin_run(&job.name, now(), now())?;
-    let (lines, left) = resume_into(config, job, store, sender, run_id, &now, control).await?;
+    let (lines, left) = resume_into(config, job, store, sender, run_id, now, control).await?;
     let mut summary = RunSummary {
         run_id,
         deliveries: lines.into_iter().map(|(_, l)| l).collect(),

@@ -278,6 +278,11 @@ impl Runner for JobRunner {
             error: Some(format!("{e:#}")),
             ..RunSummary::default()
         });
+        if summary.ran_elsewhere.is_some() && summary.run_id == 0 {
+            // Another replica ran this fire and left nothing to finish:
+            // its run is in the store, counted where it ran.
+            return;
+        }
         self.telemetry
             .run_done(name, fire, &summary, started.elapsed());
     }
@@ -346,7 +351,9 @@ pub async fn run_as(
     );
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let control = Control::new(stopped, job::LOCK_WAIT);
+    let mut control = Control::new(stopped, job::LOCK_WAIT);
+    // Replicas sharing a Postgres store: each fire runs on one of them.
+    control.once_per_fire = store.shared();
     let runner = Arc::new(JobRunner::new(
         config.clone(),
         client,

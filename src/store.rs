@@ -651,6 +651,57 @@ impl SqliteStore {
         })
     }
 
+    /// Claims, right before sending it, a delivery recorded in an outbox:
+    /// [`Claim::AlreadyDelivered`] when another process delivered it since.
+    pub fn claim_send(&self, _run: i64, _job: &str, key: &str) -> Result<Claim, StoreError> {
+        self.with("claiming a delivery", |c| {
+            let row: Option<(String, u32, Option<String>, u32)> = c
+                .query_row(
+                    "SELECT status, attempts, sent_at, parts_done FROM deliveries WHERE key = ?1",
+                    params![key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((status, _, sent_at, _)) if Status::parse(&status) == Status::Delivered => {
+                    Claim::AlreadyDelivered {
+                        sent_at: sent_at.as_deref().map(parse_ts),
+                    }
+                }
+                Some((_, attempts, _, parts_done)) => Claim::Send {
+                    attempts_before: attempts,
+                    parts_done,
+                },
+                None => Claim::Send {
+                    attempts_before: 0,
+                    parts_done: 0,
+                },
+            })
+        })
+    }
+
+    /// With the job's lock held, a fire is this process's unless it was dealt with.
+    pub fn claim_fire(&self, job: &str, fire: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(!self.has_run(job, fire)?)
+    }
+
+    /// The replica of the latest run recorded for the fire of `job` at `fire`.
+    pub fn fire_claimed_by(
+        &self,
+        job: &str,
+        fire: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        self.with("reading runs", |c| {
+            c.query_row(
+                "SELECT replica FROM runs WHERE job = ?1 AND fire_time = ?2 ORDER BY id DESC LIMIT 1",
+                params![job, ts(fire)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
     /// Records the result of sending a claimed delivery in run `by_run`.
     /// Delivered by a run other than the one that created it, it is marked
     /// finished by `by_run`, and once that run has nothing left pending or
@@ -1039,6 +1090,29 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
         both!(self.claim(run, d, now))
+    }
+
+    /// Claims, right before sending it, a delivery `run` recorded in its
+    /// outbox: [`Claim::AlreadyDelivered`] when someone delivered it since.
+    /// On Postgres in one transaction with the lease check (fencing).
+    pub fn claim_send(&self, run: i64, job: &str, key: &str) -> Result<Claim, StoreError> {
+        both!(self.claim_send(run, job, key))
+    }
+
+    /// Claims the fire of `job` at `fire` for this process, to be called
+    /// with the job's lock held: true unless the fire was dealt with
+    /// already (on Postgres: by whichever replica won its (job, fire) row).
+    pub fn claim_fire(&self, job: &str, fire: DateTime<Utc>) -> Result<bool, StoreError> {
+        both!(self.claim_fire(job, fire))
+    }
+
+    /// The replica that claimed (or ran) the fire of `job` at `fire`.
+    pub fn fire_claimed_by(
+        &self,
+        job: &str,
+        fire: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        both!(self.fire_claimed_by(job, fire))
     }
 
     /// [`Store::claim`] for an on_failure notice of `run`.

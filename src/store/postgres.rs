@@ -708,6 +708,36 @@ impl PgStore {
         })
     }
 
+    /// Claims one outbox delivery right before it is sent: the lease check
+    /// (fencing) and the delivery's state, in one transaction.
+    pub fn claim_send(&self, run: i64, _job: &str, key: &str) -> Result<Claim, StoreError> {
+        self.call("claiming a delivery", async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            fence(&tx, run).await?;
+            let row = tx
+                .query_opt(
+                    "SELECT status, attempts, sent_at, parts_done FROM deliveries WHERE key = $1",
+                    &[&key],
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(match row {
+                Some(r) if Status::parse(r.get(0)) == Status::Delivered => {
+                    Claim::AlreadyDelivered { sent_at: r.get(2) }
+                }
+                Some(r) => Claim::Send {
+                    attempts_before: u32_of(r.get(1)),
+                    parts_done: u32_of(r.get(3)),
+                },
+                None => Claim::Send {
+                    attempts_before: 0,
+                    parts_done: 0,
+                },
+            })
+        })
+    }
+
     /// Records the result of sending a claimed delivery in run `by_run`.
     pub fn record(
         &self,
