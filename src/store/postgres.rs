@@ -522,7 +522,9 @@ impl PgStore {
 
     /// Claims the fire of `job` at `fire` for this replica: true for the
     /// one replica whose insert of the (job, fire) row wins, or which finds
-    /// that row left by a run that died before recording its outbox.
+    /// that row left by a replica that no longer holds the job's lease and
+    /// whose run died before recording its outbox. Called with the job's
+    /// lease held, so claims of one job are also serialised.
     pub fn claim_fire(&self, job: &str, fire: DateTime<Utc>) -> Result<bool, StoreError> {
         self.call("claiming a fire", async {
             let c = self.client().await?;
@@ -535,6 +537,10 @@ impl PgStore {
                        WHERE NOT EXISTS (
                          SELECT 1 FROM runs WHERE job = $1 AND fire_time = $2
                            AND (outboxed IS NOT NULL OR outcome NOT IN ('running', 'skipped', 'interrupted')))
+                       AND NOT EXISTS (
+                         SELECT 1 FROM leases l WHERE l.name = 'job:' || $1
+                           AND l.owner = fires.replica AND l.owner != $3
+                           AND l.expires_at > clock_timestamp())
                      RETURNING replica",
                     &[&job, &fire, &self.replica],
                 )
