@@ -273,7 +273,7 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
     use crate::store::{Claim, NewDelivery, Outcome};
     // Another process delivering this job now would race us for its claims:
     // wait for it (bounded), and record the fire either way.
-    let _lock = match store
+    let lock = match store
         .lock_job_waiting(&job.name, control.lock_wait, &control.stop)
         .await
     {
@@ -310,6 +310,7 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
                     notice,
                     &now,
                     &mut summary,
+                    None,
                 )
                 .await?;
             }
@@ -324,7 +325,7 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
             .fire_claimed_by(&job.name, fire)?
             .unwrap_or_else(|| "another replica".into());
         tracing::info!(job = %job.name, fire = %fire.to_rfc3339(), replica = %by, "this fire ran on another replica");
-        let resumed = resume_locked(config, job, store, sender, &now, control, &_lock).await?;
+        let resumed = resume_locked(config, job, store, sender, &now, control, &lock).await?;
         let mut summary = resumed.unwrap_or_default();
         summary.ran_elsewhere = Some(by);
         return Ok(summary);
@@ -337,8 +338,17 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
         };
 
         // 1. What earlier runs left pending, and transient failures now due.
-        let (resumed_lines, mut left) =
-            resume_into(config, job, store, sender, run_id, &now, control).await?;
+        let (resumed_lines, mut left) = resume_into(
+            config,
+            job,
+            store,
+            sender,
+            run_id,
+            &now,
+            control,
+            Some(&lock),
+        )
+        .await?;
         let resumed: std::collections::HashSet<String> =
             resumed_lines.iter().map(|(k, _)| k.clone()).collect();
         summary
@@ -376,6 +386,7 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
                     notice,
                     &now,
                     &mut summary,
+                    Some(&lock),
                 )
                 .await?;
                 return Ok(summary);
@@ -422,18 +433,21 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
                     // it goes, in a transaction that checks this run still
                     // holds the job's lease (a replica stalled past its lease
                     // stops here), and that nobody delivered it meanwhile.
-                    if !_lock.held() {
-                        return Err(crate::store::StoreError::LostLease {
-                            job: job.name.clone(),
-                            replica: store.replica().to_string(),
-                        }
-                        .into());
-                    }
+                    lock.guard(std::future::ready(())).await?;
                     match store.claim_send(run_id, &job.name, key)? {
                         Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
                         Claim::Send { parts_done, .. } => {
-                            send_and_record(store, sender, item, key, run_id, parts_done, &now)
-                                .await?
+                            send_and_record(
+                                store,
+                                sender,
+                                item,
+                                key,
+                                run_id,
+                                parts_done,
+                                &now,
+                                Some(&lock),
+                            )
+                            .await?
                         }
                     }
                 }
@@ -483,6 +497,7 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
                 notice,
                 &now,
                 &mut summary,
+                Some(&lock),
             )
             .await?;
         }
@@ -594,6 +609,7 @@ async fn notify_failure<S: crate::deliver::Sender>(
     notice: Notice<'_>,
     now: &impl Fn() -> DateTime<Utc>,
     summary: &mut RunSummary,
+    lock: Option<&crate::store::JobLock>,
 ) -> anyhow::Result<()> {
     use crate::store::{Claim, NewDelivery};
     let ctx = crate::render::FailureContext {
@@ -634,7 +650,17 @@ async fn notify_failure<S: crate::deliver::Sender>(
         let outcome = match store.claim_notice(summary.run_id, &d, now())? {
             Claim::AlreadyDelivered { .. } => DeliveryOutcome::AlreadyDelivered,
             Claim::Send { parts_done, .. } => {
-                send_and_record(store, sender, &item, &key, summary.run_id, parts_done, now).await?
+                send_and_record(
+                    store,
+                    sender,
+                    &item,
+                    &key,
+                    summary.run_id,
+                    parts_done,
+                    now,
+                    lock,
+                )
+                .await?
             }
         };
         if let DeliveryOutcome::Failed { error, .. } = &outcome {
@@ -663,6 +689,7 @@ async fn resume_into<S: crate::deliver::Sender>(
     run_id: i64,
     now: &impl Fn() -> DateTime<Utc>,
     control: &Control,
+    lock: Option<&crate::store::JobLock>,
 ) -> anyhow::Result<(Vec<(String, DeliveryLine)>, usize)> {
     use crate::store::{Attempt, Claim, NewDelivery};
     let mut lines = Vec::new();
@@ -698,6 +725,7 @@ async fn resume_into<S: crate::deliver::Sender>(
                             run_id,
                             parts_done,
                             now,
+                            lock,
                         )
                         .await?,
                     ),
@@ -773,14 +801,15 @@ async fn resume_locked<S: crate::deliver::Sender>(
     sender: &S,
     now: &impl Fn() -> DateTime<Utc>,
     control: &Control,
-    _lock: &crate::store::JobLock,
+    lock: &crate::store::JobLock,
 ) -> anyhow::Result<Option<RunSummary>> {
     use crate::store::Outcome;
     if store.due(&job.name, now())?.is_empty() {
         return Ok(None);
     }
     let run_id = store.begin_run(&job.name, now(), now())?;
-    let (lines, left) = resume_into(config, job, store, sender, run_id, now, control).await?;
+    let (lines, left) =
+        resume_into(config, job, store, sender, run_id, now, control, Some(lock)).await?;
     let mut summary = RunSummary {
         run_id,
         deliveries: lines.into_iter().map(|(_, l)| l).collect(),
@@ -828,6 +857,7 @@ fn last_success_end(
 
 /// Sends one claimed delivery as run `by_run` and records the result (a
 /// transient failure is scheduled for the service to retry).
+#[allow(clippy::too_many_arguments)]
 async fn send_and_record<S: crate::deliver::Sender>(
     store: &crate::store::Store,
     sender: &S,
@@ -836,12 +866,19 @@ async fn send_and_record<S: crate::deliver::Sender>(
     by_run: i64,
     parts_done: u32,
     now: &impl Fn() -> DateTime<Utc>,
+    lock: Option<&crate::store::JobLock>,
 ) -> anyhow::Result<DeliveryOutcome> {
     use crate::deliver::Sent;
     use tracing::Instrument as _;
     // Retry warnings say which delivery they are about (never its URL).
     let span = tracing::warn_span!("delivery", target = %item.target, recipient = %item.recipient);
-    let dispatched = sender.send(item, key, parts_done).instrument(span).await;
+    let send = sender.send(item, key, parts_done).instrument(span);
+    let dispatched = match lock {
+        // A stall past the lease drops the send before another byte goes:
+        // the replica that owns the job now sends it.
+        Some(lock) => lock.guard(send).await?,
+        None => send.await,
+    };
     let attempted = dispatched.attempted;
     let error = attempted.result.as_ref().err().map(ToString::to_string);
     // An existing snapshot counts as delivered: it is what this run would have written.

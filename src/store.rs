@@ -272,6 +272,21 @@ impl JobLock {
     pub fn held(&self) -> bool {
         self.lease.as_ref().is_none_or(postgres::LeaseGuard::held)
     }
+
+    /// Runs `send` unless and until the lock is lost: checked before every
+    /// poll, so a process resumed after a stall past its lease drops a send
+    /// still waiting on its receiver (an SMTP server yet to accept DATA)
+    /// before writing another byte of it: [`StoreError::LostLease`] then.
+    pub async fn guard<F: std::future::Future>(&self, send: F) -> Result<F::Output, StoreError> {
+        let mut send = std::pin::pin!(send);
+        std::future::poll_fn(|cx| {
+            if let Some(lease) = self.lease.as_ref().filter(|l| !l.held()) {
+                return std::task::Poll::Ready(Err(lease.lost()));
+            }
+            send.as_mut().poll(cx).map(Ok)
+        })
+        .await
+    }
 }
 
 /// A store failure, with what it was doing.

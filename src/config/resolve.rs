@@ -597,6 +597,9 @@ impl Cx<'_, '_> {
         }
         let url = s.url.as_ref().and_then(|u| {
             let text = u.get_ref().trim();
+            if text.is_empty() && !self.diag.is_substituted(&u.span()) {
+                return None; // `url = ""` is the SQLite default, as if left out
+            }
             if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
                 self.problem(
                     u.span(),

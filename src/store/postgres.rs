@@ -399,26 +399,29 @@ impl PgStore {
         .map(|r| r.get(0)))
     }
 
-    fn guard(&self, job: &str, generation: i64) -> super::JobLock {
+    fn guard(&self, job: &str, generation: i64, deadline: std::time::Instant) -> super::JobLock {
         let name = format!("job:{job}");
         self.held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(job.to_string(), generation);
         let held = Arc::new(AtomicBool::new(true));
+        let deadline = Arc::new(Mutex::new(deadline));
         let renew = {
-            let (pool, owner, name, held, lease) = (
+            let (pool, owner, name, held, lease, until) = (
                 self.pool.clone(),
                 self.replica.clone(),
                 name.clone(),
                 held.clone(),
                 self.lease,
+                deadline.clone(),
             );
             self.handle.spawn(async move {
                 // Renewed three times a lease, so one slow round trip does not lose it.
                 let every = (lease / 3).max(Duration::from_millis(100));
                 loop {
                     tokio::time::sleep(every).await;
+                    let asked = std::time::Instant::now();
                     let renewed = async {
                         let c = pool.get().await.map_err(|e| chain(&e))?;
                         c.execute(
@@ -431,7 +434,9 @@ impl PgStore {
                     }
                     .await;
                     match renewed {
-                        Ok(1) => {}
+                        Ok(1) => {
+                            *until.lock().unwrap_or_else(|e| e.into_inner()) = asked + lease;
+                        }
                         Ok(_) => {
                             held.store(false, Ordering::SeqCst);
                             tracing::error!(lease = %name, "lost the lease to another replica (this one stalled past store.lease); sending nothing more for it");
@@ -451,6 +456,7 @@ impl PgStore {
                 generation,
                 owner: self.replica.clone(),
                 held,
+                deadline,
                 renew,
                 pool: self.pool.clone(),
                 handle: self.handle.clone(),
@@ -477,8 +483,10 @@ impl PgStore {
 
     /// Takes `job`'s lease if it is free or expired.
     pub fn try_lock_job(&self, job: &str) -> anyhow::Result<Option<super::JobLock>> {
+        // Measured before asking: the database's expiry is later than this.
+        let asked = std::time::Instant::now();
         let generation = self.call("taking a job lease", self.take_lease(&format!("job:{job}")))?;
-        Ok(generation.map(|g| self.guard(job, g)))
+        Ok(generation.map(|g| self.guard(job, g, asked + self.lease)))
     }
 
     /// Takes `job`'s lease, waiting up to `max_wait` (tokio's clock) while
@@ -1053,6 +1061,10 @@ pub struct LeaseGuard {
     generation: i64,
     owner: String,
     held: Arc<AtomicBool>,
+    /// Until when the lease is surely ours by this process's monotonic
+    /// clock (measured from before each successful take or renewal, so
+    /// always earlier than the database's expiry).
+    deadline: Arc<Mutex<std::time::Instant>>,
     renew: tokio::task::JoinHandle<()>,
     pool: Pool,
     handle: tokio::runtime::Handle,
@@ -1069,9 +1081,20 @@ impl std::fmt::Debug for LeaseGuard {
 }
 
 impl LeaseGuard {
-    /// False once renewing found the lease taken by another replica.
+    /// The error for a lease this replica no longer holds.
+    pub fn lost(&self) -> StoreError {
+        StoreError::LostLease {
+            job: self.job.clone(),
+            replica: self.owner.clone(),
+        }
+    }
+
+    /// False once renewing found the lease taken by another replica, or
+    /// once this process's clock is past the last renewal plus the lease
+    /// (it stalled: another replica may own the job by now).
     pub fn held(&self) -> bool {
         self.held.load(Ordering::SeqCst)
+            && std::time::Instant::now() < *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
