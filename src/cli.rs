@@ -229,6 +229,9 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
         Command::History { job, limit } => history(&config, job.as_deref(), limit),
         Command::List { at } => {
             print_list(&config, at.unwrap_or(now));
+            if config.store.url.is_some() {
+                print_last_runs(&config)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { .. } | Command::Man | Command::Init { .. } => {
@@ -529,6 +532,30 @@ fn print_list(config: &Config, now: DateTime<Utc>) {
         ["JOB", "SCHEDULE", "TIMEZONE", "NEXT (LOCAL)", "UTC"],
         &rows,
     );
+}
+
+/// On a shared (Postgres) store: each job's last run, whichever replica ran it.
+fn print_last_runs(config: &Config) -> anyhow::Result<()> {
+    let store = crate::store::Store::open_config(config, None)?;
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for job in &config.jobs {
+        let last = store.runs(Some(&job.name), 1)?.pop();
+        rows.push(match last {
+            Some(r) => [
+                job.name.clone(),
+                r.fire_time
+                    .with_timezone(&job.timezone)
+                    .format("%Y-%m-%d %a %H:%M:%S %Z")
+                    .to_string(),
+                r.replica.unwrap_or_else(|| "-".into()),
+                format!("{:?}", r.outcome).to_lowercase(),
+            ],
+            None => [job.name.clone(), "never".into(), "-".into(), "-".into()],
+        });
+    }
+    println!();
+    print_table(["JOB", "LAST FIRE", "REPLICA", "OUTCOME"], &rows);
+    Ok(())
 }
 
 /// A fetched, rolled-up and rendered run.

@@ -1,10 +1,11 @@
-//! The state store: run history and the delivery ledger, in SQLite.
+//! The state store: run history and the delivery ledger, in SQLite (the
+//! default, in `state_dir`) or in Postgres (`[store] url`, shared by several
+//! replicas; see [`postgres`]).
 //!
-//! Embedded (rusqlite, bundled) in `state_dir/trainwatch.db`, WAL journal,
-//! `synchronous = FULL` so that a recorded delivery survives a power cut.
-//! Versioned migrations in [`MIGRATIONS`]. Everything outside this module
-//! goes through [`Store`]'s few methods, so a server database could back it
-//! later without touching the callers.
+//! SQLite is embedded (rusqlite, bundled) in `state_dir/trainwatch.db`, WAL
+//! journal, `synchronous = FULL` so that a recorded delivery survives a power
+//! cut, versioned migrations in [`MIGRATIONS`]. Everything outside this
+//! module goes through [`Store`]'s methods, the same on either backend.
 //!
 //! The ledger is what makes deliveries exactly-once per (job, window,
 //! target, recipient): a delivery is claimed under its idempotency key before

@@ -202,10 +202,22 @@ impl PgStore {
             doing,
             message,
         };
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .expose_secret()
             .parse()
             .map_err(|e: tokio_postgres::Error| fail("reading the URL", chain(&e)))?;
+        // A replica stalled inside a transaction (SIGSTOP between two
+        // statements) would hold its row locks, and with them the lease row
+        // every other replica needs, for as long as it stays stalled. The
+        // server ends such a session after a third of the lease (our
+        // transactions last milliseconds), so the lease can be taken over.
+        let idle = (lease / 3).max(Duration::from_millis(500));
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={} -c client_min_messages=warning",
+            config.get_options().unwrap_or_default(),
+            idle.as_millis()
+        );
+        config.options(options.trim());
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
