@@ -8,6 +8,8 @@ pub enum Endpoint {
     TrainingAssignments,
     TrainingCourses,
     Drivers,
+    /// `/tags`: the organisation's tags (the mirror keeps them).
+    Tags,
 }
 
 impl Endpoint {
@@ -17,6 +19,7 @@ impl Endpoint {
             Self::TrainingAssignments => "/training-assignments/stream",
             Self::TrainingCourses => "/training-courses",
             Self::Drivers => "/fleet/drivers",
+            Self::Tags => "/tags",
         }
     }
 
@@ -26,6 +29,7 @@ impl Endpoint {
             Self::TrainingAssignments => "Read Training Assignments",
             Self::TrainingCourses => "Read Training Courses",
             Self::Drivers => "Read Drivers",
+            Self::Tags => "Read Tags",
         }
     }
 }

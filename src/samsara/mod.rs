@@ -9,7 +9,10 @@ mod ratelimit;
 mod wire;
 
 pub use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
-pub use client::{Client, ClientSettings, Dedup, FetchStats, Fetched, Names, Observer};
+pub use client::{
+    COURSE_STATUSES, Client, ClientSettings, Dedup, FetchStats, Fetched, Names, Observer,
+    StreamError,
+};
 pub use error::{ApiError, Endpoint, Place};
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
 pub use ratelimit::{Limiter, RateLimits};

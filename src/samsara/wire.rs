@@ -177,4 +177,30 @@ pub struct Driver {
     pub username: Option<String>,
     #[serde(default)]
     pub driver_activation_status: Option<String>,
+    /// The driver's tags (`/fleet/drivers` returns them with each driver).
+    #[serde(default)]
+    pub tags: Vec<TagRef>,
+}
+
+/// A tag as a driver carries it: `{id, name, parentTagId}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagRef {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub parent_tag_id: Option<String>,
+}
+
+/// One tag from `/tags` (members are not kept: drivers carry their tags).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tag {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Absent for a top-level tag.
+    #[serde(default)]
+    pub parent_tag_id: Option<String>,
 }
