@@ -29,6 +29,7 @@ pub mod export;
 pub mod job;
 pub mod learner;
 pub mod metrics;
+pub mod mirror;
 pub mod outbox;
 pub mod render;
 pub mod report;

@@ -54,6 +54,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: how many parts of a multi-part delivery (a split Slack digest) the
     // receiver has confirmed, so a retry never re-sends them.
     "ALTER TABLE deliveries ADD COLUMN parts_done INTEGER NOT NULL DEFAULT 0;",
+    // 3: the mirror: assignment versions, courses, drivers, tags, syncs (src/mirror/sqlite.rs).
+    crate::mirror::sqlite::MIGRATION,
 ];
 
 /// The outcome of a run.
