@@ -119,7 +119,8 @@ pub fn csv_bytes(report: &Report) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The folder of a snapshot: `<dir>/<job>/<window start>_<window end>/`,
-/// the instants in UTC with `:` left out so that every file system takes them.
+/// the instants in UTC with `:` left out so that every file system takes them;
+/// `<dir>/<job>/asof_<end>/` for a `current` window.
 pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
     let stamp = |rfc3339: &str| {
         chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -132,7 +133,7 @@ pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
     };
     dir.join(&report.job.name).join(format!(
         "{}_{}",
-        stamp(&report.window.start),
+        report.window.start.as_deref().map_or("asof".into(), stamp),
         stamp(&report.window.end)
     ))
 }
