@@ -354,7 +354,6 @@ fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<E
             ]
         })
         .collect();
-    print_syncs(config)?;
     print_table(
         [
             "RUN",
@@ -368,6 +367,10 @@ fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<E
         ],
         &rows,
     );
+    // Syncs belong to no job: listed under the runs of all jobs only.
+    if job.is_none() {
+        print_syncs(config)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -505,13 +508,13 @@ fn print_syncs(config: &Config) -> anyhow::Result<()> {
             ]
         })
         .collect();
+    println!();
     print_table(
         [
             "SYNC", "STARTED", "REACH", "VERSIONS", "REQUESTS", "TOOK", "OUTCOME",
         ],
         &rows,
     );
-    println!();
     Ok(())
 }
 

@@ -47,7 +47,12 @@ pub async fn fetch(
     let mirror = super::open(config)?;
     let report = super::sync(mirror.as_ref(), client, &config.mirror, fire, None)
         .await
-        .with_context(|| format!("job {}: bringing the mirror up to {fire}", job.name))?;
+        .with_context(|| {
+            format!(
+                "job {}: fetching assignments: bringing the mirror up to {fire}",
+                job.name
+            )
+        })?;
     let mirror = mirror.as_ref();
     let names = names(mirror)?;
     let query = build_query(config, &job.filters, window);
