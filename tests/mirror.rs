@@ -754,3 +754,33 @@ fn a_sync_killed_with_sigkill_leaves_the_reach_unchanged_and_the_next_sync_compl
         .unwrap();
     assert_eq!(staged, 0, "what the killed sync staged was dropped");
 }
+
+#[test]
+fn metrics_show_syncs_once_one_has_ended() {
+    let metrics = trainwatch::metrics::Metrics::new();
+    assert!(!metrics.render().contains("trainwatch_mirror_syncs_total"));
+    let stats = trainwatch::mirror::SyncStats {
+        versions: 120,
+        new_versions: 100,
+        requests: 9,
+        pages: 2,
+    };
+    let at = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
+    metrics.sync_finished("succeeded", &stats, std::time::Duration::from_secs(2), at);
+    metrics.sync_finished("failed", &stats, std::time::Duration::from_secs(1), at);
+    let body = metrics.render();
+    for line in [
+        "trainwatch_mirror_syncs_total{outcome=\"succeeded\"} 1",
+        "trainwatch_mirror_syncs_total{outcome=\"failed\"} 1",
+        "trainwatch_mirror_versions_received_total 240",
+        "trainwatch_mirror_new_versions_total 200",
+        "trainwatch_mirror_sync_requests_total 18",
+        "trainwatch_mirror_sync_seconds_total 3",
+        "trainwatch_mirror_last_success_timestamp_seconds 1795442400",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "{line} missing from:\n{body}"
+        );
+    }
+}

@@ -23,7 +23,7 @@ use crate::samsara::{Assignment, Course, Driver, Tag};
 
 pub use read::{fetch, uses_mirror};
 pub use sqlite::SqliteMirror;
-pub use sync::{SyncOutcome, SyncProgress, SyncReport, sync};
+pub use sync::{SyncListener, SyncOutcome, SyncProgress, SyncReport, on_sync_end, sync};
 
 /// How far the mirror reaches: every version with an `updatedAtTime` (or a
 /// `createdAtTime`) in `[since, end)` has been received.

@@ -74,6 +74,27 @@ impl Observer for Counting {
     }
 }
 
+/// Told of every sync that ends in this process (the service's metrics).
+pub type SyncListener = dyn Fn(&str, &SyncStats, std::time::Duration) + Send + Sync;
+
+fn listener() -> &'static std::sync::RwLock<Option<Arc<SyncListener>>> {
+    static LISTENER: OnceLock<std::sync::RwLock<Option<Arc<SyncListener>>>> = OnceLock::new();
+    LISTENER.get_or_init(Default::default)
+}
+
+/// Calls `f` with the outcome (`succeeded`, `failed`), counts and duration of
+/// every sync that ends in this process from now on (skipped ones are not syncs).
+pub fn on_sync_end(f: Arc<SyncListener>) {
+    *listener().write().unwrap_or_else(|e| e.into_inner()) = Some(f);
+}
+
+fn tell(outcome: &str, stats: &SyncStats, took: std::time::Duration) {
+    let f = listener().read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(f) = f {
+        f(outcome, stats, took);
+    }
+}
+
 /// The in-process lock of each store location.
 fn process_lock(location: &PathBuf) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
@@ -168,10 +189,22 @@ pub async fn sync(
             if let Err(record) = mirror.fail(sync_id, &error, &stats, Utc::now()) {
                 tracing::error!("cannot record the failed sync: {record:#}");
             }
+            tell("failed", &stats, started.elapsed());
+            tracing::warn!(error = %error, "mirror sync failed; its reach is unchanged");
             return Err(e.context(format!("syncing the mirror over [{start}, {to})")));
         }
     };
     stats.new_versions = mirror.commit(sync_id, new_reach, &lists, &stats, Utc::now())?;
+    tell("succeeded", &stats, started.elapsed());
+    tracing::info!(
+        start = %start,
+        end = %to,
+        versions = stats.versions,
+        new = stats.new_versions,
+        requests = stats.requests,
+        seconds = started.elapsed().as_secs_f64(),
+        "mirror synced"
+    );
     Ok(SyncReport {
         outcome: SyncOutcome::Synced,
         range: Some((start, to)),
