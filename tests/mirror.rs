@@ -784,3 +784,144 @@ fn metrics_show_syncs_once_one_has_ended() {
         );
     }
 }
+
+/// A config with one job of `window` and `extra` job keys, and `mirror` as the [mirror] table body.
+fn load_one_job(mirror: &str, window: &str, extra: &str) -> Result<Config, config::ConfigErrors> {
+    let source = format!(
+        "[samsara]\ntoken = \"t\"\n[mirror]\n{mirror}\n[webhooks.w]\nkind = \"json\"\nurl = \"http://127.0.0.1:9/h\"\n\
+         [[jobs]]\nname = \"j\"\nschedule = \"0 8 * * Mon\"\nwindow = {window}\n{extra}\ndeliver = [{{ webhook = \"w\" }}]\n"
+    );
+    config::load_str(&source, Path::new("t.toml"), &|_| None)
+}
+
+#[test]
+fn validate_says_a_current_window_needs_the_mirror() {
+    let err = load_one_job("", "{ current = true }", "source = \"api\"").unwrap_err();
+    assert!(
+        err.to_string().contains("t.toml:")
+            && err.to_string().contains("`window = { current = true }` reads the state of every assignment from the mirror, but this job has `source = \"api\"`"),
+        "{err}"
+    );
+    let err = load_one_job("enabled = false", "{ current = true }", "").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("but [mirror] has `enabled = false`"),
+        "{err}"
+    );
+    let err = load_one_job(
+        "enabled = false",
+        "{ last = \"7d\" }",
+        "source = \"mirror\"",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`source = \"mirror\"` needs the mirror"),
+        "{err}"
+    );
+    let err = load_one_job("", "{ last = \"7d\" }", "source = \"cache\"").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown source `cache`: use mirror or api"),
+        "{err}"
+    );
+    let err = load_one_job("since = \"yesterday\"", "{ last = \"7d\" }", "").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`since` is not an RFC 3339 datetime"),
+        "{err}"
+    );
+
+    // Defaults: the mirror on, jobs read it; off, they query the API.
+    let c = load_one_job("", "{ current = true }", "").unwrap();
+    assert_eq!(c.mirror, trainwatch::config::MirrorConfig::default());
+    assert_eq!(c.jobs[0].source, trainwatch::config::Source::Mirror);
+    let c = load_one_job("enabled = false", "{ last = \"7d\" }", "").unwrap();
+    assert_eq!(c.jobs[0].source, trainwatch::config::Source::Api);
+    let c = load_one_job(
+        "overlap = \"1h\"\nrefresh = \"0\"\nsince = 2019-06-01T00:00:00Z",
+        "{ last = \"7d\" }",
+        "",
+    )
+    .unwrap();
+    assert_eq!(c.mirror.overlap, std::time::Duration::from_secs(3600));
+    assert!(c.mirror.refresh.is_zero());
+    assert_eq!(
+        c.mirror.since,
+        Utc.with_ymd_and_hms(2019, 6, 1, 0, 0, 0).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_starting_before_since_is_read_from_the_api() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let fire = t0() + Duration::days(40);
+    let org = organisation(&mut rng, 10, t0(), fire);
+    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // since is 2026-02-01: a 90-day window reaches before it.
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "10m",
+        "{ last = \"90d\" }",
+        "{}",
+    );
+    let client = common::client(server.base_url.as_str());
+    let job = config.job("from-mirror").unwrap();
+    let data = job::fetch(&config, job, &client, fire, None).await.unwrap();
+    assert!(!data.assignments.is_empty());
+    let store = SqliteMirror::open(&config.state_dir).unwrap();
+    assert_eq!(store.reach().unwrap(), None, "no sync: the API answered");
+}
+
+#[test]
+fn sync_and_mirror_commands_say_what_they_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample/api");
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "state_dir = \"state\"\n[samsara]\nsample_data = \"{}\"\nrequests_per_second = 100\n",
+            api.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("trainwatch"))
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env_remove("TRAINWATCH_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run(&["sync", "--at", "2026-11-23T08:00:00-06:00"]);
+    assert!(
+        first.starts_with("synced [2020-01-01T00:00:00+00:00, 2026-11-23T14:00:00+00:00): 308 versions received, 308 new, "),
+        "{first}"
+    );
+    let again = run(&["sync", "--at", "2026-11-23T08:00:00-06:00"]);
+    assert_eq!(
+        again,
+        "mirror already reaches 2026-11-23T14:00:00+00:00: nothing to sync\n"
+    );
+    let status = run(&["mirror"]);
+    assert!(
+        status.contains("reach: [2020-01-01T00:00:00+00:00, 2026-11-23T14:00:00+00:00)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("holds: 308 versions of 307 assignments, 8 courses, 40 drivers, 6 tags"),
+        "{status}"
+    );
+    assert!(status.contains("last sync: #1 succeeded"), "{status}");
+    assert_eq!(run(&["sync", "--status"]), status);
+}

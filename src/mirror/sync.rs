@@ -96,13 +96,13 @@ fn tell(outcome: &str, stats: &SyncStats, took: std::time::Duration) {
 }
 
 /// The in-process lock of each store location.
-fn process_lock(location: &PathBuf) -> Arc<tokio::sync::Mutex<()>> {
+fn process_lock(location: &std::path::Path) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
     let mut map = LOCKS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    map.entry(location.clone()).or_default().clone()
+    map.entry(location.to_path_buf()).or_default().clone()
 }
 
 /// Takes the cross-process lock file beside the store (blocking until free).
