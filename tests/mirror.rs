@@ -265,6 +265,24 @@ fn window(rng: &mut StdRng, org: &Org, fire: DateTime<Utc>) -> String {
     if rng.random_bool(0.2) {
         return format!("{{ last = \"{}d\" }}", rng.random_range(1..=30));
     }
+    match rng.random_range(0..10) {
+        // Calendar periods in Chicago (the data spans the DST change of March 8).
+        0 => {
+            return [
+                "{ previous = \"day\" }",
+                "{ previous = \"week\" }",
+                "{ previous = \"month\" }",
+            ][rng.random_range(0..3)]
+            .to_string();
+        }
+        1 => {
+            return format!(
+                "{{ since_last_run = true, max = \"{}d\" }}",
+                rng.random_range(1..=35)
+            );
+        }
+        _ => {}
+    }
     let (a, b) = (instant(rng), instant(rng));
     let (mut start, end) = (a.min(b), a.max(b).min(fire));
     if start >= end {
