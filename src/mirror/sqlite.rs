@@ -190,7 +190,9 @@ impl SqliteMirror {
             .with_context(|| format!("opening the mirror in {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Staged pages need no fsync each: a crash loses the sync anyway.
+        // The commit that makes a sync visible is made with FULL (below).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -205,6 +207,125 @@ impl SqliteMirror {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn).with_context(|| format!("mirror in {}: {doing}", self.path.display()))
     }
+}
+
+/// The transaction of [`MirrorStore::commit`].
+fn commit_sync(
+    c: &mut Connection,
+    sync: i64,
+    since: i64,
+    end: i64,
+    lists: &Lists,
+    stats: &SyncStats,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let tx = c.transaction()?;
+    let new = tx.execute(
+        &format!(
+            "INSERT OR IGNORE INTO mirror_versions ({COLUMNS})
+                     SELECT {COLUMNS} FROM mirror_staging WHERE sync_id = ?1 ORDER BY rowid"
+        ),
+        [sync],
+    )? as u64;
+    tx.execute("DELETE FROM mirror_staging WHERE sync_id = ?1", [sync])?;
+    if let Some(courses) = &lists.courses {
+        let mut up = tx.prepare_cached(
+                    "INSERT INTO mirror_courses (id, title, status, category_id, category_name, minutes, seen_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status,
+                       category_id = excluded.category_id, category_name = excluded.category_name,
+                       minutes = excluded.minutes, seen_at = excluded.seen_at",
+                )?;
+        for k in courses {
+            up.execute(params![
+                k.id,
+                k.title,
+                k.status,
+                k.category.as_ref().map(|c| &c.id),
+                k.category.as_ref().map(|c| &c.name),
+                k.estimated_time_to_complete_minutes,
+                end
+            ])?;
+        }
+    }
+    if let Some(tags) = &lists.tags {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO mirror_tags (id, name, parent_tag_id, seen_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                       parent_tag_id = excluded.parent_tag_id, seen_at = excluded.seen_at",
+        )?;
+        for t in tags {
+            up.execute(params![t.id, t.name, t.parent_tag_id, end])?;
+        }
+    }
+    if let Some(drivers) = &lists.drivers {
+        let mut up = tx.prepare_cached(
+                    "INSERT INTO mirror_drivers (id, name, username, activation, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, username = excluded.username,
+                       activation = excluded.activation, seen_at = excluded.seen_at",
+                )?;
+        for d in drivers {
+            up.execute(params![
+                d.id,
+                d.name,
+                d.username,
+                d.driver_activation_status,
+                end
+            ])?;
+        }
+        // Tag membership keeps its history: a change closes the old
+        // row and opens a new one at this sync's end.
+        let mut open = std::collections::HashMap::<(String, String), ()>::new();
+        {
+            let mut q = tx.prepare(
+                "SELECT driver_id, tag_id FROM mirror_driver_tags WHERE valid_to IS NULL",
+            )?;
+            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for row in rows {
+                open.insert(row?, ());
+            }
+        }
+        let mut insert = tx.prepare_cached(
+                    "INSERT INTO mirror_driver_tags (driver_id, tag_id, tag_name, parent_tag_id, valid_from)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+        for d in drivers {
+            for t in &d.tags {
+                if open.remove(&(d.id.clone(), t.id.clone())).is_none() {
+                    insert.execute(params![d.id, t.id, t.name, t.parent_tag_id, end])?;
+                }
+            }
+        }
+        let mut close = tx.prepare_cached(
+            "UPDATE mirror_driver_tags SET valid_to = ?3
+                     WHERE driver_id = ?1 AND tag_id = ?2 AND valid_to IS NULL",
+        )?;
+        for (driver, tag) in open.into_keys() {
+            close.execute(params![driver, tag, end])?;
+        }
+    }
+    tx.execute(
+                "INSERT INTO mirror_reach (one, since, reach_end) VALUES (1, ?1, ?2)
+                 ON CONFLICT (one) DO UPDATE SET since = excluded.since, reach_end = excluded.reach_end",
+                params![since, end],
+            )?;
+    tx.execute(
+        "UPDATE mirror_syncs SET outcome = 'succeeded', finished_at = ?2, versions = ?3,
+                   new_versions = ?4, requests = ?5, pages = ?6,
+                   seconds = (julianday(?2) - julianday(started_at)) * 86400.0, warnings = ?7
+                 WHERE id = ?1",
+        params![
+            sync,
+            ts(now),
+            stats.versions as i64,
+            new as i64,
+            stats.requests as i64,
+            stats.pages as i64,
+            serde_json::to_string(&lists.warnings)?,
+        ],
+    )?;
+    tx.commit()?;
+    Ok(new)
 }
 
 fn sync_record(r: &Row<'_>) -> rusqlite::Result<SyncRecord> {
@@ -330,107 +451,10 @@ impl MirrorStore for SqliteMirror {
     ) -> anyhow::Result<u64> {
         let (since, end) = (ns(reach.since)?, ns(reach.end)?);
         self.with("committing a sync", |c| {
-            let tx = c.transaction()?;
-            let new = tx.execute(
-                &format!(
-                    "INSERT OR IGNORE INTO mirror_versions ({COLUMNS})
-                     SELECT {COLUMNS} FROM mirror_staging WHERE sync_id = ?1 ORDER BY rowid"
-                ),
-                [sync],
-            )? as u64;
-            tx.execute("DELETE FROM mirror_staging WHERE sync_id = ?1", [sync])?;
-            if let Some(courses) = &lists.courses {
-                let mut up = tx.prepare_cached(
-                    "INSERT INTO mirror_courses (id, title, status, category_id, category_name, minutes, seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status,
-                       category_id = excluded.category_id, category_name = excluded.category_name,
-                       minutes = excluded.minutes, seen_at = excluded.seen_at",
-                )?;
-                for k in courses {
-                    up.execute(params![
-                        k.id,
-                        k.title,
-                        k.status,
-                        k.category.as_ref().map(|c| &c.id),
-                        k.category.as_ref().map(|c| &c.name),
-                        k.estimated_time_to_complete_minutes,
-                        end
-                    ])?;
-                }
-            }
-            if let Some(tags) = &lists.tags {
-                let mut up = tx.prepare_cached(
-                    "INSERT INTO mirror_tags (id, name, parent_tag_id, seen_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name,
-                       parent_tag_id = excluded.parent_tag_id, seen_at = excluded.seen_at",
-                )?;
-                for t in tags {
-                    up.execute(params![t.id, t.name, t.parent_tag_id, end])?;
-                }
-            }
-            if let Some(drivers) = &lists.drivers {
-                let mut up = tx.prepare_cached(
-                    "INSERT INTO mirror_drivers (id, name, username, activation, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, username = excluded.username,
-                       activation = excluded.activation, seen_at = excluded.seen_at",
-                )?;
-                for d in drivers {
-                    up.execute(params![d.id, d.name, d.username, d.driver_activation_status, end])?;
-                }
-                // Tag membership keeps its history: a change closes the old
-                // row and opens a new one at this sync's end.
-                let mut open = std::collections::HashMap::<(String, String), ()>::new();
-                {
-                    let mut q = tx.prepare(
-                        "SELECT driver_id, tag_id FROM mirror_driver_tags WHERE valid_to IS NULL",
-                    )?;
-                    let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    for row in rows {
-                        open.insert(row?, ());
-                    }
-                }
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO mirror_driver_tags (driver_id, tag_id, tag_name, parent_tag_id, valid_from)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for d in drivers {
-                    for t in &d.tags {
-                        if open.remove(&(d.id.clone(), t.id.clone())).is_none() {
-                            insert.execute(params![d.id, t.id, t.name, t.parent_tag_id, end])?;
-                        }
-                    }
-                }
-                let mut close = tx.prepare_cached(
-                    "UPDATE mirror_driver_tags SET valid_to = ?3
-                     WHERE driver_id = ?1 AND tag_id = ?2 AND valid_to IS NULL",
-                )?;
-                for (driver, tag) in open.into_keys() {
-                    close.execute(params![driver, tag, end])?;
-                }
-            }
-            tx.execute(
-                "INSERT INTO mirror_reach (one, since, reach_end) VALUES (1, ?1, ?2)
-                 ON CONFLICT (one) DO UPDATE SET since = excluded.since, reach_end = excluded.reach_end",
-                params![since, end],
-            )?;
-            tx.execute(
-                "UPDATE mirror_syncs SET outcome = 'succeeded', finished_at = ?2, versions = ?3,
-                   new_versions = ?4, requests = ?5, pages = ?6,
-                   seconds = (julianday(?2) - julianday(started_at)) * 86400.0, warnings = ?7
-                 WHERE id = ?1",
-                params![
-                    sync,
-                    ts(now),
-                    stats.versions as i64,
-                    new as i64,
-                    stats.requests as i64,
-                    stats.pages as i64,
-                    serde_json::to_string(&lists.warnings)?,
-                ],
-            )?;
-            tx.commit()?;
-            Ok(new)
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let committed = commit_sync(c, sync, since, end, lists, stats, now);
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            committed
         })
     }
 
