@@ -454,6 +454,12 @@ impl MirrorStore for SqliteMirror {
             c.pragma_update(None, "synchronous", "FULL")?;
             let committed = commit_sync(c, sync, since, end, lists, stats, now);
             c.pragma_update(None, "synchronous", "NORMAL")?;
+            // A big sync leaves a WAL as big as what it moved: fold it into
+            // the database and truncate it now rather than keep the space
+            // (best effort: a reader may hold it, and then it waits for later).
+            if committed.as_ref().is_ok_and(|new| *new > 10_000) {
+                let _ = c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            }
             committed
         })
     }
