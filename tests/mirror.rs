@@ -943,3 +943,109 @@ fn sync_and_mirror_commands_say_what_they_did() {
     assert!(status.contains("last sync: #1 succeeded"), "{status}");
     assert_eq!(run(&["sync", "--status"]), status);
 }
+
+#[test]
+fn the_service_syncs_the_mirror_at_start_and_counts_it_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample/api");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"state_dir = "state"
+catch_up = "0"
+[server]
+listen = "127.0.0.1:{port}"
+[samsara]
+sample_data = "{api}"
+requests_per_second = 100
+[mirror]
+refresh = "1h"
+[webhooks.w]
+kind = "json"
+url = "http://127.0.0.1:9/hook"
+[[jobs]]
+name = "new-year"
+schedule = "0 8 1 1 *"
+window = {{ current = true }}
+deliver = [{{ webhook = "w" }}]
+"#,
+            api = api.display()
+        ),
+    )
+    .unwrap();
+    let mut service = std::process::Command::new(assert_cmd::cargo::cargo_bin("trainwatch"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("run")
+        .env_remove("TRAINWATCH_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("service.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let state = dir.path().join("state");
+    let started = std::time::Instant::now();
+    // Read with a plain connection: opening the store here would race the
+    // service's own migration of a new database.
+    let synced = loop {
+        let new: Option<i64> = rusqlite::Connection::open_with_flags(
+            state.join("trainwatch.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .ok()
+        .and_then(|c| {
+            c.query_row(
+                "SELECT new_versions FROM mirror_syncs WHERE outcome = 'succeeded'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()
+        });
+        if let Some(new) = new {
+            break new;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no sync at start: {}",
+            std::fs::read_to_string(dir.path().join("service.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(synced, 308);
+    // Metrics: fetched over plain HTTP/1.0 on loopback (the counters follow
+    // the commit by a moment).
+    let metrics = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let mut body = metrics();
+    while !body.contains("trainwatch_mirror_syncs_total") && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        body = metrics();
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status();
+    let status = service.wait().unwrap();
+    assert!(
+        body.lines()
+            .any(|l| l == "trainwatch_mirror_syncs_total{outcome=\"succeeded\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "trainwatch_mirror_new_versions_total 308"),
+        "{body}"
+    );
+    assert!(status.success(), "stopped cleanly on SIGTERM: {status:?}");
+}

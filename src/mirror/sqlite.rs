@@ -183,9 +183,12 @@ fn version(r: &Row<'_>) -> rusqlite::Result<Assignment> {
 impl SqliteMirror {
     /// Opens the mirror in `state_dir/trainwatch.db`, migrating the store first.
     pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
-        let store = crate::store::Store::open(state_dir)?;
-        let path = store.path().to_path_buf();
-        drop(store);
+        // Jobs starting at once must not migrate a new database twice at once.
+        static MIGRATING: Mutex<()> = Mutex::new(());
+        let path = {
+            let _one = MIGRATING.lock().unwrap_or_else(|e| e.into_inner());
+            crate::store::Store::open(state_dir)?.path().to_path_buf()
+        };
         let conn = Connection::open(&path)
             .with_context(|| format!("opening the mirror in {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
