@@ -102,7 +102,9 @@ async fn mirror_versus_api() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let team: Vec<String> = (0..200).map(|d| format!("\"driver-{}\"", 100_000 + d)).collect();
+    let team: Vec<String> = (0..200)
+        .map(|d| format!("\"driver-{}\"", 100_000 + d))
+        .collect();
     let source = format!(
         r#"
 timezone = "America/Chicago"
@@ -189,7 +191,9 @@ impl Respond for Pages {
             .url
             .query_pairs()
             .find(|(k, _)| k == "after")
-            .map_or(0, |(_, v)| v.trim_start_matches('p').parse::<usize>().unwrap());
+            .map_or(0, |(_, v)| {
+                v.trim_start_matches('p').parse::<usize>().unwrap()
+            });
         ResponseTemplate::new(200).set_body_raw(self.0[index].clone(), "application/json")
     }
 }

@@ -123,6 +123,10 @@ pub enum Command {
         /// Print what the mirror holds instead of syncing (as `trainwatch mirror`).
         #[arg(long)]
         status: bool,
+        /// Read everything again from `mirror.since` and replace the
+        /// mirror's contents (in one transaction: a failed rebuild keeps the old).
+        #[arg(long, conflicts_with = "status")]
+        rebuild: bool,
     },
     /// What the mirror holds: its reach, counts, the last sync and its size.
     Mirror,
@@ -190,7 +194,11 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
         }
         Command::History { job, limit } => history(&config, job.as_deref(), limit),
         Command::Sync { status: true, .. } | Command::Mirror => mirror_status(&config),
-        Command::Sync { at, status: false } => sync_cmd(&config, at.unwrap_or(now)).await,
+        Command::Sync {
+            at,
+            status: false,
+            rebuild,
+        } => sync_cmd(&config, at.unwrap_or(now), rebuild).await,
         Command::List { at } => {
             print_list(&config, at.unwrap_or(now));
             Ok(ExitCode::SUCCESS)
@@ -375,7 +383,7 @@ fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<E
 }
 
 /// `sync`: brings the mirror up to `to` and says what it took.
-async fn sync_cmd(config: &Config, to: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+async fn sync_cmd(config: &Config, to: DateTime<Utc>, rebuild: bool) -> anyhow::Result<ExitCode> {
     if !config.mirror.enabled {
         eprintln!(
             "error: the mirror is off in {} ([mirror] enabled = false): nothing to sync",
@@ -386,18 +394,16 @@ async fn sync_cmd(config: &Config, to: DateTime<Utc>) -> anyhow::Result<ExitCode
     let (settings, _server) = crate::sample::client_settings(&config.samsara).await?;
     let client = Client::new(settings).context("creating the HTTP client")?;
     let mirror = crate::mirror::open(config)?;
-    let first = mirror.reach()?.is_none();
+    let first = rebuild || mirror.reach()?.is_none();
     let progress = SyncBar::start(first);
-    let report = crate::mirror::sync(
-        mirror.as_ref(),
-        &client,
-        &config.mirror,
-        to,
-        progress
-            .as_ref()
-            .map(|p| p as &dyn crate::mirror::SyncProgress),
-    )
-    .await;
+    let shown = progress
+        .as_ref()
+        .map(|p| p as &dyn crate::mirror::SyncProgress);
+    let report = if rebuild {
+        crate::mirror::rebuild(mirror.as_ref(), &client, &config.mirror, to, shown).await
+    } else {
+        crate::mirror::sync(mirror.as_ref(), &client, &config.mirror, to, shown).await
+    };
     drop(progress);
     let report = report?;
     for w in &report.warnings {

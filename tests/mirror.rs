@@ -1049,3 +1049,55 @@ deliver = [{{ webhook = "w" }}]
     );
     assert!(status.success(), "stopped cleanly on SIGTERM: {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_replaces_the_mirror_in_one_go_and_a_failed_one_keeps_the_old() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let fire = t0() + Duration::days(40);
+    let org = organisation(&mut rng, 40, t0(), fire);
+    let server = SampleServer::start_with(content(&org, 4)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "10m",
+        "{ current = true }",
+        "{}",
+    );
+    let client = common::client(server.base_url.as_str());
+    let store = SqliteMirror::open(&config.state_dir).unwrap();
+    mirror::sync(&store, &client, &config.mirror, fire, None)
+        .await
+        .unwrap();
+    let state = store.state_at(fire).unwrap();
+    let versions = store.status().unwrap().versions;
+
+    server.fail_stream_from_page(2);
+    assert!(
+        mirror::rebuild(&store, &client, &config.mirror, fire, None)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.state_at(fire).unwrap(),
+        state,
+        "a failed rebuild keeps the old mirror"
+    );
+    assert_eq!(store.status().unwrap().versions, versions);
+
+    server.fail_stream_from_page(0);
+    let report = mirror::rebuild(&store, &client, &config.mirror, fire, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.range,
+        Some((config.mirror.since, fire)),
+        "read again from since"
+    );
+    assert_eq!(
+        report.stats.new_versions, versions,
+        "every version stored anew"
+    );
+    assert_eq!(store.state_at(fire).unwrap(), state);
+    assert_eq!(store.status().unwrap().versions, versions);
+}

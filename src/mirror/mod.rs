@@ -23,7 +23,7 @@ use crate::samsara::{Assignment, Course, Driver, Tag};
 
 pub use read::{fetch, uses_mirror};
 pub use sqlite::SqliteMirror;
-pub use sync::{SyncListener, SyncOutcome, SyncProgress, SyncReport, on_sync_end, sync};
+pub use sync::{SyncListener, SyncOutcome, SyncProgress, SyncReport, on_sync_end, rebuild, sync};
 
 /// How far the mirror reaches: every version with an `updatedAtTime` (or a
 /// `createdAtTime`) in `[since, end)` has been received.
@@ -113,13 +113,16 @@ pub trait MirrorStore: Send + Sync {
     fn stage(&self, sync: i64, page: &[Assignment]) -> anyhow::Result<()>;
     /// In one transaction: moves the staged versions in (an exact repeat of
     /// `(id, updatedAtTime)` stored once), stores the lists, records `reach`
-    /// and the sync's outcome. Returns the number of new versions.
+    /// and the sync's outcome. With `replace`, everything the mirror held is
+    /// dropped first, in the same transaction (a rebuild). Returns the number
+    /// of new versions.
     fn commit(
         &self,
         sync: i64,
         reach: Reach,
         lists: &Lists,
         stats: &SyncStats,
+        replace: bool,
         now: DateTime<Utc>,
     ) -> anyhow::Result<u64>;
     /// Records a failed sync and drops its staged versions; the reach is untouched.

@@ -213,6 +213,7 @@ impl SqliteMirror {
 }
 
 /// The transaction of [`MirrorStore::commit`].
+#[allow(clippy::too_many_arguments)] // the commit's whole input, passed through
 fn commit_sync(
     c: &mut Connection,
     sync: i64,
@@ -220,9 +221,16 @@ fn commit_sync(
     end: i64,
     lists: &Lists,
     stats: &SyncStats,
+    replace: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
     let tx = c.transaction()?;
+    if replace {
+        tx.execute_batch(
+            "DELETE FROM mirror_versions; DELETE FROM mirror_courses; DELETE FROM mirror_drivers;
+             DELETE FROM mirror_tags; DELETE FROM mirror_driver_tags; DELETE FROM mirror_reach;",
+        )?;
+    }
     let new = tx.execute(
         &format!(
             "INSERT OR IGNORE INTO mirror_versions ({COLUMNS})
@@ -450,12 +458,13 @@ impl MirrorStore for SqliteMirror {
         reach: Reach,
         lists: &Lists,
         stats: &SyncStats,
+        replace: bool,
         now: DateTime<Utc>,
     ) -> anyhow::Result<u64> {
         let (since, end) = (ns(reach.since)?, ns(reach.end)?);
         self.with("committing a sync", |c| {
             c.pragma_update(None, "synchronous", "FULL")?;
-            let committed = commit_sync(c, sync, since, end, lists, stats, now);
+            let committed = commit_sync(c, sync, since, end, lists, stats, replace, now);
             c.pragma_update(None, "synchronous", "NORMAL")?;
             // A big sync leaves a WAL as big as what it moved: fold it into
             // the database and truncate it now rather than keep the space

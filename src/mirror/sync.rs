@@ -136,13 +136,37 @@ pub async fn sync(
     to: DateTime<Utc>,
     progress: Option<&dyn SyncProgress>,
 ) -> anyhow::Result<SyncReport> {
+    run(mirror, client, settings, to, progress, false).await
+}
+
+/// Reads everything again from `mirror.since` up to `to` and replaces the
+/// mirror's contents with it, in the commit's one transaction: a rebuild
+/// that fails leaves the old mirror as it was.
+pub async fn rebuild(
+    mirror: &dyn MirrorStore,
+    client: &Client,
+    settings: &MirrorConfig,
+    to: DateTime<Utc>,
+    progress: Option<&dyn SyncProgress>,
+) -> anyhow::Result<SyncReport> {
+    run(mirror, client, settings, to, progress, true).await
+}
+
+async fn run(
+    mirror: &dyn MirrorStore,
+    client: &Client,
+    settings: &MirrorConfig,
+    to: DateTime<Utc>,
+    progress: Option<&dyn SyncProgress>,
+    replace: bool,
+) -> anyhow::Result<SyncReport> {
     let location = mirror.location();
     let lock = process_lock(&location);
     let _in_process = lock.lock().await;
     let _across_processes = file_lock(&location).await?;
     let started = Instant::now();
 
-    let reach = mirror.reach()?;
+    let reach = if replace { None } else { mirror.reach()? };
     if let Some(r) = reach
         && r.end >= to
         && r.since <= settings.since
@@ -194,7 +218,7 @@ pub async fn sync(
             return Err(e.context(format!("syncing the mirror over [{start}, {to})")));
         }
     };
-    stats.new_versions = mirror.commit(sync_id, new_reach, &lists, &stats, Utc::now())?;
+    stats.new_versions = mirror.commit(sync_id, new_reach, &lists, &stats, replace, Utc::now())?;
     tell("succeeded", &stats, started.elapsed());
     tracing::info!(
         start = %start,
