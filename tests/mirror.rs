@@ -1101,3 +1101,37 @@ async fn a_rebuild_replaces_the_mirror_in_one_go_and_a_failed_one_keeps_the_old(
     assert_eq!(store.state_at(fire).unwrap(), state);
     assert_eq!(store.status().unwrap().versions, versions);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_never_reaches_past_the_real_clock() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let fire = t0() + Duration::days(40);
+    let org = organisation(&mut rng, 5, t0(), fire);
+    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "10m",
+        "{ current = true }",
+        "{}",
+    );
+    let client = common::client(server.base_url.as_str());
+    let store = SqliteMirror::open(&config.state_dir).unwrap();
+    let before = Utc::now();
+    let report = mirror::sync(
+        &store,
+        &client,
+        &config.mirror,
+        before + Duration::days(365),
+        None,
+    )
+    .await
+    .unwrap();
+    let end = store.reach().unwrap().unwrap().end;
+    assert!(
+        before <= end && end <= Utc::now(),
+        "reach {end} is the clock, not a year ahead"
+    );
+    assert_eq!(report.reach.end, end);
+}

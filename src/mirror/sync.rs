@@ -160,6 +160,10 @@ async fn run(
     progress: Option<&dyn SyncProgress>,
     replace: bool,
 ) -> anyhow::Result<SyncReport> {
+    // Never past the real clock: a reach in the future would make the next
+    // syncs start after changes that have not happened yet, and miss them.
+    // A preview `--at` a future instant reads the mirror as of now.
+    let to = to.min(Utc::now());
     let location = mirror.location();
     let lock = process_lock(&location);
     let _in_process = lock.lock().await;
