@@ -152,10 +152,15 @@ impl SampleServer {
 /// Data for [`SampleServer::start_with`], every item in wire format.
 #[derive(Debug, Clone, Default)]
 pub struct SampleContent {
+    /// `/training-assignments/stream` records: every version, any order.
     pub stream: Vec<Value>,
+    /// `/training-courses` items.
     pub courses: Vec<Value>,
+    /// `/fleet/drivers?driverActivationStatus=active` items.
     pub active: Vec<Value>,
+    /// `/fleet/drivers?driverActivationStatus=deactivated` items.
     pub deactivated: Vec<Value>,
+    /// `/tags` items.
     pub tags: Vec<Value>,
     /// Records per stream page; 0 means [`STREAM_PAGE_SIZE`].
     pub page_size: usize,

@@ -6,7 +6,7 @@
 //!   pages, commit or abandon them, and answer the two queries reports need
 //!   (every version touched in a window; the state of every assignment as
 //!   of an instant).
-//! - [`sync`] brings the mirror up to an instant through the Samsara client:
+//! - [`sync()`] brings the mirror up to an instant through the Samsara client:
 //!   one sync at a time per store, all or nothing.
 //! - [`read`] answers a job's window and filters from the mirror, exactly as
 //!   the API would for the Part 1 window kinds, and the `current` window.
@@ -29,7 +29,9 @@ pub use sync::{SyncListener, SyncOutcome, SyncProgress, SyncReport, on_sync_end,
 /// `createdAtTime`) in `[since, end)` has been received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reach {
+    /// `mirror.since` of the syncs so far (the earliest).
     pub since: DateTime<Utc>,
+    /// The end of the last completed sync (exclusive).
     pub end: DateTime<Utc>,
 }
 
@@ -63,32 +65,46 @@ pub struct SyncStats {
 /// One sync as recorded in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRecord {
+    /// Its number in the store, increasing.
     pub id: i64,
+    /// When it started.
     pub started_at: DateTime<Utc>,
+    /// When it ended (`None`: running, or killed).
     pub finished_at: Option<DateTime<Utc>>,
-    /// The stream range read, `[start, end)`.
+    /// The stream range read, `[start, end)`: its start.
     pub start: DateTime<Utc>,
+    /// The stream range's end (exclusive): the reach once it succeeded.
     pub end: DateTime<Utc>,
-    /// `running` (or interrupted), `succeeded` or `failed`.
+    /// `running` (or killed), `interrupted`, `succeeded` or `failed`.
     pub outcome: String,
+    /// What it read and stored.
     pub stats: SyncStats,
+    /// How long it took, once ended.
     pub seconds: Option<f64>,
+    /// Why it failed.
     pub error: Option<String>,
+    /// Lists it could not read (token scopes).
     pub warnings: Vec<String>,
 }
 
 /// `trainwatch mirror`: what the mirror holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorStatus {
+    /// `None` until a sync has completed.
     pub reach: Option<Reach>,
     /// Assignment versions stored.
     pub versions: u64,
     /// Distinct assignments.
     pub assignments: u64,
+    /// Courses stored (every status).
     pub courses: u64,
+    /// Drivers stored (active and deactivated).
     pub drivers: u64,
+    /// Tags stored.
     pub tags: u64,
+    /// The most recent sync, whatever its outcome.
     pub last_sync: Option<SyncRecord>,
+    /// The most recent successful sync.
     pub last_success: Option<SyncRecord>,
     /// Bytes of the database file (the mirror shares it with the run history).
     pub bytes: u64,

@@ -40,12 +40,17 @@ pub enum SyncOutcome {
 /// What a sync did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncReport {
+    /// Synced or skipped.
     pub outcome: SyncOutcome,
     /// The stream range read (`None` when skipped).
     pub range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The mirror's reach afterwards.
     pub reach: Reach,
+    /// What it read and stored.
     pub stats: SyncStats,
+    /// Wall time, lock waits included.
     pub seconds: f64,
+    /// Lists it could not read (token scopes).
     pub warnings: Vec<String>,
 }
 

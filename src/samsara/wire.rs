@@ -186,9 +186,12 @@ pub struct Driver {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagRef {
+    /// The tag's id.
     pub id: String,
+    /// Its name.
     #[serde(default)]
     pub name: String,
+    /// Its parent's id, absent at the top.
     #[serde(default)]
     pub parent_tag_id: Option<String>,
 }
@@ -197,7 +200,9 @@ pub struct TagRef {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tag {
+    /// The tag's id.
     pub id: String,
+    /// Its name.
     #[serde(default)]
     pub name: String,
     /// Absent for a top-level tag.
