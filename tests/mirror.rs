@@ -1135,3 +1135,48 @@ async fn a_sync_never_reaches_past_the_real_clock() {
     );
     assert_eq!(report.reach.end, end);
 }
+
+#[test]
+fn two_processes_syncing_at_once_make_one_sync_and_the_other_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample/api");
+    let config_path = dir.path().join("config.toml");
+    // Slow enough (4 requests/s) that the second starts while the first syncs.
+    std::fs::write(
+        &config_path,
+        format!(
+            "state_dir = \"state\"\n[samsara]\nsample_data = \"{}\"\nrequests_per_second = 4\n",
+            api.display()
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("trainwatch"))
+            .arg("--config")
+            .arg(&config_path)
+            .args(["sync", "--at", "2026-11-23T08:00:00-06:00"])
+            .env_remove("TRAINWATCH_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outputs: Vec<String> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect();
+    let synced = outputs.iter().filter(|o| o.starts_with("synced ")).count();
+    let waited = outputs
+        .iter()
+        .filter(|o| o.starts_with("mirror already reaches 2026-11-23T14:00:00+00:00"))
+        .count();
+    assert_eq!((synced, waited), (1, 1), "{outputs:?}");
+    let store = SqliteMirror::open(&dir.path().join("state")).unwrap();
+    assert_eq!(store.syncs(10).unwrap().len(), 1);
+    assert_eq!(store.status().unwrap().versions, 308);
+}
