@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -23,6 +24,10 @@ use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 const DEFAULT_CONCURRENCY: usize = 4;
 /// `/fleet/drivers` takes up to 512 per page.
 const DRIVERS_PAGE_LIMIT: &str = "512";
+/// `/tags` takes up to 512 per page.
+const TAGS_PAGE_LIMIT: &str = "512";
+/// Every course status `/training-courses` knows (drafts are never returned).
+pub const COURSE_STATUSES: [&str; 3] = ["published", "archived", "deleted"];
 /// How much of an error body goes into a message.
 const BODY_SNIPPET: usize = 300;
 /// The largest response body read by default: 64 times a large page
@@ -293,6 +298,11 @@ impl Client {
         })
     }
 
+    /// The observer this client reports to, if any (so a caller can chain its own).
+    pub fn observer(&self) -> Option<Arc<dyn Observer>> {
+        self.inner.observer.clone()
+    }
+
     /// The same client reporting to `observer`.
     pub fn observed(self, observer: Arc<dyn Observer>) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
@@ -389,11 +399,11 @@ impl Client {
         Ok(drivers)
     }
 
-    /// Every tag of the organisation (for `trainwatch init`).
+    /// Every tag of the organisation (the mirror keeps them; `init` lists them).
     pub async fn tags(&self) -> Result<Vec<Tag>, ApiError> {
         let deadline = self.deadline();
         let mut tags = Vec::new();
-        let params = vec![("limit", "512".to_string())];
+        let params = vec![("limit", TAGS_PAGE_LIMIT.to_string())];
         self.paginate::<Tag>(Endpoint::Tags, params, None, deadline, |page| {
             tags.extend(page)
         })
@@ -433,6 +443,59 @@ impl Client {
         self.get::<Page<serde_json::Value>>(url, &place)
             .await
             .map(drop)
+    }
+
+    /// Every course of every status (published, archived, deleted), one
+    /// cursor chain per status (one value per request, as the SDK sends it),
+    /// deduplicated by id.
+    pub async fn all_courses(&self) -> Result<Vec<Course>, ApiError> {
+        let deadline = self.deadline();
+        let mut by_id: HashMap<String, Course> = HashMap::new();
+        for status in COURSE_STATUSES {
+            let params = vec![("status", status.to_string())];
+            self.paginate::<Course>(Endpoint::TrainingCourses, params, None, deadline, |page| {
+                by_id.extend(page.into_iter().map(|c| (c.id.clone(), c)))
+            })
+            .await?;
+        }
+        let mut courses: Vec<Course> = by_id.into_values().collect();
+        courses.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(courses)
+    }
+
+    /// The unfiltered stream over `[start, end)`, page by page, for the
+    /// mirror's sync: `sink` gets each page's records (duplicates and
+    /// every version included, nothing merged) and may stop the read by
+    /// returning an error, which is handed back as is. Returns the pages read.
+    pub async fn stream_pages<E>(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        mut sink: impl FnMut(Vec<Assignment>) -> Result<(), E>,
+    ) -> Result<u64, StreamError<E>> {
+        let query = AssignmentQuery::new(start, end);
+        let deadline = self.deadline();
+        let mut failed: Option<E> = None;
+        let pages = self
+            .paginate_while::<Assignment>(
+                Endpoint::TrainingAssignments,
+                query.params(),
+                None,
+                deadline,
+                |page| match sink(page) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            )
+            .await
+            .map_err(StreamError::Api)?;
+        match failed {
+            Some(e) => Err(StreamError::Sink(e)),
+            None => Ok(pages),
+        }
     }
 
     /// The names a report needs, fetched once per run: the given courses and
@@ -484,6 +547,22 @@ impl Client {
         deadline: Instant,
         mut sink: impl FnMut(Vec<T>),
     ) -> Result<u64, ApiError> {
+        self.paginate_while(endpoint, params, chunk, deadline, |page| {
+            sink(page);
+            true
+        })
+        .await
+    }
+
+    /// [`Self::paginate`], stopping early (without error) when `sink` returns false.
+    async fn paginate_while<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        params: Vec<(&'static str, String)>,
+        chunk: Option<(usize, usize)>,
+        deadline: Instant,
+        mut sink: impl FnMut(Vec<T>) -> bool,
+    ) -> Result<u64, ApiError> {
         let mut after: Option<String> = None;
         let mut seen = HashSet::new();
         let mut page = 0u32;
@@ -525,8 +604,7 @@ impl Client {
             if let Some(o) = &self.inner.observer {
                 o.on_page(endpoint, body.data.len());
             }
-            sink(body.data);
-            if !body.pagination.has_next_page {
+            if !sink(body.data) || !body.pagination.has_next_page {
                 return Ok(u64::from(page));
             }
             let cursor = body.pagination.end_cursor;
@@ -695,6 +773,17 @@ impl Client {
                 detail: format!("{e} (body of {} bytes)", body.len()),
             })
     }
+}
+
+/// Why [`Client::stream_pages`] stopped: the API, or the page sink.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError<E> {
+    /// The API failed (after retries).
+    #[error(transparent)]
+    Api(ApiError),
+    /// The sink refused a page.
+    #[error("storing a page: {0}")]
+    Sink(E),
 }
 
 /// Classifies a reqwest failure. Its message never includes the URL: the
