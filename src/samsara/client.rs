@@ -467,6 +467,11 @@ impl Client {
     /// mirror's sync: `sink` gets each page's records (duplicates and
     /// every version included, nothing merged) and may stop the read by
     /// returning an error, which is handed back as is. Returns the pages read.
+    ///
+    /// The read may take `samsara.max_fetch_time` for every
+    /// [`SYNC_PERIOD`] of the range (at least once): a first sync or a
+    /// rebuild reads years, and a whole organisation's history at 5
+    /// requests/s can take hours, while an hourly sync keeps the plain bound.
     pub async fn stream_pages<E>(
         &self,
         start: DateTime<Utc>,
@@ -474,7 +479,10 @@ impl Client {
         mut sink: impl FnMut(Vec<Assignment>) -> Result<(), E>,
     ) -> Result<u64, StreamError<E>> {
         let query = AssignmentQuery::new(start, end);
-        let deadline = self.deadline();
+        let seconds = u64::try_from((end - start).num_seconds()).unwrap_or(0);
+        let periods = seconds.div_ceil(SYNC_PERIOD.as_secs()).clamp(1, 10_000) as u32;
+        let deadline =
+            self.deadline_after(self.inner.settings.max_fetch_time.saturating_mul(periods));
         let mut failed: Option<E> = None;
         let pages = self
             .paginate_while::<Assignment>(
@@ -544,7 +552,7 @@ impl Client {
         endpoint: Endpoint,
         params: Vec<(&'static str, String)>,
         chunk: Option<(usize, usize)>,
-        deadline: Instant,
+        deadline: Deadline,
         mut sink: impl FnMut(Vec<T>),
     ) -> Result<u64, ApiError> {
         self.paginate_while(endpoint, params, chunk, deadline, |page| {
@@ -560,7 +568,7 @@ impl Client {
         endpoint: Endpoint,
         params: Vec<(&'static str, String)>,
         chunk: Option<(usize, usize)>,
-        deadline: Instant,
+        deadline: Deadline,
         mut sink: impl FnMut(Vec<T>) -> bool,
     ) -> Result<u64, ApiError> {
         let mut after: Option<String> = None;
@@ -585,17 +593,17 @@ impl Client {
             }
             let too_long = || ApiError::FetchTooLong {
                 place: place.clone(),
-                limit: self.inner.settings.max_fetch_time,
+                limit: deadline.limit,
                 pages: u64::from(page - 1),
             };
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline.at {
                 return Err(too_long());
             }
             // Without request timeouts (paused-clock tests) no timer may be
             // pending while a server answers, so the deadline is then only
             // checked between pages; otherwise it also cuts a request short.
             let body: Page<T> = if self.inner.settings.timeout.is_some() {
-                tokio::time::timeout_at(deadline, self.get(url, &place))
+                tokio::time::timeout_at(deadline.at, self.get(url, &place))
                     .await
                     .map_err(|_| too_long())??
             } else {
@@ -621,11 +629,18 @@ impl Client {
         }
     }
 
-    /// When a fetch that starts now must have ended.
-    fn deadline(&self) -> Instant {
+    /// When a fetch that starts now must have ended (`samsara.max_fetch_time`).
+    fn deadline(&self) -> Deadline {
+        self.deadline_after(self.inner.settings.max_fetch_time)
+    }
+
+    /// When a read that starts now and may take `limit` must have ended.
+    fn deadline_after(&self, limit: Duration) -> Deadline {
         let now = Instant::now();
-        now.checked_add(self.inner.settings.max_fetch_time)
-            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+        let at = now
+            .checked_add(limit)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
+        Deadline { at, limit }
     }
 
     fn url(&self, endpoint: Endpoint, place: &Place) -> Result<Url, ApiError> {
@@ -773,6 +788,16 @@ impl Client {
                 detail: format!("{e} (body of {} bytes)", body.len()),
             })
     }
+}
+
+/// The span of a sync's range that gets one `max_fetch_time` of reading.
+pub const SYNC_PERIOD: Duration = Duration::from_secs(30 * 86_400);
+
+/// The end of a read's time and the limit it came from (for the error).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    limit: Duration,
 }
 
 /// Why [`Client::stream_pages`] stopped: the API, or the page sink.
