@@ -109,6 +109,7 @@ fn main() {
             start: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             end: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
         },
+        kind: "fixed",
         timezone: chrono_tz::America::Chicago,
         generated_at: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
         team: None,

@@ -13,11 +13,14 @@ The data is in the Samsara API's own wire format (the bodies the API sends):
                         stream sorted by updatedAtTime, in pages of 50
 - courses.json          /training-courses, one page
 - drivers-active.json, drivers-deactivated.json
-                        /fleet/drivers?driverActivationStatus=...
+                        /fleet/drivers?driverActivationStatus=..., each
+                        driver with its tags
+- tags.json             /tags: a parent tag "Regions", one child tag per
+                        team, and a grandchild tag under "West Hub"
 
 Timestamps cluster around the sample fire time, Monday 2026-11-23 08:00
 America/Chicago (14:00Z), so that the three jobs of sample/config.toml
-(`last = "365d"`, `previous = "day"`, `previous = "month"`) all see data.
+(`current = true`, `previous = "day"`, `previous = "month"`) all see data.
 """
 
 import base64
@@ -148,12 +151,36 @@ def username(name):
     return (words[0][0] + words[-1]) if len(words) > 1 else words[0]
 
 
+# Tags as fleets use them: a parent "Regions", one child tag per team (named
+# like the yard), and a grandchild shift tag under "West Hub" whose drivers
+# carry only the grandchild (membership of "West Hub" is through it).
+REGIONS_TAG = {"id": "4800", "name": "Regions"}
+TEAM_TAGS = {
+    "north-yard": {"id": "4815", "name": "North Yard", "parentTagId": "4800"},
+    "south-yard": {"id": "4816", "name": "South Yard", "parentTagId": "4800"},
+    "east-depot": {"id": "4817", "name": "East Depot", "parentTagId": "4800"},
+    "west-hub": {"id": "4818", "name": "West Hub", "parentTagId": "4800"},
+}
+NIGHT_SHIFT_TAG = {"id": "4830", "name": "West Hub Nights", "parentTagId": "4818"}
+NIGHT_SHIFT = {"1457789", "6219054", "8906613"}
+
+
+def driver_tags(d):
+    did, _name, team, _active = d
+    if team is None:
+        return []
+    if did in NIGHT_SHIFT:
+        return [dict(NIGHT_SHIFT_TAG)]
+    return [dict(TEAM_TAGS[team])]
+
+
 def driver_json(d):
     did, name, _team, active = d
     return {
         "driverActivationStatus": "active" if active else "deactivated",
         "id": did,
         "name": name,
+        "tags": driver_tags(d),
         "username": username(name),
     }
 
@@ -467,6 +494,13 @@ for status, active in (("active", True), ("deactivated", False)):
     write_json(
         f"drivers-{status}.json", {"data": data, "pagination": {"endCursor": "", "hasNextPage": False}}
     )
+tags = []
+for tag in [REGIONS_TAG, *TEAM_TAGS.values(), NIGHT_SHIFT_TAG]:
+    members = [
+        {"id": d[0], "name": d[1]} for d in DRIVERS if any(t["id"] == tag["id"] for t in driver_tags(d))
+    ]
+    tags.append({**tag, "drivers": members})
+write_json("tags.json", {"data": tags, "pagination": {"endCursor": "", "hasNextPage": False}})
 
 # --- Summary (sample/README.md quotes it) ----------------------------------
 
@@ -573,11 +607,12 @@ kind = "slack"
 url = "http://127.0.0.1:9/sample-slack"
 
 {chr(10).join(team_tables)}
-# 1. Monday 08:00: each team's manager gets their team's overdue training.
+# 1. Monday 08:00: each team's manager gets their team's overdue training,
+#    as of the fire instant (from the mirror, however old the assignment).
 [[jobs]]
 name = "weekly-overdue"
 schedule = "0 8 * * Mon"
-window = {{ last = "365d" }}
+window = {{ current = true }}
 filters = {{ overdue = true, status = ["notStarted", "inProgress"] }}
 per_team = true
 when_empty = "skip"

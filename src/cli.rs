@@ -140,6 +140,24 @@ pub enum Command {
     },
     /// Print the manual page (roff): `trainwatch man > trainwatch.1; man ./trainwatch.1`.
     Man,
+    /// Bring the mirror (the local copy of the organisation's training
+    /// data) up to `--at` (default now): the stream since the last sync
+    /// (minus `mirror.overlap`), then courses, drivers and tags. All or
+    /// nothing; skipped when the mirror already reaches that instant.
+    Sync {
+        /// Sync up to this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// Print what the mirror holds instead of syncing (as `trainwatch mirror`).
+        #[arg(long)]
+        status: bool,
+        /// Read everything again from `mirror.since` and replace the
+        /// mirror's contents (in one transaction: a failed rebuild keeps the old).
+        #[arg(long, conflicts_with = "status")]
+        rebuild: bool,
+    },
+    /// What the mirror holds: its reach, counts, the last sync and its size.
+    Mirror,
     /// Each job with its schedule, timezone and next 3 fire times, in the
     /// job's timezone and in UTC. Reads the configuration only.
     List {
@@ -227,6 +245,12 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             run_once(&config, job, at.unwrap_or(now), cli.replica_id.as_deref()).await
         }
         Command::History { job, limit } => history(&config, job.as_deref(), limit),
+        Command::Sync { status: true, .. } | Command::Mirror => mirror_status(&config),
+        Command::Sync {
+            at,
+            status: false,
+            rebuild,
+        } => sync_cmd(&config, at.unwrap_or(now), rebuild).await,
         Command::List { at } => {
             print_list(&config, at.unwrap_or(now));
             if config.store.url.is_some() {
@@ -477,7 +501,153 @@ fn history(config: &Config, job: Option<&str>, limit: usize) -> anyhow::Result<E
     } else {
         print_table(header, &rows);
     }
+    // Syncs belong to no job: listed under the runs of all jobs only.
+    if job.is_none() {
+        print_syncs(config)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sync`: brings the mirror up to `to` and says what it took.
+async fn sync_cmd(config: &Config, to: DateTime<Utc>, rebuild: bool) -> anyhow::Result<ExitCode> {
+    if !config.mirror.enabled {
+        eprintln!(
+            "error: the mirror is off in {} ([mirror] enabled = false): nothing to sync",
+            config.path.display()
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let (settings, _server) = crate::sample::client_settings(&config.samsara).await?;
+    let client = Client::new(settings).context("creating the HTTP client")?;
+    let mirror = crate::mirror::open(config)?;
+    let first = rebuild || mirror.reach()?.is_none();
+    let progress = SyncBar::start(first);
+    let shown = progress
+        .as_ref()
+        .map(|p| p as &dyn crate::mirror::SyncProgress);
+    let report = if rebuild {
+        crate::mirror::rebuild(mirror.as_ref(), &client, &config.mirror, to, shown).await
+    } else {
+        crate::mirror::sync(mirror.as_ref(), &client, &config.mirror, to, shown).await
+    };
+    drop(progress);
+    let report = report?;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    match report.range {
+        None => println!(
+            "mirror already reaches {}: nothing to sync",
+            report.reach.end.to_rfc3339()
+        ),
+        Some((start, end)) => println!(
+            "synced [{}, {}): {} received, {} new, {} in {:.1}s",
+            start.to_rfc3339(),
+            end.to_rfc3339(),
+            count(report.stats.versions as usize, "version"),
+            report.stats.new_versions,
+            count(report.stats.requests as usize, "request"),
+            report.seconds
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mirror` (and `sync --status`): reach, counts, last sync, size.
+fn mirror_status(config: &Config) -> anyhow::Result<ExitCode> {
+    let db = config.state_dir.join("trainwatch.db");
+    if !db.exists() {
+        println!(
+            "the mirror is empty ({} does not exist): run `trainwatch sync`",
+            db.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mirror = crate::mirror::open(config)?;
+    let s = mirror.status()?;
+    println!("mirror in {}", db.display());
+    match s.reach {
+        Some(r) => println!("reach: [{}, {})", r.since.to_rfc3339(), r.end.to_rfc3339()),
+        None => println!("reach: none yet (no sync has completed)"),
+    }
+    println!(
+        "holds: {} of {}, {}, {}, {}",
+        count(s.versions as usize, "version"),
+        count(s.assignments as usize, "assignment"),
+        count(s.courses as usize, "course"),
+        count(s.drivers as usize, "driver"),
+        count(s.tags as usize, "tag"),
+    );
+    let describe = |r: &crate::mirror::SyncRecord| {
+        format!(
+            "#{} {} at {}: [{}, {}), {} received, {} new, {}, {}{}",
+            r.id,
+            r.outcome,
+            r.started_at.to_rfc3339(),
+            r.start.to_rfc3339(),
+            r.end.to_rfc3339(),
+            r.stats.versions,
+            r.stats.new_versions,
+            count(r.stats.requests as usize, "request"),
+            r.seconds
+                .map_or("-".to_string(), |secs| format!("{secs:.1}s")),
+            r.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        )
+    };
+    match &s.last_sync {
+        Some(r) => println!("last sync: {}", describe(r)),
+        None => println!("last sync: none"),
+    }
+    if let Some(r) = &s.last_success
+        && s.last_sync.as_ref().is_some_and(|l| l.id != r.id)
+    {
+        println!("last success: {}", describe(r));
+    }
+    println!(
+        "size: {:.1} MB (the database file, run history included)",
+        s.bytes as f64 / 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The mirror's recent syncs, above the runs in `history`.
+fn print_syncs(config: &Config) -> anyhow::Result<()> {
+    if !config.mirror.enabled {
+        return Ok(());
+    }
+    let syncs = crate::mirror::open(config)?.syncs(5)?;
+    if syncs.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<[String; 7]> = syncs
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                format!("→ {}", r.end.format("%Y-%m-%d %H:%M UTC")),
+                format!("{} ({} new)", r.stats.versions, r.stats.new_versions),
+                r.stats.requests.to_string(),
+                r.seconds.map_or("-".into(), |s| format!("{s:.1}s")),
+                match r.outcome.as_str() {
+                    "running" => "running or interrupted".to_string(),
+                    "failed" => format!("failed: {}", r.error.as_deref().unwrap_or("")),
+                    other => other.to_string(),
+                },
+            ]
+        })
+        .collect();
+    println!();
+    print_table(
+        [
+            "SYNC", "STARTED", "REACH", "VERSIONS", "REQUESTS", "TOOK", "OUTCOME",
+        ],
+        &rows,
+    );
+    Ok(())
 }
 
 /// Prints left-aligned columns.
@@ -831,6 +1001,63 @@ async fn export_cmd(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A sync's versions, pages and rate on a terminal (with an ETA for a first
+/// sync, from how far through its range the stream is); nothing in a pipe.
+struct SyncBar {
+    bar: ProgressBar,
+    first: bool,
+    started: Instant,
+}
+
+impl SyncBar {
+    fn start(first: bool) -> Option<Self> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message("syncing…");
+        Some(Self {
+            bar,
+            first,
+            started: Instant::now(),
+        })
+    }
+}
+
+impl Drop for SyncBar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+        let _ = std::io::stderr().flush();
+    }
+}
+
+impl crate::mirror::SyncProgress for SyncBar {
+    fn page(&self, pages: u64, versions: u64, fraction: f64) {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let eta = if self.first && fraction > 0.0 {
+            let left = secs * (1.0 - fraction) / fraction;
+            format!(" · {:.0}% · ETA {}", fraction * 100.0, human_duration(left))
+        } else {
+            String::new()
+        };
+        self.bar.set_message(format!(
+            "{pages} pages · {versions} versions ({:.0}/s){eta}",
+            versions as f64 / secs
+        ));
+    }
+}
+
+fn human_duration(secs: f64) -> String {
+    let secs = secs.max(0.0) as u64;
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 /// Pages, records and request rate on a terminal; nothing in a pipe or log.

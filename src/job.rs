@@ -42,6 +42,11 @@ pub async fn fetch(
 ) -> anyhow::Result<JobData> {
     let window = window::compute(&job.window, fire, job.timezone, last_success_end)
         .with_context(|| format!("job {}: computing its window", job.name))?;
+    if crate::mirror::uses_mirror(config, job)
+        && let Some(data) = crate::mirror::fetch(config, job, client, fire, window).await?
+    {
+        return Ok(data);
+    }
     let query = build_query(config, &job.filters, window);
     let fetched = client
         .fetch_assignments(&query)
@@ -77,6 +82,7 @@ pub fn reports(
     let meta = |team: Option<TeamInfo>| Meta {
         job: JobInfo::of(job),
         window: data.window,
+        kind: job.window.kind(),
         timezone: job.timezone,
         generated_at,
         team,
@@ -616,7 +622,7 @@ async fn notify_failure<S: crate::deliver::Sender>(
         job: JobInfo::of(job),
         window: notice
             .window
-            .map(|w| crate::report::WindowInfo::of(&w, job.timezone)),
+            .map(|w| crate::report::WindowInfo::of(&w, job.timezone, job.window.kind())),
         generated_at: crate::report::local_rfc3339(now(), job.timezone),
         error: notice.error.to_string(),
     };

@@ -52,6 +52,12 @@ impl LearnerId {
         Self(format!("{kind}-{id}"))
     }
 
+    /// An id already in canonical form, as stored by trainwatch itself (the
+    /// mirror); kept exactly as it is.
+    pub fn from_canonical(id: String) -> Self {
+        Self(id)
+    }
+
     /// The canonical (filter) form.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -32,6 +32,7 @@ pub mod init;
 pub mod job;
 pub mod learner;
 pub mod metrics;
+pub mod mirror;
 pub mod names;
 pub mod outbox;
 pub mod render;

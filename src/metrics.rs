@@ -74,6 +74,20 @@ struct Inner {
     deliveries: BTreeMap<(String, String), u64>,
     /// (endpoint path, status) → responses.
     api: BTreeMap<(String, String), u64>,
+    /// The mirror's syncs; `None` until the first one ends.
+    syncs: Option<SyncTotals>,
+}
+
+/// What the mirror's syncs did, summed.
+#[derive(Debug, Default, Clone)]
+struct SyncTotals {
+    /// outcome (`succeeded`, `failed`) → syncs.
+    by_outcome: BTreeMap<String, u64>,
+    versions: u64,
+    new_versions: u64,
+    requests: u64,
+    seconds: f64,
+    last_success: Option<f64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -168,6 +182,26 @@ impl Metrics {
             .api
             .entry((endpoint.path().to_string(), status.to_string()))
             .or_default() += 1;
+    }
+
+    /// A sync of the mirror ended (`succeeded` or `failed`), with its counts.
+    pub fn sync_finished(
+        &self,
+        outcome: &str,
+        stats: &crate::mirror::SyncStats,
+        duration: Duration,
+        finished_at: DateTime<Utc>,
+    ) {
+        let mut inner = self.lock();
+        let t = inner.syncs.get_or_insert_with(SyncTotals::default);
+        *t.by_outcome.entry(outcome.to_string()).or_default() += 1;
+        t.versions += stats.versions;
+        t.new_versions += stats.new_versions;
+        t.requests += stats.requests;
+        t.seconds += duration.as_secs_f64();
+        if outcome == "succeeded" {
+            t.last_success = Some(finished_at.timestamp_millis() as f64 / 1000.0);
+        }
     }
 
     /// Everything, in the Prometheus text format 0.0.4.
@@ -269,6 +303,63 @@ impl Metrics {
                 &[("endpoint", endpoint), ("status", status)],
                 &n.to_string(),
             );
+        }
+
+        // The mirror's families appear once a sync has ended.
+        if let Some(t) = &inner.syncs {
+            family(
+                &mut out,
+                "trainwatch_mirror_syncs_total",
+                "counter",
+                "Syncs of the mirror, by outcome (succeeded or failed).",
+            );
+            for (outcome, n) in &t.by_outcome {
+                sample(
+                    &mut out,
+                    "trainwatch_mirror_syncs_total",
+                    &[("outcome", outcome)],
+                    &n.to_string(),
+                );
+            }
+            for (name, help, value) in [
+                (
+                    "trainwatch_mirror_versions_received_total",
+                    "Assignment versions the syncs received (overlap and duplicates included).",
+                    t.versions as f64,
+                ),
+                (
+                    "trainwatch_mirror_new_versions_total",
+                    "Assignment versions the syncs stored that the mirror did not have.",
+                    t.new_versions as f64,
+                ),
+                (
+                    "trainwatch_mirror_sync_requests_total",
+                    "API requests the syncs sent.",
+                    t.requests as f64,
+                ),
+                (
+                    "trainwatch_mirror_sync_seconds_total",
+                    "Time spent syncing.",
+                    t.seconds,
+                ),
+            ] {
+                family(&mut out, name, "counter", help);
+                sample(&mut out, name, &[], &value.to_string());
+            }
+            if let Some(last) = t.last_success {
+                family(
+                    &mut out,
+                    "trainwatch_mirror_last_success_timestamp_seconds",
+                    "gauge",
+                    "Unix time at which the last successful sync finished.",
+                );
+                sample(
+                    &mut out,
+                    "trainwatch_mirror_last_success_timestamp_seconds",
+                    &[],
+                    &last.to_string(),
+                );
+            }
         }
 
         out

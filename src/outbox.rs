@@ -143,9 +143,10 @@ pub fn excel_csv(csv: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// The folder of a snapshot: `<dir>/<job>/<window start>_<window end>/`,
 /// the instants in UTC with `:` left out so that every file system takes
-/// them; a per-team report's is the team's folder inside that,
-/// `<dir>/<job>/<window>/<team>/`, so every team gets its own snapshot and
-/// manifest. (Team names are checked as path-safe by the config.)
+/// them (`<dir>/<job>/asof_<end>/` for a `current` window); a per-team
+/// report's is the team's folder inside that, `<dir>/<job>/<window>/<team>/`,
+/// so every team gets its own snapshot and manifest. (Team names are
+/// checked as path-safe by the config.)
 pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
     let stamp = |rfc3339: &str| {
         chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -158,7 +159,7 @@ pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
     };
     let window = dir.join(&report.job.name).join(format!(
         "{}_{}",
-        stamp(&report.window.start),
+        report.window.start.as_deref().map_or("asof".into(), stamp),
         stamp(&report.window.end)
     ));
     match &report.team {

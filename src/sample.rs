@@ -12,7 +12,8 @@
 //!   (`{"data": [...], "pagination": {...}}`), read in file-name order;
 //!   together they are the unfiltered stream, duplicates included;
 //! - `courses.json`: a `/training-courses` page (required);
-//! - `drivers-active.json`, `drivers-deactivated.json`: `/fleet/drivers` pages.
+//! - `drivers-active.json`, `drivers-deactivated.json`: `/fleet/drivers` pages;
+//! - `tags.json`: a `/tags` page (optional).
 //!
 //! What is served, as the API does:
 //! - `GET /training-assignments/stream`: `startTime` and `endTime` required
@@ -25,6 +26,12 @@
 //!   [`COURSES_PAGE_SIZE`] per page.
 //! - `GET /fleet/drivers`: `driverActivationStatus` (`active` by default or
 //!   `deactivated`), `limit` 1–512 (default 512).
+//! - `GET /tags`: `limit` 1–512 (default 512).
+//!
+//! Tests and benchmarks can also serve data held in memory
+//! ([`SampleServer::start_with`]), set the server's "now" (versions modified
+//! at or after it are not served yet: [`SampleServer::set_now`]), and make
+//! the stream fail from a given page on ([`SampleServer::fail_stream_from_page`]).
 //!
 //! Pages end with `hasNextPage: false` and an empty `endCursor`; cursors are
 //! opaque and passed back as `after`. Every request needs an
@@ -35,7 +42,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
 use axum::Router;
@@ -81,6 +88,10 @@ impl SampleServer {
         let data = tokio::task::spawn_blocking(move || Data::load(&owned))
             .await
             .context("loading the sample data")??;
+        Self::serve(data, dir).await
+    }
+
+    async fn serve(data: Data, dir: &Path) -> anyhow::Result<SampleServer> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
             .context("binding the sample server to 127.0.0.1")?;
@@ -115,6 +126,45 @@ impl SampleServer {
     pub fn requests(&self) -> u64 {
         self.data.requests.load(Ordering::Relaxed)
     }
+
+    /// Serves data held in memory, as [`Self::start`] serves a folder:
+    /// stream records (every version, in any order), courses, active and
+    /// deactivated drivers, tags (all in wire format), `page_size` records
+    /// per stream page.
+    pub async fn start_with(content: SampleContent) -> anyhow::Result<SampleServer> {
+        let data = Data::from_content(content)?;
+        Self::serve(data, Path::new("(memory)")).await
+    }
+
+    /// The server's clock: versions whose `updatedAtTime` is at or after
+    /// `now` are not served (they have not happened yet); `None`: all are.
+    pub fn set_now(&self, now: Option<DateTime<Utc>>) {
+        let n = now.map_or(i64::MAX, |t| t.timestamp_nanos_opt().unwrap_or(i64::MAX));
+        self.data.now.store(n, Ordering::SeqCst);
+    }
+
+    /// From the `page`-th stream page of any query on (1-based), answer
+    /// HTTP 500 with a plain-text body, as the API's 5xx are; 0 turns it off.
+    pub fn fail_stream_from_page(&self, page: u64) {
+        self.data.fail_from_page.store(page, Ordering::SeqCst);
+    }
+}
+
+/// Data for [`SampleServer::start_with`], every item in wire format.
+#[derive(Debug, Clone, Default)]
+pub struct SampleContent {
+    /// `/training-assignments/stream` records: every version, any order.
+    pub stream: Vec<Value>,
+    /// `/training-courses` items.
+    pub courses: Vec<Value>,
+    /// `/fleet/drivers?driverActivationStatus=active` items.
+    pub active: Vec<Value>,
+    /// `/fleet/drivers?driverActivationStatus=deactivated` items.
+    pub deactivated: Vec<Value>,
+    /// `/tags` items.
+    pub tags: Vec<Value>,
+    /// Records per stream page; 0 means [`STREAM_PAGE_SIZE`].
+    pub page_size: usize,
 }
 
 impl std::fmt::Debug for SampleServer {
@@ -173,7 +223,13 @@ struct Data {
     categories: HashMap<String, String>,
     active: Vec<Value>,
     deactivated: Vec<Value>,
+    tags: Vec<Value>,
     requests: AtomicU64,
+    /// Nanoseconds: versions modified at or after it are not served yet.
+    now: AtomicI64,
+    /// 1-based stream page from which requests fail (0: never).
+    fail_from_page: AtomicU64,
+    page_size: usize,
 }
 
 impl Data {
@@ -219,13 +275,58 @@ impl Data {
                 Ok(Vec::new())
             }
         };
+        let tags_path = dir.join("tags.json");
+        let tags = if tags_path.exists() {
+            read_page(&tags_path)?
+        } else {
+            Vec::new()
+        };
         Ok(Data {
             stream,
             courses,
             categories,
             active: drivers("active")?,
             deactivated: drivers("deactivated")?,
+            tags,
             requests: AtomicU64::new(0),
+            now: AtomicI64::new(i64::MAX),
+            fail_from_page: AtomicU64::new(0),
+            page_size: STREAM_PAGE_SIZE,
+        })
+    }
+
+    fn from_content(c: SampleContent) -> anyhow::Result<Data> {
+        let stream = c
+            .stream
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| Record::parse(raw).with_context(|| format!("stream record {}", i + 1)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let courses = c
+            .courses
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| CourseRec::parse(raw).with_context(|| format!("course {}", i + 1)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let categories = courses
+            .iter()
+            .filter_map(|c| Some((c.id.clone(), c.category.clone()?)))
+            .collect();
+        Ok(Data {
+            stream,
+            courses,
+            categories,
+            active: c.active,
+            deactivated: c.deactivated,
+            tags: c.tags,
+            requests: AtomicU64::new(0),
+            now: AtomicI64::new(i64::MAX),
+            fail_from_page: AtomicU64::new(0),
+            page_size: if c.page_size == 0 {
+                STREAM_PAGE_SIZE
+            } else {
+                c.page_size
+            },
         })
     }
 }
@@ -306,6 +407,7 @@ fn router(data: Shared) -> Router {
         .route("/training-assignments/stream", get(stream))
         .route("/training-courses", get(courses))
         .route("/fleet/drivers", get(drivers))
+        .route("/tags", get(tags))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(data)
@@ -491,10 +593,16 @@ async fn stream(
         }
     };
     let offset = q.offset("stream")?;
+    let fail_from = data.fail_from_page.load(Ordering::SeqCst);
+    if fail_from > 0 && (offset / data.page_size) as u64 + 1 >= fail_from {
+        return Ok((StatusCode::INTERNAL_SERVER_ERROR, "upstream connect error").into_response());
+    }
+    let now = data.now.load(Ordering::SeqCst);
     let within = |t: &DateTime<Utc>| start <= *t && *t < end;
     let mut hits: Vec<&Record> = data
         .stream
         .iter()
+        .filter(|r| r.updated.timestamp_nanos_opt().unwrap_or(i64::MAX) < now)
         .filter(|r| within(&r.created) || within(&r.updated))
         .filter(|r| learners.is_empty() || learners.contains(&r.learner))
         .filter(|r| courses.is_empty() || courses.contains(&r.course))
@@ -513,7 +621,7 @@ async fn stream(
         "stream",
         hits.into_iter().map(|r| &r.raw),
         offset,
-        STREAM_PAGE_SIZE,
+        data.page_size,
     ))
 }
 
@@ -577,6 +685,28 @@ async fn drivers(
     };
     let offset = q.offset("drivers")?;
     Ok(page("drivers", list, offset, limit))
+}
+
+async fn tags(
+    State(data): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    data.requests.fetch_add(1, Ordering::Relaxed);
+    let q = Query::new(&headers, raw)?;
+    let limit = match q.one("limit") {
+        None => DRIVERS_MAX_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=DRIVERS_MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad_request(format!(
+                    "limit `{text}` must be from 1 to {DRIVERS_MAX_LIMIT}"
+                )));
+            }
+        },
+    };
+    let offset = q.offset("tags")?;
+    Ok(page("tags", &data.tags, offset, limit))
 }
 
 #[cfg(test)]

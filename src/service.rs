@@ -354,6 +354,7 @@ pub async fn run_as(
     let mut control = Control::new(stopped, job::LOCK_WAIT);
     // Replicas sharing a Postgres store: each fire runs on one of them.
     control.once_per_fire = store.shared();
+    let client_for_refresh = client.clone();
     let runner = Arc::new(JobRunner::new(
         config.clone(),
         client,
@@ -399,6 +400,8 @@ pub async fn run_as(
         }
     }
 
+    let refresh = refresh_mirror(&config, &client_for_refresh, &telemetry);
+
     let health = telemetry.health.clone();
     let heartbeat = tokio::spawn(async move {
         loop {
@@ -409,6 +412,9 @@ pub async fn run_as(
 
     shutdown.await;
     heartbeat.abort();
+    if let Some(refresh) = refresh {
+        refresh.abort();
+    }
     tracing::info!(
         "stopping: no new runs or sends; waiting up to {}s for the sends in flight",
         SHUTDOWN_TIMEOUT.as_secs()
@@ -437,6 +443,46 @@ pub async fn run_as(
     }
     tracing::info!(finished = drained.finished, "stopped");
     Ok(())
+}
+
+/// Syncs the mirror every `mirror.refresh` (the first at start) while the
+/// service runs, so runs find it nearly current; `None` when the mirror is
+/// off, `refresh` is 0, or no job reads it. Sync metrics are recorded for
+/// these syncs and for those runs start.
+fn refresh_mirror(
+    config: &Arc<Config>,
+    client: &Client,
+    telemetry: &Telemetry,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let metrics = telemetry.metrics.clone();
+    crate::mirror::on_sync_end(Arc::new(move |outcome, stats, took| {
+        metrics.sync_finished(outcome, stats, took, Utc::now())
+    }));
+    let used = config
+        .jobs
+        .iter()
+        .any(|j| crate::mirror::uses_mirror(config, j));
+    if !used || config.mirror.refresh.is_zero() {
+        return None;
+    }
+    let (config, client) = (config.clone(), client.clone());
+    Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(config.mirror.refresh);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let synced = async {
+                let mirror = crate::mirror::open(&config)?;
+                crate::mirror::sync(mirror.as_ref(), &client, &config.mirror, Utc::now(), None)
+                    .await
+            }
+            .await;
+            // A failed refresh is logged by the sync; the next run syncs again.
+            if let Err(e) = synced {
+                tracing::debug!("mirror refresh: {e:#}");
+            }
+        }
+    }))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -73,7 +73,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_by_run ON deliveries (run_id);
     CREATE INDEX deliveries_by_finisher ON deliveries (finished_by);
     CREATE INDEX deliveries_by_sent ON deliveries (status, sent_at);",
-    // 4: the replica (hostname:pid or --replica-id) that ran each run.
+    // 4: the mirror: assignment versions, courses, drivers, tags, syncs (src/mirror/sqlite.rs).
+    crate::mirror::sqlite::MIGRATION,
+    // 5: the replica (hostname:pid or --replica-id) that ran each run.
     "ALTER TABLE runs ADD COLUMN replica TEXT;",
 ];
 

@@ -50,6 +50,24 @@ pub enum WindowSpec {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    /// `{ current = true }`: the state of every assignment as of the fire
+    /// instant (read from the mirror). Its window is the instant itself,
+    /// `start == end == fire`: see [`Window::is_instant`].
+    Current,
+}
+
+impl WindowSpec {
+    /// The kind's name in the template context: `last`, `previous`,
+    /// `since_last_run`, `fixed` or `current`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Last(_) => "last",
+            Self::Previous(_) => "previous",
+            Self::SinceLastRun { .. } => "since_last_run",
+            Self::Fixed { .. } => "fixed",
+            Self::Current => "current",
+        }
+    }
 }
 
 /// A half-open interval `[start, end)` of instants.
@@ -64,6 +82,11 @@ impl Window {
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
         self.start <= t && t < self.end
     }
+
+    /// True for a `current` window: the state as of `end`, not a span.
+    pub fn is_instant(&self) -> bool {
+        self.start == self.end
+    }
 }
 
 impl Window {
@@ -73,12 +96,18 @@ impl Window {
             t.with_timezone(&tz)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         };
+        if self.is_instant() {
+            return format!("as of {}", local(self.end));
+        }
         format!("[{}, {})", local(self.start), local(self.end))
     }
 }
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_instant() {
+            return write!(f, "as of {}", self.end.to_rfc3339());
+        }
         write!(
             f,
             "[{}, {})",
@@ -136,6 +165,12 @@ pub fn compute(
             start: *start,
             end: *end,
         },
+        WindowSpec::Current => {
+            return Ok(Window {
+                start: fire,
+                end: fire,
+            });
+        }
     };
     if window.start >= window.end {
         return Err(WindowError::Empty {

@@ -22,6 +22,10 @@ base_url = "{base_url}"
 token = "${{TW_TEST_TOKEN}}"
 {extra_samsara}
 
+# These tests are about the direct API query (Part 1), not the mirror.
+[mirror]
+enabled = false
+
 [teams.north-yard]
 manager = "Dana Ortiz <dana.ortiz@example.com>"
 learners = ["driver-1", "driver-2"]

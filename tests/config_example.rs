@@ -45,7 +45,16 @@ fn the_example_config_resolves() {
     );
     let weekly = config.job("weekly-overdue").unwrap();
     assert_eq!(weekly.filters.teams, ["north-yard", "south-yard"]);
-    assert!(matches!(weekly.window, WindowSpec::Last(_)));
+    assert_eq!(weekly.window, WindowSpec::Current);
+    assert_eq!(weekly.source, trainwatch::config::Source::Mirror);
+    assert!(matches!(
+        config.job("daily-slack-digest").unwrap().window,
+        WindowSpec::Last(_)
+    ));
+    assert_eq!(
+        config.job("q1-2026-audit").unwrap().source,
+        trainwatch::config::Source::Api
+    );
     let audit = config.job("monthly-audit").unwrap();
     assert!(matches!(&audit.deliver[0], Delivery::Archive(a) if a.dir == dir.path().join("audit")));
     assert_eq!(config.webhooks.len(), 3);

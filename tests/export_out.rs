@@ -53,7 +53,7 @@ fn config(dir: &Path, uri: &str) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[samsara]\nbase_url = \"{uri}\"\ntoken = \"t\"\n\n[[jobs]]\nname = \"j\"\nschedule = \"0 8 * * Mon\"\n\
+            "[mirror]\nenabled = false\n\n[samsara]\nbase_url = \"{uri}\"\ntoken = \"t\"\n\n[[jobs]]\nname = \"j\"\nschedule = \"0 8 * * Mon\"\n\
              window = {{ last = \"7d\" }}\ndeliver = [{{ archive = {{ dir = \"a\" }} }}]\n"
         ),
     )

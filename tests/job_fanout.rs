@@ -14,6 +14,9 @@ timezone = "America/Chicago"
 [samsara]
 base_url = "BASE"
 token = "t"
+# The direct API query (Part 1), not the mirror.
+[mirror]
+enabled = false
 [teams.north]
 manager = "Dana <dana@example.com>"
 learners = ["driver-1", "driver-2"]

@@ -163,7 +163,7 @@ async fn formula_names_are_neutralised_in_csv_and_kept_raw_in_json() {
     std::fs::write(
         &config,
         format!(
-            "[samsara]\nbase_url = \"{}\"\ntoken = \"t\"\n\n[[jobs]]\nname = \"j\"\nschedule = \"0 8 * * Mon\"\n\
+            "[mirror]\nenabled = false\n\n[samsara]\nbase_url = \"{}\"\ntoken = \"t\"\n\n[[jobs]]\nname = \"j\"\nschedule = \"0 8 * * Mon\"\n\
              window = {{ last = \"7d\" }}\ndeliver = [{{ archive = {{ dir = \"a\" }} }}]\n",
             server.uri()
         ),

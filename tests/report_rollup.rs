@@ -159,6 +159,7 @@ fn meta(include_deleted: bool) -> Meta {
             start: start(),
             end: end(),
         },
+        kind: "fixed",
         timezone: chrono_tz::America::Chicago,
         generated_at: end(),
         team: None,

@@ -6,7 +6,7 @@ mod sample_support;
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
-use chrono::Duration;
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use trainwatch::config::{Config, load, load_str};
 use trainwatch::export::{self, Format};
@@ -167,14 +167,17 @@ async fn client_settings_point_at_the_sample_server_whatever_base_url_says() {
 /// names.
 #[tokio::test]
 async fn the_sample_jobs_export_through_the_sample_server() {
-    let config = sample_config();
+    let mut config = sample_config();
+    let state = tempfile::tempdir().unwrap();
+    config.state_dir = state.path().to_path_buf();
     let (mut settings, _server) = client_settings(&config.samsara).await.unwrap();
     settings.requests_per_second = 1000;
     let client = Client::with_limits(settings, std::sync::Arc::new(RateLimits::default())).unwrap();
 
     let chicago = |s: &str| time(s);
     let cases = [
-        ("weekly-overdue", fire() - Duration::days(365), fire(), 60),
+        // A current window: the instant itself (the state as of the fire).
+        ("weekly-overdue", fire(), fire(), 60),
         (
             "daily-slack-digest",
             chicago("2026-11-22T00:00:00-06:00"),
@@ -210,12 +213,30 @@ async fn the_sample_jobs_export_through_the_sample_server() {
             .flat_map(|t| &config.teams[t].learners)
             .map(|l| l.to_string())
             .collect();
-        let want = expected(start, end, |r| {
-            (team_learners.is_empty() || team_learners.contains(&learner(r)))
-                && (!overdue_only
-                    || (r["isOverdue"] == true
-                        && matches!(r["status"].as_str(), Some("notStarted" | "inProgress"))))
-        });
+        let in_team =
+            |r: &serde_json::Value| team_learners.is_empty() || team_learners.contains(&learner(r));
+        let want = if start == end {
+            // As of the fire instant: each assignment's newest version
+            // before it, overdue from its due date, whenever it was touched.
+            let as_of = expected(DateTime::<Utc>::MIN_UTC, end, |_| true);
+            as_of
+                .into_iter()
+                .filter(|(_, r)| {
+                    in_team(r)
+                        && (!overdue_only
+                            || (matches!(r["status"].as_str(), Some("notStarted" | "inProgress"))
+                                && r.get("dueAtTime").is_some()
+                                && field_time(r, "dueAtTime") < end))
+                })
+                .collect()
+        } else {
+            expected(start, end, |r| {
+                in_team(r)
+                    && (!overdue_only
+                        || (r["isOverdue"] == true
+                            && matches!(r["status"].as_str(), Some("notStarted" | "inProgress"))))
+            })
+        };
         let want: BTreeSet<String> = want
             .into_iter()
             .filter(|(_, r)| keep_deleted || r.get("deletedAtTime").is_none())

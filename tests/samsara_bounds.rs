@@ -111,6 +111,52 @@ async fn under_a_paused_clock_the_deadline_is_checked_between_pages() {
     assert!(started.elapsed() <= Duration::from_secs(61));
 }
 
+/// A sync's stream read over `days` of range against an endless cursor, at
+/// 5 requests/s with `max_fetch_time = 60s`: how long it ran (paused clock)
+/// and the limit its error names.
+async fn endless_sync_read(days: i64) -> (Duration, String) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/training-assignments/stream"))
+        .respond_with(EndlessCursor {
+            pages: Arc::new(AtomicU64::new(0)),
+        })
+        .mount(&server)
+        .await;
+    let mut settings = common::settings(&server.uri());
+    settings.requests_per_second = 5;
+    settings.max_fetch_time = Duration::from_secs(60);
+    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
+    let end = utc("2026-03-09T00:00:00Z");
+    let started = tokio::time::Instant::now();
+    let err = client
+        .stream_pages(end - chrono::TimeDelta::days(days), end, |_| {
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .await
+        .unwrap_err();
+    (started.elapsed(), err.to_string())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sync_gets_max_fetch_time_for_every_30_days_of_its_range_and_no_more() {
+    // An hourly sync keeps the plain bound; a first sync over 90 days may
+    // read three times as long (a whole history at 5 requests/s takes
+    // hours), and an endless cursor still ends there.
+    let (short, message) = endless_sync_read(1).await;
+    assert!(
+        (Duration::from_secs(59)..=Duration::from_secs(61)).contains(&short),
+        "{short:?}"
+    );
+    assert!(message.contains("samsara.max_fetch_time (1m)"), "{message}");
+    let (long, message) = endless_sync_read(90).await;
+    assert!(
+        (Duration::from_secs(179)..=Duration::from_secs(181)).contains(&long),
+        "{long:?}"
+    );
+    assert!(message.contains("samsara.max_fetch_time (3m)"), "{message}");
+}
+
 /// A local server whose one endpoint streams `total` bytes of JSON-looking
 /// filler, lazily, counting what it actually produced.
 async fn streaming_server(total: u64, declare_length: bool) -> (String, Arc<AtomicU64>) {
@@ -231,6 +277,11 @@ async fn export_against_an_endless_cursor_fails_within_max_fetch_time() {
         &config,
         format!(
             r#"
+# The API path: a sync's first read is allowed longer (see
+# a_sync_gets_max_fetch_time_for_every_30_days_of_its_range_and_no_more).
+[mirror]
+enabled = false
+
 [samsara]
 base_url = "{}"
 token = "test-token"

@@ -86,7 +86,7 @@ pub(crate) fn deliveries(config: &Config, raw_jobs: &[&Spanned<RawJob>], diag: &
             {
                 let ctx = FailureContext {
                     job: JobInfo::of(job),
-                    window: Some(WindowInfo::of(&window, job.timezone)),
+                    window: Some(WindowInfo::of(&window, job.timezone, job.window.kind())),
                     generated_at: fire.to_rfc3339(),
                     error: "fetching assignments: HTTP 503 Service Unavailable".into(),
                 };

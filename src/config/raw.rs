@@ -31,6 +31,17 @@ pub(crate) struct RawConfig {
     pub webhooks: Opt<BTreeMap<String, Spanned<RawWebhook>>>,
     pub teams: Opt<BTreeMap<String, Spanned<RawTeam>>>,
     pub jobs: Opt<Vec<Spanned<RawJob>>>,
+    pub mirror: Opt<RawMirror>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMirror {
+    pub enabled: Opt<bool>,
+    /// A TOML offset datetime or an RFC 3339 string.
+    pub since: Opt<toml::Value>,
+    pub overlap: Opt<String>,
+    pub refresh: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +111,7 @@ pub(crate) struct RawJob {
     pub when_empty: Opt<String>,
     pub deliver: Opt<Vec<Spanned<RawDelivery>>>,
     pub on_failure: Opt<Vec<Spanned<RawDelivery>>>,
+    pub source: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +124,7 @@ pub(crate) struct RawWindow {
     /// A TOML offset datetime or an RFC 3339 string.
     pub start: Opt<toml::Value>,
     pub end: Opt<toml::Value>,
+    pub current: Opt<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +426,7 @@ mod tests {
         let tables = [
             ("", keys_of::<RawConfig>()),
             ("server.", keys_of::<RawServer>()),
+            ("mirror.", keys_of::<RawMirror>()),
             ("samsara.", keys_of::<RawSamsara>()),
             ("smtp.", keys_of::<RawSmtp>()),
             ("webhooks.NAME.", keys_of::<RawWebhook>()),

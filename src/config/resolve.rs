@@ -35,7 +35,7 @@ const API_TIMEOUT: Duration = Duration::from_secs(90);
 const CRON_SHAPE: &str = "expected 5 fields `MIN HOUR DAY MONTH WEEKDAY` (like `0 8 * * Mon`) \
      or 6 with seconds first `SEC MIN HOUR DAY MONTH WEEKDAY` (like `30 0 8 * * Mon`)";
 const WINDOW_FORMS: &str = "`{ last = \"7d\" }`, `{ previous = \"week\" }`, \
-     `{ since_last_run = true, max = \"30d\" }` or `{ start = …, end = … }`";
+     `{ since_last_run = true, max = \"30d\" }`, `{ start = …, end = … }` or `{ current = true }`";
 const MAILBOX_SHAPE: &str = "write `Name <address@example.com>` or `address@example.com`";
 const DATETIME_SHAPE: &str = "like `2026-01-01T00:00:00Z` or `2026-01-01T00:00:00-06:00`";
 
@@ -74,6 +74,7 @@ pub(crate) fn load(
         diag,
         base,
         template_files: None,
+        mirror_enabled: true,
     };
     cx.config(raw, path)
 }
@@ -84,6 +85,8 @@ struct Cx<'d, 's> {
     base: PathBuf,
     /// Template names found in `templates_dir` (file names up to the first dot).
     template_files: Option<(PathBuf, BTreeSet<String>)>,
+    /// `mirror.enabled`, resolved before the jobs (their `source` depends on it).
+    mirror_enabled: bool,
 }
 
 /// The span of the top-level table.
@@ -212,6 +215,8 @@ impl Cx<'_, '_> {
             webhooks: webhook_names,
         };
 
+        let mirror = self.mirror(raw.mirror.as_ref());
+        self.mirror_enabled = mirror.enabled;
         let mut jobs = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut resolved_all = true;
@@ -274,6 +279,7 @@ impl Cx<'_, '_> {
             webhooks: webhooks?,
             teams: teams?,
             jobs,
+            mirror,
         };
         // Rendering is worth trying only on a config without other problems.
         if self.diag.is_empty() {
@@ -281,6 +287,25 @@ impl Cx<'_, '_> {
             super::check::deliveries(&config, &raw_jobs, self.diag);
         }
         Some(config)
+    }
+
+    /// `[mirror]`, defaults for what is left out.
+    fn mirror(&mut self, raw: Option<&Spanned<raw::RawMirror>>) -> MirrorConfig {
+        let defaults = MirrorConfig::default();
+        let Some(raw) = raw else {
+            return defaults;
+        };
+        let m = raw.get_ref();
+        MirrorConfig {
+            enabled: m.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+            since: m
+                .since
+                .as_ref()
+                .and_then(|s| self.datetime(s, "since"))
+                .unwrap_or(defaults.since),
+            overlap: self.duration(&m.overlap, defaults.overlap, true),
+            refresh: self.duration(&m.refresh, defaults.refresh, true),
+        }
     }
 
     fn path(&self, dir: &Spanned<String>) -> PathBuf {
@@ -895,6 +920,41 @@ impl Cx<'_, '_> {
             None => Some(Vec::new()),
             Some(list) => self.deliveries(list.get_ref(), "failure", names),
         };
+        let source = match &job.source {
+            None if self.mirror_enabled => Source::Mirror,
+            None => Source::Api,
+            Some(s) => match s.get_ref().as_str() {
+                "mirror" if self.mirror_enabled => Source::Mirror,
+                "mirror" => {
+                    self.problem(
+                        s.span(),
+                        "`source = \"mirror\"` needs the mirror: remove `enabled = false` from [mirror], or use `source = \"api\"`",
+                    );
+                    Source::Api
+                }
+                "api" => Source::Api,
+                _ => {
+                    let shown = self.quote(s);
+                    self.problem(
+                        s.span(),
+                        format!("unknown source {shown}: use mirror or api"),
+                    );
+                    Source::Api
+                }
+            },
+        };
+        if window.as_ref() == Some(&WindowSpec::Current) && source == Source::Api {
+            let at = job.window.as_ref().map_or(span.clone(), |w| w.span());
+            let why = if self.mirror_enabled {
+                "this job has `source = \"api\"`"
+            } else {
+                "[mirror] has `enabled = false`"
+            };
+            self.problem(
+                at,
+                format!("`window = {{ current = true }}` reads the state of every assignment from the mirror, but {why}: enable the mirror and use `source = \"mirror\"`, or give the job a `last`/`previous` window"),
+            );
+        }
         Some(Job {
             name: name?,
             schedule: schedule?,
@@ -905,6 +965,7 @@ impl Cx<'_, '_> {
             when_empty,
             deliver: deliver?,
             on_failure: on_failure?,
+            source,
         })
     }
 
@@ -958,6 +1019,7 @@ impl Cx<'_, '_> {
             ("previous", w.previous.is_some()),
             ("since_last_run", w.since_last_run.is_some()),
             ("start/end", w.start.is_some() || w.end.is_some()),
+            ("current", w.current.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -1013,6 +1075,16 @@ impl Cx<'_, '_> {
                 }
                 let max = self.duration(&w.max, Duration::from_secs(30 * 86_400), false);
                 flag.get_ref().then_some(WindowSpec::SinceLastRun { max })
+            }
+            ["current"] => {
+                let flag = w.current.as_ref()?;
+                if !*flag.get_ref() {
+                    self.problem(
+                        flag.span(),
+                        format!("`current = false` is not a window: set it to true, or write one of {WINDOW_FORMS}"),
+                    );
+                }
+                flag.get_ref().then_some(WindowSpec::Current)
             }
             ["start/end"] => {
                 let start = self.require(&w.start, &span, "start", "the fixed window");

@@ -40,6 +40,42 @@ pub struct Config {
     pub webhooks: BTreeMap<String, Webhook>,
     pub teams: BTreeMap<String, Team>,
     pub jobs: Vec<Job>,
+    /// `[mirror]`: the local copy of the organisation's training data.
+    pub mirror: MirrorConfig,
+}
+
+/// `[mirror]`: the local, incrementally synced copy (see [`crate::mirror`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorConfig {
+    /// Off: every job queries the API directly (Part 1).
+    pub enabled: bool,
+    /// How far back the first sync reaches.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// Each sync re-reads this much before the previous sync's end.
+    pub overlap: Duration,
+    /// How often `trainwatch run` syncs between runs; zero: only before runs.
+    pub refresh: Duration,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            since: chrono::DateTime::from_timestamp(1_577_836_800, 0)
+                .expect("2020-01-01 is a valid instant"),
+            overlap: Duration::from_secs(600),
+            refresh: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Where a job's data comes from (`jobs.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The mirror, synced up to the fire instant first.
+    Mirror,
+    /// A direct query of the API over the window (Part 1).
+    Api,
 }
 
 impl Config {
@@ -194,6 +230,8 @@ pub struct Job {
     pub when_empty: WhenEmpty,
     pub deliver: Vec<Delivery>,
     pub on_failure: Vec<Delivery>,
+    /// Where its data comes from.
+    pub source: Source,
 }
 
 /// One entry of `deliver` or `on_failure`.

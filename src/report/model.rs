@@ -60,19 +60,24 @@ impl JobInfo {
     }
 }
 
-/// `window` in the context: `[start, end)`.
+/// `window` in the context: `[start, end)`, or for `current` windows the
+/// instant `end` (with `start` null).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WindowInfo {
-    pub start: String,
+    /// `last`, `previous`, `since_last_run`, `fixed` or `current`.
+    pub kind: String,
+    /// Null for `current` windows.
+    pub start: Option<String>,
     pub end: String,
     pub timezone: String,
 }
 
 impl WindowInfo {
-    /// `window` in the context's form, in `tz`.
-    pub fn of(window: &crate::window::Window, tz: Tz) -> Self {
+    /// `window` in the context's form, in `tz`; `kind` as [`crate::window::WindowSpec::kind`] names it.
+    pub fn of(window: &crate::window::Window, tz: Tz, kind: &str) -> Self {
         Self {
-            start: local_rfc3339(window.start, tz),
+            kind: kind.to_string(),
+            start: (!window.is_instant()).then(|| local_rfc3339(window.start, tz)),
             end: local_rfc3339(window.end, tz),
             timezone: tz.name().to_string(),
         }

@@ -34,7 +34,10 @@ use crate::window::Window;
 #[derive(Debug, Clone)]
 pub struct Meta {
     pub job: JobInfo,
+    /// For `current` windows, the instant (`start == end`).
     pub window: Window,
+    /// The window's kind for the context (`last`, …, `current`).
+    pub kind: &'static str,
     pub timezone: Tz,
     pub generated_at: DateTime<Utc>,
     pub team: Option<TeamInfo>,
@@ -48,8 +51,13 @@ pub const UNCATEGORIZED: &str = "Uncategorized";
 /// Whether `a` belongs in a report of `window`: created or modified in it
 /// (the stream's own rule, start in, end out), and not deleted unless the
 /// job includes deleted assignments.
+///
+/// For a `current` window (an instant) every assignment's state is in: the
+/// mirror has already chosen each one's newest version before the instant.
 pub fn included(a: &Assignment, window: &Window, include_deleted: bool) -> bool {
-    (window.contains(a.created_at_time) || window.contains(a.updated_at_time))
+    (window.is_instant()
+        || window.contains(a.created_at_time)
+        || window.contains(a.updated_at_time))
         && (include_deleted || a.deleted_at_time.is_none())
 }
 
@@ -253,7 +261,7 @@ pub fn build<'a>(
 
     Report {
         job: meta.job.clone(),
-        window: WindowInfo::of(&meta.window, meta.timezone),
+        window: WindowInfo::of(&meta.window, meta.timezone, meta.kind),
         generated_at: local(meta.generated_at),
         team: meta.team.clone(),
         totals,

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -23,6 +24,10 @@ use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 const DEFAULT_CONCURRENCY: usize = 4;
 /// `/fleet/drivers` takes up to 512 per page.
 const DRIVERS_PAGE_LIMIT: &str = "512";
+/// `/tags` takes up to 512 per page.
+const TAGS_PAGE_LIMIT: &str = "512";
+/// Every course status `/training-courses` knows (drafts are never returned).
+pub const COURSE_STATUSES: [&str; 3] = ["published", "archived", "deleted"];
 /// How much of an error body goes into a message.
 const BODY_SNIPPET: usize = 300;
 /// The largest response body read by default: 64 times a large page
@@ -293,6 +298,11 @@ impl Client {
         })
     }
 
+    /// The observer this client reports to, if any (so a caller can chain its own).
+    pub fn observer(&self) -> Option<Arc<dyn Observer>> {
+        self.inner.observer.clone()
+    }
+
     /// The same client reporting to `observer`.
     pub fn observed(self, observer: Arc<dyn Observer>) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
@@ -389,11 +399,11 @@ impl Client {
         Ok(drivers)
     }
 
-    /// Every tag of the organisation (for `trainwatch init`).
+    /// Every tag of the organisation (the mirror keeps them; `init` lists them).
     pub async fn tags(&self) -> Result<Vec<Tag>, ApiError> {
         let deadline = self.deadline();
         let mut tags = Vec::new();
-        let params = vec![("limit", "512".to_string())];
+        let params = vec![("limit", TAGS_PAGE_LIMIT.to_string())];
         self.paginate::<Tag>(Endpoint::Tags, params, None, deadline, |page| {
             tags.extend(page)
         })
@@ -433,6 +443,67 @@ impl Client {
         self.get::<Page<serde_json::Value>>(url, &place)
             .await
             .map(drop)
+    }
+
+    /// Every course of every status (published, archived, deleted), one
+    /// cursor chain per status (one value per request, as the SDK sends it),
+    /// deduplicated by id.
+    pub async fn all_courses(&self) -> Result<Vec<Course>, ApiError> {
+        let deadline = self.deadline();
+        let mut by_id: HashMap<String, Course> = HashMap::new();
+        for status in COURSE_STATUSES {
+            let params = vec![("status", status.to_string())];
+            self.paginate::<Course>(Endpoint::TrainingCourses, params, None, deadline, |page| {
+                by_id.extend(page.into_iter().map(|c| (c.id.clone(), c)))
+            })
+            .await?;
+        }
+        let mut courses: Vec<Course> = by_id.into_values().collect();
+        courses.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(courses)
+    }
+
+    /// The unfiltered stream over `[start, end)`, page by page, for the
+    /// mirror's sync: `sink` gets each page's records (duplicates and
+    /// every version included, nothing merged) and may stop the read by
+    /// returning an error, which is handed back as is. Returns the pages read.
+    ///
+    /// The read may take `samsara.max_fetch_time` for every
+    /// [`SYNC_PERIOD`] of the range (at least once): a first sync or a
+    /// rebuild reads years, and a whole organisation's history at 5
+    /// requests/s can take hours, while an hourly sync keeps the plain bound.
+    pub async fn stream_pages<E>(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        mut sink: impl FnMut(Vec<Assignment>) -> Result<(), E>,
+    ) -> Result<u64, StreamError<E>> {
+        let query = AssignmentQuery::new(start, end);
+        let seconds = u64::try_from((end - start).num_seconds()).unwrap_or(0);
+        let periods = seconds.div_ceil(SYNC_PERIOD.as_secs()).clamp(1, 10_000) as u32;
+        let deadline =
+            self.deadline_after(self.inner.settings.max_fetch_time.saturating_mul(periods));
+        let mut failed: Option<E> = None;
+        let pages = self
+            .paginate_while::<Assignment>(
+                Endpoint::TrainingAssignments,
+                query.params(),
+                None,
+                deadline,
+                |page| match sink(page) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            )
+            .await
+            .map_err(StreamError::Api)?;
+        match failed {
+            Some(e) => Err(StreamError::Sink(e)),
+            None => Ok(pages),
+        }
     }
 
     /// The names a report needs, fetched once per run: the given courses and
@@ -481,8 +552,24 @@ impl Client {
         endpoint: Endpoint,
         params: Vec<(&'static str, String)>,
         chunk: Option<(usize, usize)>,
-        deadline: Instant,
+        deadline: Deadline,
         mut sink: impl FnMut(Vec<T>),
+    ) -> Result<u64, ApiError> {
+        self.paginate_while(endpoint, params, chunk, deadline, |page| {
+            sink(page);
+            true
+        })
+        .await
+    }
+
+    /// [`Self::paginate`], stopping early (without error) when `sink` returns false.
+    async fn paginate_while<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        params: Vec<(&'static str, String)>,
+        chunk: Option<(usize, usize)>,
+        deadline: Deadline,
+        mut sink: impl FnMut(Vec<T>) -> bool,
     ) -> Result<u64, ApiError> {
         let mut after: Option<String> = None;
         let mut seen = HashSet::new();
@@ -506,17 +593,17 @@ impl Client {
             }
             let too_long = || ApiError::FetchTooLong {
                 place: place.clone(),
-                limit: self.inner.settings.max_fetch_time,
+                limit: deadline.limit,
                 pages: u64::from(page - 1),
             };
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline.at {
                 return Err(too_long());
             }
             // Without request timeouts (paused-clock tests) no timer may be
             // pending while a server answers, so the deadline is then only
             // checked between pages; otherwise it also cuts a request short.
             let body: Page<T> = if self.inner.settings.timeout.is_some() {
-                tokio::time::timeout_at(deadline, self.get(url, &place))
+                tokio::time::timeout_at(deadline.at, self.get(url, &place))
                     .await
                     .map_err(|_| too_long())??
             } else {
@@ -525,8 +612,7 @@ impl Client {
             if let Some(o) = &self.inner.observer {
                 o.on_page(endpoint, body.data.len());
             }
-            sink(body.data);
-            if !body.pagination.has_next_page {
+            if !sink(body.data) || !body.pagination.has_next_page {
                 return Ok(u64::from(page));
             }
             let cursor = body.pagination.end_cursor;
@@ -543,11 +629,18 @@ impl Client {
         }
     }
 
-    /// When a fetch that starts now must have ended.
-    fn deadline(&self) -> Instant {
+    /// When a fetch that starts now must have ended (`samsara.max_fetch_time`).
+    fn deadline(&self) -> Deadline {
+        self.deadline_after(self.inner.settings.max_fetch_time)
+    }
+
+    /// When a read that starts now and may take `limit` must have ended.
+    fn deadline_after(&self, limit: Duration) -> Deadline {
         let now = Instant::now();
-        now.checked_add(self.inner.settings.max_fetch_time)
-            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+        let at = now
+            .checked_add(limit)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
+        Deadline { at, limit }
     }
 
     fn url(&self, endpoint: Endpoint, place: &Place) -> Result<Url, ApiError> {
@@ -695,6 +788,27 @@ impl Client {
                 detail: format!("{e} (body of {} bytes)", body.len()),
             })
     }
+}
+
+/// The span of a sync's range that gets one `max_fetch_time` of reading.
+pub const SYNC_PERIOD: Duration = Duration::from_secs(30 * 86_400);
+
+/// The end of a read's time and the limit it came from (for the error).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+/// Why [`Client::stream_pages`] stopped: the API, or the page sink.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError<E> {
+    /// The API failed (after retries).
+    #[error(transparent)]
+    Api(ApiError),
+    /// The sink refused a page.
+    #[error("storing a page: {0}")]
+    Sink(E),
 }
 
 /// Classifies a reqwest failure. Its message never includes the URL: the

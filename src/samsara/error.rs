@@ -8,7 +8,7 @@ pub enum Endpoint {
     TrainingAssignments,
     TrainingCourses,
     Drivers,
-    /// `/tags`: only `trainwatch init` reads it (to help choose teams).
+    /// `/tags`: the organisation's tags (the mirror keeps them).
     Tags,
 }
 

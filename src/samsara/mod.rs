@@ -10,8 +10,8 @@ mod wire;
 
 pub use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 pub use client::{
-    Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME, Dedup, FetchStats,
-    Fetched, Names, Observer,
+    COURSE_STATUSES, Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME, Dedup,
+    FetchStats, Fetched, Names, Observer, StreamError,
 };
 pub use error::{ApiError, Endpoint, Place};
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};

@@ -166,17 +166,6 @@ pub struct Course {
     pub estimated_time_to_complete_minutes: Option<i64>,
 }
 
-/// One tag from `/tags` (only what `init` shows).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Tag {
-    pub id: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub parent_tag_id: Option<String>,
-}
-
 /// One driver from `/fleet/drivers` (only what names need).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -188,4 +177,35 @@ pub struct Driver {
     pub username: Option<String>,
     #[serde(default)]
     pub driver_activation_status: Option<String>,
+    /// The driver's tags (`/fleet/drivers` returns them with each driver).
+    #[serde(default)]
+    pub tags: Vec<TagRef>,
+}
+
+/// A tag as a driver carries it: `{id, name, parentTagId}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagRef {
+    /// The tag's id.
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Its parent's id, absent at the top.
+    #[serde(default)]
+    pub parent_tag_id: Option<String>,
+}
+
+/// One tag from `/tags` (members are not kept: drivers carry their tags).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tag {
+    /// The tag's id.
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Absent for a top-level tag.
+    #[serde(default)]
+    pub parent_tag_id: Option<String>,
 }

@@ -84,6 +84,9 @@ pub const PG_MIGRATIONS: &[&str] = &[
         claimed_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (job, fire_time)
     );",
+    // 2: the mirror (src/mirror/postgres.rs): times in nanoseconds since
+    // the epoch as in SQLite, exact for what the API sends and ordered.
+    crate::mirror::postgres::MIGRATION,
 ];
 
 /// The advisory lock that serialises migrations across replicas starting together.
@@ -412,7 +415,21 @@ impl PgStore {
     }
 
     fn guard(&self, job: &str, generation: i64, deadline: std::time::Instant) -> super::JobLock {
-        let name = format!("job:{job}");
+        super::JobLock {
+            _file: None,
+            lease: Some(self.lease_guard(format!("job:{job}"), job, generation, deadline)),
+        }
+    }
+
+    /// Holds the lease `name` (taken at `generation`), renewing it in the
+    /// background; `job` is the key its generation is registered under.
+    fn lease_guard(
+        &self,
+        name: String,
+        job: &str,
+        generation: i64,
+        deadline: std::time::Instant,
+    ) -> LeaseGuard {
         self.held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -460,21 +477,56 @@ impl PgStore {
                 }
             })
         };
-        super::JobLock {
-            _file: None,
-            lease: Some(LeaseGuard {
-                name,
-                job: job.to_string(),
-                generation,
-                owner: self.replica.clone(),
-                held,
-                deadline,
-                renew,
-                pool: self.pool.clone(),
-                handle: self.handle.clone(),
-                registry: self.held.clone(),
-            }),
+        LeaseGuard {
+            name,
+            job: job.to_string(),
+            generation,
+            owner: self.replica.clone(),
+            held,
+            deadline,
+            renew,
+            pool: self.pool.clone(),
+            handle: self.handle.clone(),
+            registry: self.held.clone(),
         }
+    }
+
+    /// The name the mirror's sync lease is registered under (not a job
+    /// name: those have no spaces).
+    pub(crate) const SYNC_KEY: &'static str = "mirror sync";
+
+    /// Takes the lease that lets one replica at a time sync the mirror, if
+    /// it is free or expired.
+    pub(crate) fn try_lock_sync(&self) -> Result<Option<LeaseGuard>, StoreError> {
+        let asked = std::time::Instant::now();
+        let generation = self.call("taking the sync lease", self.take_lease("mirror-sync"))?;
+        Ok(generation
+            .map(|g| self.lease_guard("mirror-sync".into(), Self::SYNC_KEY, g, asked + self.lease)))
+    }
+
+    /// The generation of the lease registered under `key` that this process holds.
+    pub(crate) fn held_generation(&self, key: &str) -> Option<i64> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    /// Runs `f` on the store's runtime (for the mirror), blocking the caller.
+    pub(crate) fn run<T>(
+        &self,
+        f: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        self.block(f)
+    }
+
+    /// A pooled connection (for the mirror).
+    pub(crate) async fn connection(&self) -> anyhow::Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: connecting: {}", self.url, chain(&e)))
     }
 
     /// Takes `job`'s lease, or says which replica holds it.

@@ -159,7 +159,8 @@ pub fn report() -> Report {
             timezone: "America/Chicago".into(),
         },
         window: WindowInfo {
-            start: "2026-10-26T00:00:00-05:00".into(),
+            kind: "previous".into(),
+            start: Some("2026-10-26T00:00:00-05:00".into()),
             end: "2026-11-02T00:00:00-06:00".into(),
             timezone: "America/Chicago".into(),
         },

@@ -1,0 +1,288 @@
+//! Benchmark: the mirror against direct API queries, and the mirror's raw
+//! sync throughput.
+//!
+//! 1. An organisation of N assignments (default 100,000; pages of 100)
+//!    served on loopback, the client paced at 5 requests/s: the first sync's
+//!    wall time against the physical bound (pages / 5 s). Then 2% of the
+//!    assignments change over a week, and the weekly report over the last
+//!    365 days (every assignment, no filter) is built from the mirror (its
+//!    sync included) and by a direct API query: requests and wall time of
+//!    each, and their ratio.
+//! 2. A sync of M versions (default 1,000,000) from pre-built pages with no
+//!    rate limit: versions per second, and the database's bytes per version.
+//!
+//! `cargo bench --bench mirror_sync`
+//! (`TRAINWATCH_BENCH_ASSIGNMENTS=10000 TRAINWATCH_BENCH_VERSIONS=100000` for a shorter run.)
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use trainwatch::config;
+use trainwatch::job;
+use trainwatch::mirror::{self, MirrorStore, SqliteMirror};
+use trainwatch::sample::{SampleContent, SampleServer};
+use trainwatch::samsara::{Client, ClientSettings, RateLimits};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const PAGE_SIZE: usize = 100;
+const RATE: u32 = 5;
+const STATUSES: [&str; 3] = ["notStarted", "inProgress", "completed"];
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn version(i: usize, updated: DateTime<Utc>, status: &str, rng: &mut StdRng) -> Value {
+    let created = updated - Duration::days(rng.random_range(0..400));
+    json!({
+        "id": format!("{i:08x}-0000-4000-8000-000000000000"),
+        "course": {"id": format!("course-{}", i % 40), "revisionId": "r1"},
+        "learner": {"id": format!("{}", 100_000 + i % 2_000), "type": "driver"},
+        "status": status,
+        "createdAtTime": rfc(created),
+        "createdById": "user-1",
+        "updatedAtTime": rfc(updated),
+        "updatedById": "user-1",
+        "durationMinutes": rng.random_range(0..120),
+        "dueAtTime": rfc(created + Duration::days(30)),
+        "isOverdue": status != "completed" && created + Duration::days(30) < updated,
+    })
+}
+
+fn client(uri: &str) -> Client {
+    let mut s = ClientSettings::new(uri.parse().unwrap(), SecretString::from("bench"));
+    s.requests_per_second = RATE;
+    Client::with_limits(s, Arc::new(RateLimits::default())).unwrap()
+}
+
+async fn mirror_versus_api() {
+    let n = env_count("TRAINWATCH_BENCH_ASSIGNMENTS", 100_000);
+    let mut rng = StdRng::seed_from_u64(20261123);
+    let t1 = Utc.with_ymd_and_hms(2026, 11, 16, 14, 0, 0).unwrap();
+    let t2 = t1 + Duration::days(7);
+    let year = 364 * 86_400;
+    let mut stream = Vec::with_capacity(n + n / 50);
+    for i in 0..n {
+        let updated = t1 - Duration::seconds(rng.random_range(1..year));
+        let status = STATUSES[rng.random_range(0..3)];
+        stream.push(version(i, updated, status, &mut rng));
+    }
+    let changed = n / 50;
+    for i in (0..n).step_by(50).take(changed) {
+        let updated = t1 + Duration::seconds(rng.random_range(0..7 * 86_400));
+        stream.push(version(i, updated, "completed", &mut rng));
+    }
+    let courses: Vec<Value> = (0..40)
+        .map(|c| json!({"id": format!("course-{c}"), "title": format!("Course {c}"), "status": "published",
+                         "category": {"id": format!("k{}", c % 4), "name": format!("Category {}", c % 4)}}))
+        .collect();
+    let drivers: Vec<Value> = (0..2_000)
+        .map(|d| json!({"id": format!("{}", 100_000 + d), "name": format!("Driver {d}")}))
+        .collect();
+    let server = SampleServer::start_with(SampleContent {
+        stream,
+        courses,
+        active: drivers,
+        page_size: PAGE_SIZE,
+        ..SampleContent::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let team: Vec<String> = (0..200)
+        .map(|d| format!("\"driver-{}\"", 100_000 + d))
+        .collect();
+    let source = format!(
+        r#"
+timezone = "America/Chicago"
+state_dir = "{state}"
+[samsara]
+base_url = "{uri}"
+token = "t"
+[teams.yard]
+learners = [{team}]
+[webhooks.w]
+kind = "json"
+url = "http://127.0.0.1:9/hook"
+[[jobs]]
+name = "weekly-mirror"
+schedule = "0 8 * * Mon"
+window = {{ last = "365d" }}
+deliver = [{{ webhook = "w" }}]
+[[jobs]]
+name = "weekly-api"
+schedule = "0 8 * * Mon"
+source = "api"
+window = {{ last = "365d" }}
+deliver = [{{ webhook = "w" }}]
+"#,
+        state = dir.path().join("state").display(),
+        uri = server.base_url,
+        team = team.join(", "),
+    );
+    let config = config::load_str(&source, &dir.path().join("t.toml"), &|_| None).unwrap();
+    let client = client(server.base_url.as_str());
+    let store = SqliteMirror::open(&config.state_dir).unwrap();
+
+    // 1. The first sync.
+    server.set_now(Some(t1));
+    let (before, started) = (server.requests(), Instant::now());
+    let report = mirror::sync(&store, &client, &config.mirror, t1, None)
+        .await
+        .unwrap();
+    let first = started.elapsed().as_secs_f64();
+    let first_requests = server.requests() - before;
+    let pages = report.stats.pages;
+    let bound = pages as f64 / f64::from(RATE);
+    println!(
+        "first sync: {n} assignments, {} versions in {pages} pages, {first_requests} requests, {first:.1} s; bound {bound:.1} s (pages / 5 s); ratio {:.3}",
+        report.stats.versions,
+        first / bound
+    );
+
+    // 2. A week later, 2% changed: the weekly report from the mirror, then by the API.
+    server.set_now(Some(t2));
+    let (before, started) = (server.requests(), Instant::now());
+    let job = config.job("weekly-mirror").unwrap();
+    let from_mirror = job::fetch(&config, job, &client, t2, None).await.unwrap();
+    let mirror_reports = job::reports(&config, job, &from_mirror, t2);
+    let mirror_secs = started.elapsed().as_secs_f64();
+    let mirror_requests = server.requests() - before;
+
+    let (before, started) = (server.requests(), Instant::now());
+    let job = config.job("weekly-api").unwrap();
+    let from_api = job::fetch(&config, job, &client, t2, None).await.unwrap();
+    let api_reports = job::reports(&config, job, &from_api, t2);
+    let api_secs = started.elapsed().as_secs_f64();
+    let api_requests = server.requests() - before;
+
+    assert_eq!(
+        mirror_reports[0].totals, api_reports[0].totals,
+        "the same numbers either way"
+    );
+    println!(
+        "weekly report after {changed} changes ({} assignments, {} overdue): mirror {mirror_requests} requests, {mirror_secs:.1} s; API {api_requests} requests, {api_secs:.1} s; {:.1}x fewer requests, {:.1}x faster",
+        api_reports[0].totals.assignments,
+        api_reports[0].totals.overdue,
+        api_requests as f64 / mirror_requests.max(1) as f64,
+        api_secs / mirror_secs.max(0.001)
+    );
+}
+
+/// Serves pre-built stream pages by cursor (`after=pN`), empty lists elsewhere.
+struct Pages(Vec<Vec<u8>>);
+
+impl Respond for Pages {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let index = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "after")
+            .map_or(0, |(_, v)| {
+                v.trim_start_matches('p').parse::<usize>().unwrap()
+            });
+        ResponseTemplate::new(200).set_body_raw(self.0[index].clone(), "application/json")
+    }
+}
+
+async fn raw_sync_throughput() {
+    let m = env_count("TRAINWATCH_BENCH_VERSIONS", 1_000_000);
+    let mut rng = StdRng::seed_from_u64(7);
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let step = (2 * 365 * 86_400 * 1000) / m as i64;
+    let pages_count = m.div_ceil(PAGE_SIZE);
+    let mut pages = Vec::with_capacity(pages_count);
+    let mut bytes = 0;
+    for p in 0..pages_count {
+        let data: Vec<Value> = (p * PAGE_SIZE..((p + 1) * PAGE_SIZE).min(m))
+            .map(|i| {
+                let updated = start + Duration::milliseconds(step * i as i64);
+                version(i % (m / 3).max(1), updated, STATUSES[i % 3], &mut rng)
+            })
+            .collect();
+        let last = p + 1 == pages_count;
+        let body = serde_json::to_vec(&json!({"data": data, "pagination": {
+            "endCursor": if last { String::new() } else { format!("p{}", p + 1) },
+            "hasNextPage": !last}}))
+        .unwrap();
+        bytes += body.len();
+        pages.push(body);
+    }
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/training-assignments/stream"))
+        .respond_with(Pages(pages))
+        .mount(&server)
+        .await;
+    let empty = json!({"data": [], "pagination": {"endCursor": "", "hasNextPage": false}});
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty))
+        .mount(&server)
+        .await;
+    let mut s = ClientSettings::new(server.uri().parse().unwrap(), SecretString::from("bench"));
+    // No rate limit to speak of: what is measured is parsing and storing.
+    s.requests_per_second = 1_000_000;
+    let client = Client::with_limits(s, Arc::new(RateLimits::default())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteMirror::open(&dir.path().join("state")).unwrap();
+    let settings = trainwatch::config::MirrorConfig {
+        since: start,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let report = mirror::sync(
+        &store,
+        &client,
+        &settings,
+        start + Duration::days(2 * 365 + 1),
+        None,
+    )
+    .await
+    .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let status = store.status().unwrap();
+    // At rest: the staging pages' free space returned and the WAL checkpointed.
+    let db = dir.path().join("state/trainwatch.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
+        .unwrap();
+    let at_rest = std::fs::metadata(&db).unwrap().len();
+    println!(
+        "raw sync: {} versions ({} new, {:.0} MB of JSON) in {} pages, {secs:.1} s: {:.0} versions/s; database {:.0} MB after the sync, {:.0} MB at rest ({:.0} bytes per version)",
+        report.stats.versions,
+        report.stats.new_versions,
+        bytes as f64 / 1e6,
+        report.stats.pages,
+        report.stats.versions as f64 / secs,
+        status.bytes as f64 / 1e6,
+        at_rest as f64 / 1e6,
+        at_rest as f64 / status.versions.max(1) as f64
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let only = std::env::var("TRAINWATCH_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "api" {
+        rt.block_on(mirror_versus_api());
+    }
+    if only.is_empty() || only == "raw" {
+        rt.block_on(raw_sync_throughput());
+    }
+}

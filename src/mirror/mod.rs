@@ -1,0 +1,204 @@
+//! The mirror: a local, incrementally synced copy of the organisation's
+//! training data, kept in the store (product.md Part 2, "The mirror").
+//!
+//! - [`MirrorStore`] is the narrow interface every backend implements
+//!   (SQLite today, in [`sqlite`]; a server database later): stage a sync's
+//!   pages, commit or abandon them, and answer the two queries reports need
+//!   (every version touched in a window; the state of every assignment as
+//!   of an instant).
+//! - [`sync()`] brings the mirror up to an instant through the Samsara client:
+//!   one sync at a time per store, all or nothing.
+//! - [`read`] answers a job's window and filters from the mirror, exactly as
+//!   the API would for the Part 1 window kinds, and the `current` window.
+
+pub mod postgres;
+pub mod read;
+pub mod sqlite;
+pub mod sync;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::samsara::{Assignment, Course, Driver, Tag};
+
+pub use read::{fetch, uses_mirror};
+pub use sqlite::SqliteMirror;
+pub use sync::{SyncListener, SyncOutcome, SyncProgress, SyncReport, on_sync_end, rebuild, sync};
+
+/// How far the mirror reaches: every version with an `updatedAtTime` (or a
+/// `createdAtTime`) in `[since, end)` has been received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    /// `mirror.since` of the syncs so far (the earliest).
+    pub since: DateTime<Utc>,
+    /// The end of the last completed sync (exclusive).
+    pub end: DateTime<Utc>,
+}
+
+/// What a completed sync stores besides its staged versions.
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    /// Every course (all statuses); `None` when the token may not read them
+    /// (the mirror keeps what it had).
+    pub courses: Option<Vec<Course>>,
+    /// Every driver, active and deactivated, with their tags; `None` as above.
+    pub drivers: Option<Vec<Driver>>,
+    /// Every tag; `None` as above.
+    pub tags: Option<Vec<Tag>>,
+    /// What could not be read and why.
+    pub warnings: Vec<String>,
+}
+
+/// Counts of one sync, as recorded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncStats {
+    /// Versions received (duplicates and overlap included).
+    pub versions: u64,
+    /// Versions the mirror did not have before.
+    pub new_versions: u64,
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Stream pages read.
+    pub pages: u64,
+}
+
+/// One sync as recorded in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRecord {
+    /// Its number in the store, increasing.
+    pub id: i64,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended (`None`: running, or killed).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The stream range read, `[start, end)`: its start.
+    pub start: DateTime<Utc>,
+    /// The stream range's end (exclusive): the reach once it succeeded.
+    pub end: DateTime<Utc>,
+    /// `running` (or killed), `interrupted`, `succeeded` or `failed`.
+    pub outcome: String,
+    /// What it read and stored.
+    pub stats: SyncStats,
+    /// How long it took, once ended.
+    pub seconds: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Lists it could not read (token scopes).
+    pub warnings: Vec<String>,
+}
+
+/// `trainwatch mirror`: what the mirror holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorStatus {
+    /// `None` until a sync has completed.
+    pub reach: Option<Reach>,
+    /// Assignment versions stored.
+    pub versions: u64,
+    /// Distinct assignments.
+    pub assignments: u64,
+    /// Courses stored (every status).
+    pub courses: u64,
+    /// Drivers stored (active and deactivated).
+    pub drivers: u64,
+    /// Tags stored.
+    pub tags: u64,
+    /// The most recent sync, whatever its outcome.
+    pub last_sync: Option<SyncRecord>,
+    /// The most recent successful sync.
+    pub last_success: Option<SyncRecord>,
+    /// Bytes of the database file (the mirror shares it with the run history).
+    pub bytes: u64,
+}
+
+/// The mirror's storage. Every method is one short transaction except
+/// [`MirrorStore::commit`], which moves a sync's staged pages in at once.
+pub trait MirrorStore: Send + Sync {
+    /// Where the mirror lives, for messages and the sync lock.
+    fn location(&self) -> std::path::PathBuf;
+    /// The reach of the last completed sync, if any.
+    fn reach(&self) -> anyhow::Result<Option<Reach>>;
+    /// Starts recording a sync of `[start, end)`; drops what interrupted
+    /// syncs left staged. Returns the sync's id.
+    fn begin_sync(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<i64>;
+    /// Stages one page of versions for sync `sync` (invisible to queries).
+    fn stage(&self, sync: i64, page: &[Assignment]) -> anyhow::Result<()>;
+    /// In one transaction: moves the staged versions in (an exact repeat of
+    /// `(id, updatedAtTime)` stored once), stores the lists, records `reach`
+    /// and the sync's outcome. With `replace`, everything the mirror held is
+    /// dropped first, in the same transaction (a rebuild). Returns the number
+    /// of new versions.
+    fn commit(
+        &self,
+        sync: i64,
+        reach: Reach,
+        lists: &Lists,
+        stats: &SyncStats,
+        replace: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<u64>;
+    /// Records a failed sync and drops its staged versions; the reach is untouched.
+    fn fail(
+        &self,
+        sync: i64,
+        error: &str,
+        stats: &SyncStats,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+    /// Every stored version created or modified in `[start, end)` (the
+    /// stream's rule), in `updatedAtTime` order.
+    fn versions_in(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Assignment>>;
+    /// For every assignment, its newest version with `updatedAtTime` before `at`.
+    fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>>;
+    /// Every course stored.
+    fn courses(&self) -> anyhow::Result<Vec<Course>>;
+    /// Every driver stored, with the tags they had as of `at`.
+    fn drivers_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Driver>>;
+    /// Every tag stored.
+    fn tags(&self) -> anyhow::Result<Vec<Tag>>;
+    /// The warnings of the last completed sync (names it could not read).
+    fn warnings(&self) -> anyhow::Result<Vec<String>>;
+    /// The most recent syncs, newest first.
+    fn syncs(&self, limit: usize) -> anyhow::Result<Vec<SyncRecord>>;
+    /// Counts, reach and the last syncs.
+    fn status(&self) -> anyhow::Result<MirrorStatus>;
+    /// The store's own lock that lets one sync run at a time across
+    /// replicas on several hosts: [`SyncLock::None`] when the store has
+    /// none (SQLite: a lock file beside it does), [`SyncLock::Busy`] while
+    /// another holds it.
+    fn try_lock_sync(&self) -> anyhow::Result<SyncLock> {
+        Ok(SyncLock::None)
+    }
+}
+
+/// What [`MirrorStore::try_lock_sync`] found.
+pub enum SyncLock {
+    /// The store has no lock of its own.
+    None,
+    /// Taken: one sync at a time until this is dropped.
+    Held(Box<dyn Send>),
+    /// Another process holds it.
+    Busy,
+}
+
+/// The mirror of `config`'s store (SQLite in `state_dir`, or Postgres with
+/// `[store] url`), opened and migrated.
+pub fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn MirrorStore>> {
+    Ok(match &config.store.url {
+        Some(url) => Arc::new(postgres::PgMirror::open(
+            url,
+            config.store.lease,
+            crate::store::replica_id(None),
+        )?),
+        None => Arc::new(SqliteMirror::open(&config.state_dir)?),
+    })
+}

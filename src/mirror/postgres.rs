@@ -1,0 +1,725 @@
+//! The mirror in Postgres, in the store's database (`[store] url`).
+//!
+//! The same tables and rules as [`super::sqlite`] (times as nanoseconds
+//! since the epoch; staged pages moved in by one transaction), plus what
+//! several replicas need: one sync at a time across hosts, by a lease in
+//! the store (`mirror-sync`) that a dead or stalled replica loses, and a
+//! commit fenced by that lease, so a replica that stalled past it cannot
+//! record a reach over the sync of the one that took over.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use tokio_postgres::Row;
+
+use super::{Lists, MirrorStatus, MirrorStore, Reach, SyncLock, SyncRecord, SyncStats};
+use crate::learner::LearnerId;
+use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
+use crate::store::postgres::PgStore;
+
+/// The mirror's schema: one migration of the Postgres store.
+pub const MIGRATION: &str = "
+    CREATE TABLE mirror_versions (
+        id              TEXT NOT NULL,
+        updated_at      BIGINT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        course_id       TEXT NOT NULL,
+        course_revision TEXT,
+        learner         TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        duration_minutes BIGINT NOT NULL,
+        created_by      TEXT,
+        updated_by      TEXT,
+        due_at          BIGINT,
+        started_at      BIGINT,
+        completed_at    BIGINT,
+        deleted_at      BIGINT,
+        is_overdue      BOOLEAN,
+        is_completed_late BOOLEAN,
+        score_percent   DOUBLE PRECISION,
+        PRIMARY KEY (id, updated_at)
+    );
+    CREATE INDEX mirror_versions_by_updated ON mirror_versions (updated_at);
+    CREATE INDEX mirror_versions_by_created ON mirror_versions (created_at);
+    CREATE TABLE mirror_staging (
+        seq             BIGSERIAL PRIMARY KEY,
+        sync_id         BIGINT NOT NULL,
+        id              TEXT NOT NULL,
+        updated_at      BIGINT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        course_id       TEXT NOT NULL,
+        course_revision TEXT,
+        learner         TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        duration_minutes BIGINT NOT NULL,
+        created_by      TEXT,
+        updated_by      TEXT,
+        due_at          BIGINT,
+        started_at      BIGINT,
+        completed_at    BIGINT,
+        deleted_at      BIGINT,
+        is_overdue      BOOLEAN,
+        is_completed_late BOOLEAN,
+        score_percent   DOUBLE PRECISION
+    );
+    CREATE INDEX mirror_staging_by_sync ON mirror_staging (sync_id);
+    CREATE TABLE mirror_courses (
+        id TEXT PRIMARY KEY, title TEXT NOT NULL, status TEXT, category_id TEXT,
+        category_name TEXT, minutes BIGINT, seen_at BIGINT NOT NULL
+    );
+    CREATE TABLE mirror_drivers (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, username TEXT, activation TEXT,
+        seen_at BIGINT NOT NULL
+    );
+    CREATE TABLE mirror_tags (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_tag_id TEXT, seen_at BIGINT NOT NULL
+    );
+    CREATE TABLE mirror_driver_tags (
+        driver_id TEXT NOT NULL, tag_id TEXT NOT NULL, tag_name TEXT NOT NULL,
+        parent_tag_id TEXT, valid_from BIGINT NOT NULL, valid_to BIGINT
+    );
+    CREATE INDEX mirror_driver_tags_by_driver ON mirror_driver_tags (driver_id, valid_from);
+    CREATE TABLE mirror_syncs (
+        id BIGSERIAL PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,
+        range_start BIGINT NOT NULL, range_end BIGINT NOT NULL, outcome TEXT NOT NULL,
+        versions BIGINT NOT NULL DEFAULT 0, new_versions BIGINT NOT NULL DEFAULT 0,
+        requests BIGINT NOT NULL DEFAULT 0, pages BIGINT NOT NULL DEFAULT 0,
+        seconds DOUBLE PRECISION, error TEXT, warnings TEXT, replica TEXT
+    );
+    CREATE TABLE mirror_reach (
+        one INTEGER PRIMARY KEY CHECK (one = 1), since BIGINT NOT NULL, reach_end BIGINT NOT NULL
+    );";
+
+/// The columns of a version, in table order.
+const COLUMNS: &str = "id, updated_at, created_at, course_id, course_revision, learner, status, \
+     duration_minutes, created_by, updated_by, due_at, started_at, completed_at, deleted_at, \
+     is_overdue, is_completed_late, score_percent";
+
+const SYNC_COLUMNS: &str = "id, started_at, finished_at, range_start, range_end, outcome, versions, \
+     new_versions, requests, pages, seconds, error, warnings";
+
+/// The mirror in Postgres.
+#[derive(Debug)]
+pub struct PgMirror {
+    store: PgStore,
+}
+
+fn ns(t: DateTime<Utc>) -> anyhow::Result<i64> {
+    t.timestamp_nanos_opt()
+        .with_context(|| format!("{t} is outside the years 1677–2262 the mirror can store"))
+}
+
+fn ns_opt(t: Option<DateTime<Utc>>) -> anyhow::Result<Option<i64>> {
+    t.map(ns).transpose()
+}
+
+fn from_ns(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+fn version(r: &Row) -> Assignment {
+    let t = |i: usize| r.get::<_, Option<i64>>(i).map(from_ns);
+    Assignment {
+        id: r.get(0),
+        updated_at_time: from_ns(r.get(1)),
+        created_at_time: from_ns(r.get(2)),
+        course: CourseRef {
+            id: r.get(3),
+            revision_id: r.get(4),
+        },
+        learner: LearnerId::from_canonical(r.get(5)),
+        status: Status::from_wire(r.get::<_, &str>(6)),
+        duration_minutes: r.get(7),
+        created_by_id: r.get(8),
+        updated_by_id: r.get(9),
+        due_at_time: t(10),
+        started_at_time: t(11),
+        completed_at_time: t(12),
+        deleted_at_time: t(13),
+        is_overdue: r.get(14),
+        is_completed_late: r.get(15),
+        score_percent: r.get(16),
+    }
+}
+
+fn sync_record(r: &Row) -> SyncRecord {
+    let warnings: Option<String> = r.get(12);
+    SyncRecord {
+        id: r.get(0),
+        started_at: r.get(1),
+        finished_at: r.get(2),
+        start: from_ns(r.get(3)),
+        end: from_ns(r.get(4)),
+        outcome: r.get(5),
+        stats: SyncStats {
+            versions: r.get::<_, i64>(6) as u64,
+            new_versions: r.get::<_, i64>(7) as u64,
+            requests: r.get::<_, i64>(8) as u64,
+            pages: r.get::<_, i64>(9) as u64,
+        },
+        seconds: r.get(10),
+        error: r.get(11),
+        warnings: warnings
+            .and_then(|w| serde_json::from_str(&w).ok())
+            .unwrap_or_default(),
+    }
+}
+
+impl PgMirror {
+    /// Opens the mirror in the Postgres store at `url`, migrating it first.
+    pub fn open(url: &SecretString, lease: Duration, replica: String) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: PgStore::open(url, lease, replica)?,
+        })
+    }
+
+    fn run<T>(
+        &self,
+        doing: &str,
+        f: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        self.store
+            .run(f)
+            .with_context(|| format!("mirror in {}: {doing}", self.store.url()))
+    }
+}
+
+impl MirrorStore for PgMirror {
+    fn location(&self) -> std::path::PathBuf {
+        // Names the store for the in-process sync lock and messages; no file.
+        std::path::PathBuf::from(self.store.url())
+    }
+
+    fn try_lock_sync(&self) -> anyhow::Result<SyncLock> {
+        Ok(match self.store.try_lock_sync()? {
+            Some(guard) => SyncLock::Held(Box::new(guard)),
+            None => SyncLock::Busy,
+        })
+    }
+
+    fn reach(&self) -> anyhow::Result<Option<Reach>> {
+        self.run("reading its reach", async {
+            let c = self.store.connection().await?;
+            Ok(c.query_opt(
+                "SELECT since, reach_end FROM mirror_reach WHERE one = 1",
+                &[],
+            )
+            .await?
+            .map(|r| Reach {
+                since: from_ns(r.get(0)),
+                end: from_ns(r.get(1)),
+            }))
+        })
+    }
+
+    fn begin_sync(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
+        let (start, end) = (ns(start)?, ns(end)?);
+        self.run("starting a sync", async {
+            let mut c = self.store.connection().await?;
+            let tx = c.transaction().await?;
+            // Under the sync lease: anything staged is from a sync that died
+            // or lost the lease (its commit is fenced), never committed.
+            tx.execute("DELETE FROM mirror_staging", &[]).await?;
+            tx.execute(
+                "UPDATE mirror_syncs SET outcome = 'interrupted' WHERE outcome = 'running'",
+                &[],
+            )
+            .await?;
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO mirror_syncs (started_at, range_start, range_end, outcome, replica)
+                     VALUES ($1, $2, $3, 'running', $4) RETURNING id",
+                    &[&now, &start, &end, &self.store.replica()],
+                )
+                .await?
+                .get(0);
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    fn stage(&self, sync: i64, page: &[Assignment]) -> anyhow::Result<()> {
+        // One statement per page: columns as arrays, unnested server-side.
+        let mut cols = StagedColumns::default();
+        for a in page {
+            let at = |what: &str, t: DateTime<Utc>| {
+                ns(t).with_context(|| format!("assignment {}: {what}", a.id))
+            };
+            let opt = |what: &str, t: Option<DateTime<Utc>>| {
+                ns_opt(t).with_context(|| format!("assignment {}: {what}", a.id))
+            };
+            cols.id.push(a.id.clone());
+            cols.updated_at
+                .push(at("updatedAtTime", a.updated_at_time)?);
+            cols.created_at
+                .push(at("createdAtTime", a.created_at_time)?);
+            cols.course_id.push(a.course.id.clone());
+            cols.course_revision.push(a.course.revision_id.clone());
+            cols.learner.push(a.learner.as_str().to_string());
+            cols.status.push(a.status.as_str().to_string());
+            cols.duration_minutes.push(a.duration_minutes);
+            cols.created_by.push(a.created_by_id.clone());
+            cols.updated_by.push(a.updated_by_id.clone());
+            cols.due_at.push(opt("dueAtTime", a.due_at_time)?);
+            cols.started_at
+                .push(opt("startedAtTime", a.started_at_time)?);
+            cols.completed_at
+                .push(opt("completedAtTime", a.completed_at_time)?);
+            cols.deleted_at
+                .push(opt("deletedAtTime", a.deleted_at_time)?);
+            cols.is_overdue.push(a.is_overdue);
+            cols.is_completed_late.push(a.is_completed_late);
+            cols.score_percent.push(a.score_percent);
+        }
+        self.run("storing a page", async {
+            let c = self.store.connection().await?;
+            c.execute(
+                &format!(
+                    "INSERT INTO mirror_staging (sync_id, {COLUMNS})
+                     SELECT $1, {COLUMNS} FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[],
+                        $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::TEXT[],
+                        $11::TEXT[], $12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[],
+                        $16::BOOLEAN[], $17::BOOLEAN[], $18::DOUBLE PRECISION[])
+                     WITH ORDINALITY AS u ({COLUMNS}, n) ORDER BY n"
+                ),
+                &[
+                    &sync,
+                    &cols.id,
+                    &cols.updated_at,
+                    &cols.created_at,
+                    &cols.course_id,
+                    &cols.course_revision,
+                    &cols.learner,
+                    &cols.status,
+                    &cols.duration_minutes,
+                    &cols.created_by,
+                    &cols.updated_by,
+                    &cols.due_at,
+                    &cols.started_at,
+                    &cols.completed_at,
+                    &cols.deleted_at,
+                    &cols.is_overdue,
+                    &cols.is_completed_late,
+                    &cols.score_percent,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn commit(
+        &self,
+        sync: i64,
+        reach: Reach,
+        lists: &Lists,
+        stats: &SyncStats,
+        replace: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let (since, end) = (ns(reach.since)?, ns(reach.end)?);
+        let generation = self.store.held_generation(PgStore::SYNC_KEY);
+        self.run("committing a sync", async {
+            let mut c = self.store.connection().await?;
+            let tx = c.transaction().await?;
+            // Fencing: only the holder of the sync lease records a reach.
+            if let Some(g) = generation {
+                let held = tx
+                    .query_opt(
+                        "SELECT 1 FROM leases WHERE name = 'mirror-sync' AND owner = $1
+                           AND generation = $2 AND expires_at > clock_timestamp() FOR SHARE",
+                        &[&self.store.replica(), &g],
+                    )
+                    .await?
+                    .is_some();
+                if !held {
+                    anyhow::bail!(
+                        "this replica ({}) lost the sync lease to another replica while it synced; its sync is dropped",
+                        self.store.replica()
+                    );
+                }
+            }
+            if replace {
+                tx.batch_execute(
+                    "DELETE FROM mirror_versions; DELETE FROM mirror_courses; DELETE FROM mirror_drivers;
+                     DELETE FROM mirror_tags; DELETE FROM mirror_driver_tags; DELETE FROM mirror_reach;",
+                )
+                .await?;
+            }
+            let new = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO mirror_versions ({COLUMNS})
+                         SELECT {COLUMNS} FROM mirror_staging WHERE sync_id = $1 ORDER BY seq
+                         ON CONFLICT (id, updated_at) DO NOTHING"
+                    ),
+                    &[&sync],
+                )
+                .await?;
+            tx.execute("DELETE FROM mirror_staging WHERE sync_id = $1", &[&sync])
+                .await?;
+            if let Some(courses) = &lists.courses {
+                let up = tx
+                    .prepare(
+                        "INSERT INTO mirror_courses (id, title, status, category_id, category_name, minutes, seen_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status,
+                           category_id = excluded.category_id, category_name = excluded.category_name,
+                           minutes = excluded.minutes, seen_at = excluded.seen_at",
+                    )
+                    .await?;
+                for k in courses {
+                    tx.execute(
+                        &up,
+                        &[
+                            &k.id,
+                            &k.title,
+                            &k.status,
+                            &k.category.as_ref().map(|c| &c.id),
+                            &k.category.as_ref().map(|c| &c.name),
+                            &k.estimated_time_to_complete_minutes,
+                            &end,
+                        ],
+                    )
+                    .await?;
+                }
+            }
+            if let Some(tags) = &lists.tags {
+                let up = tx
+                    .prepare(
+                        "INSERT INTO mirror_tags (id, name, parent_tag_id, seen_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                           parent_tag_id = excluded.parent_tag_id, seen_at = excluded.seen_at",
+                    )
+                    .await?;
+                for t in tags {
+                    tx.execute(&up, &[&t.id, &t.name, &t.parent_tag_id, &end])
+                        .await?;
+                }
+            }
+            if let Some(drivers) = &lists.drivers {
+                let up = tx
+                    .prepare(
+                        "INSERT INTO mirror_drivers (id, name, username, activation, seen_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (id) DO UPDATE SET name = excluded.name, username = excluded.username,
+                           activation = excluded.activation, seen_at = excluded.seen_at",
+                    )
+                    .await?;
+                for d in drivers {
+                    tx.execute(
+                        &up,
+                        &[&d.id, &d.name, &d.username, &d.driver_activation_status, &end],
+                    )
+                    .await?;
+                }
+                // Tag membership keeps its history, as in SQLite.
+                let mut open = std::collections::HashSet::<(String, String)>::new();
+                for r in tx
+                    .query(
+                        "SELECT driver_id, tag_id FROM mirror_driver_tags WHERE valid_to IS NULL",
+                        &[],
+                    )
+                    .await?
+                {
+                    open.insert((r.get(0), r.get(1)));
+                }
+                let insert = tx
+                    .prepare(
+                        "INSERT INTO mirror_driver_tags (driver_id, tag_id, tag_name, parent_tag_id, valid_from)
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .await?;
+                for d in drivers {
+                    for t in &d.tags {
+                        if !open.remove(&(d.id.clone(), t.id.clone())) {
+                            tx.execute(&insert, &[&d.id, &t.id, &t.name, &t.parent_tag_id, &end])
+                                .await?;
+                        }
+                    }
+                }
+                let close = tx
+                    .prepare(
+                        "UPDATE mirror_driver_tags SET valid_to = $3
+                         WHERE driver_id = $1 AND tag_id = $2 AND valid_to IS NULL",
+                    )
+                    .await?;
+                for (driver, tag) in open {
+                    tx.execute(&close, &[&driver, &tag, &end]).await?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO mirror_reach (one, since, reach_end) VALUES (1, $1, $2)
+                 ON CONFLICT (one) DO UPDATE SET since = excluded.since, reach_end = excluded.reach_end",
+                &[&since, &end],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE mirror_syncs SET outcome = 'succeeded', finished_at = $2, versions = $3,
+                   new_versions = $4, requests = $5, pages = $6,
+                   seconds = EXTRACT(EPOCH FROM ($2 - started_at))::DOUBLE PRECISION, warnings = $7
+                 WHERE id = $1",
+                &[
+                    &sync,
+                    &now,
+                    &(stats.versions as i64),
+                    &(new as i64),
+                    &(stats.requests as i64),
+                    &(stats.pages as i64),
+                    &serde_json::to_string(&lists.warnings)?,
+                ],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(new)
+        })
+    }
+
+    fn fail(
+        &self,
+        sync: i64,
+        error: &str,
+        stats: &SyncStats,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.run("recording a failed sync", async {
+            let mut c = self.store.connection().await?;
+            let tx = c.transaction().await?;
+            tx.execute("DELETE FROM mirror_staging WHERE sync_id = $1", &[&sync])
+                .await?;
+            tx.execute(
+                "UPDATE mirror_syncs SET outcome = 'failed', finished_at = $2, versions = $3,
+                   requests = $4, pages = $5,
+                   seconds = EXTRACT(EPOCH FROM ($2 - started_at))::DOUBLE PRECISION, error = $6
+                 WHERE id = $1",
+                &[
+                    &sync,
+                    &now,
+                    &(stats.versions as i64),
+                    &(stats.requests as i64),
+                    &(stats.pages as i64),
+                    &error,
+                ],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn versions_in(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Assignment>> {
+        let (start, end) = (ns(start)?, ns(end)?);
+        self.run("reading a window", async {
+            let c = self.store.connection().await?;
+            Ok(c.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM mirror_versions
+                     WHERE (updated_at >= $1 AND updated_at < $2) OR (created_at >= $1 AND created_at < $2)
+                     ORDER BY updated_at, id"
+                ),
+                &[&start, &end],
+            )
+            .await?
+            .iter()
+            .map(version)
+            .collect())
+        })
+    }
+
+    fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
+        let at = ns(at)?;
+        self.run("reading the state as of an instant", async {
+            let c = self.store.connection().await?;
+            let mut v: Vec<Assignment> = c
+                .query(
+                    &format!(
+                        "SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
+                         WHERE updated_at < $1 ORDER BY id, updated_at DESC"
+                    ),
+                    &[&at],
+                )
+                .await?
+                .iter()
+                .map(version)
+                .collect();
+            v.sort_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
+            Ok(v)
+        })
+    }
+
+    fn courses(&self) -> anyhow::Result<Vec<Course>> {
+        self.run("reading courses", async {
+            let c = self.store.connection().await?;
+            Ok(c.query(
+                "SELECT id, title, status, category_id, category_name, minutes FROM mirror_courses ORDER BY id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                let category_id: Option<String> = r.get(3);
+                let category_name: Option<String> = r.get(4);
+                Course {
+                    id: r.get(0),
+                    title: r.get(1),
+                    status: r.get(2),
+                    category: category_id.map(|id| Category {
+                        id,
+                        name: category_name.unwrap_or_default(),
+                    }),
+                    estimated_time_to_complete_minutes: r.get(5),
+                }
+            })
+            .collect())
+        })
+    }
+
+    fn drivers_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Driver>> {
+        let at = at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        self.run("reading drivers", async {
+            let c = self.store.connection().await?;
+            let mut tags: std::collections::HashMap<String, Vec<TagRef>> = Default::default();
+            for r in c
+                .query(
+                    "SELECT driver_id, tag_id, tag_name, parent_tag_id FROM mirror_driver_tags
+                     WHERE valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1) ORDER BY tag_id",
+                    &[&at],
+                )
+                .await?
+            {
+                tags.entry(r.get(0)).or_default().push(TagRef {
+                    id: r.get(1),
+                    name: r.get(2),
+                    parent_tag_id: r.get(3),
+                });
+            }
+            let mut drivers: Vec<Driver> = c
+                .query(
+                    "SELECT id, name, username, activation FROM mirror_drivers ORDER BY id",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| Driver {
+                    id: r.get(0),
+                    name: r.get(1),
+                    username: r.get(2),
+                    driver_activation_status: r.get(3),
+                    tags: Vec::new(),
+                })
+                .collect();
+            for d in &mut drivers {
+                d.tags = tags.remove(&d.id).unwrap_or_default();
+            }
+            Ok(drivers)
+        })
+    }
+
+    fn tags(&self) -> anyhow::Result<Vec<Tag>> {
+        self.run("reading tags", async {
+            let c = self.store.connection().await?;
+            Ok(c.query(
+                "SELECT id, name, parent_tag_id FROM mirror_tags ORDER BY id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| Tag {
+                id: r.get(0),
+                name: r.get(1),
+                parent_tag_id: r.get(2),
+            })
+            .collect())
+        })
+    }
+
+    fn warnings(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .syncs(50)?
+            .into_iter()
+            .find(|s| s.outcome == "succeeded")
+            .map(|s| s.warnings)
+            .unwrap_or_default())
+    }
+
+    fn syncs(&self, limit: usize) -> anyhow::Result<Vec<SyncRecord>> {
+        self.run("reading syncs", async {
+            let c = self.store.connection().await?;
+            Ok(c.query(
+                &format!("SELECT {SYNC_COLUMNS} FROM mirror_syncs ORDER BY id DESC LIMIT $1"),
+                &[&(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(sync_record)
+            .collect())
+        })
+    }
+
+    fn status(&self) -> anyhow::Result<MirrorStatus> {
+        let reach = self.reach()?;
+        let last_sync = self.syncs(1)?.into_iter().next();
+        self.run("counting", async {
+            let c = self.store.connection().await?;
+            let count = async |sql: &str| -> anyhow::Result<u64> {
+                Ok(c.query_one(sql, &[]).await?.get::<_, i64>(0) as u64)
+            };
+            let last_success = c
+                .query_opt(
+                    &format!(
+                        "SELECT {SYNC_COLUMNS} FROM mirror_syncs WHERE outcome = 'succeeded' ORDER BY id DESC LIMIT 1"
+                    ),
+                    &[],
+                )
+                .await?
+                .as_ref()
+                .map(sync_record);
+            Ok(MirrorStatus {
+                reach,
+                versions: count("SELECT COUNT(*) FROM mirror_versions").await?,
+                assignments: count("SELECT COUNT(DISTINCT id) FROM mirror_versions").await?,
+                courses: count("SELECT COUNT(*) FROM mirror_courses").await?,
+                drivers: count("SELECT COUNT(*) FROM mirror_drivers").await?,
+                tags: count("SELECT COUNT(*) FROM mirror_tags").await?,
+                last_sync,
+                last_success,
+                bytes: count(
+                    "SELECT (pg_total_relation_size('mirror_versions') + pg_total_relation_size('mirror_driver_tags'))::BIGINT",
+                )
+                .await?,
+            })
+        })
+    }
+}
+
+/// A page of versions, column by column, for one `UNNEST` insert.
+#[derive(Default)]
+struct StagedColumns {
+    id: Vec<String>,
+    updated_at: Vec<i64>,
+    created_at: Vec<i64>,
+    course_id: Vec<String>,
+    course_revision: Vec<Option<String>>,
+    learner: Vec<String>,
+    status: Vec<String>,
+    duration_minutes: Vec<i64>,
+    created_by: Vec<Option<String>>,
+    updated_by: Vec<Option<String>>,
+    due_at: Vec<Option<i64>>,
+    started_at: Vec<Option<i64>>,
+    completed_at: Vec<Option<i64>>,
+    deleted_at: Vec<Option<i64>>,
+    is_overdue: Vec<Option<bool>>,
+    is_completed_late: Vec<Option<bool>>,
+    score_percent: Vec<Option<f64>>,
+}

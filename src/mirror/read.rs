@@ -1,0 +1,182 @@
+//! A job's data read from the mirror, after a sync up to its fire instant.
+//!
+//! For the Part 1 window kinds the rule is the API's own, so the numbers are
+//! the same either way: the versions created or modified in `[start, end)`
+//! that pass the filters (as the stream endpoint applies them, to each
+//! version), then the newest per id. For `current` windows: per id the
+//! newest version before the fire instant, then the filters on that state
+//! (overdue as of the fire instant, from `dueAtTime`).
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
+use super::MirrorStore;
+use crate::config::{Config, Job, Source};
+use crate::export::build_query;
+use crate::job::JobData;
+use crate::learner::LearnerId;
+use crate::samsara::{Assignment, AssignmentQuery, Client, Course, Dedup, FetchStats, Names};
+use crate::window::{Window, WindowSpec};
+
+/// Whether `job` reads from the mirror (`source = "mirror"` and the mirror enabled).
+pub fn uses_mirror(config: &Config, job: &Job) -> bool {
+    config.mirror.enabled && job.source == Source::Mirror
+}
+
+/// The job's data from the mirror, synced up to `fire` first. `None` when
+/// the window starts before `mirror.since`, which the mirror cannot answer
+/// exactly: the caller reads that window from the API instead.
+pub async fn fetch(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    fire: DateTime<Utc>,
+    window: Window,
+) -> anyhow::Result<Option<JobData>> {
+    let current = job.window == WindowSpec::Current;
+    if !current && window.start < config.mirror.since {
+        tracing::info!(
+            job = %job.name,
+            "the window starts before mirror.since ({}): reading it from the API",
+            config.mirror.since
+        );
+        return Ok(None);
+    }
+    let mirror = super::open(config)?;
+    let report = super::sync(mirror.as_ref(), client, &config.mirror, fire, None)
+        .await
+        .with_context(|| {
+            format!(
+                "job {}: fetching assignments: bringing the mirror up to {fire}",
+                job.name
+            )
+        })?;
+    let mirror = mirror.as_ref();
+    let names = names(mirror)?;
+    let query = build_query(config, &job.filters, window);
+    let (assignments, received) = if current {
+        let state = mirror.state_at(fire)?;
+        let received = state.len() as u64;
+        let filter = Filter::new(&query, &names.courses);
+        let kept: Vec<Assignment> = state
+            .into_iter()
+            .filter(|a| filter.passes(a, Overdue::AsOf(fire)))
+            .collect();
+        (kept, received)
+    } else {
+        window_assignments(mirror, &query, &names.courses)?
+    };
+    let stats = FetchStats {
+        queries: 1,
+        pages: report.stats.pages,
+        received,
+        duplicates: received - assignments.len() as u64,
+    };
+    let window = if current {
+        Window {
+            start: fire,
+            end: fire,
+        }
+    } else {
+        window
+    };
+    Ok(Some(JobData {
+        window,
+        assignments,
+        names,
+        stats,
+    }))
+}
+
+/// The API's answer to `query`, from the mirror: versions created or
+/// modified in the window, filtered one by one, newest per id. Returns the
+/// assignments and the number of versions that passed the filters.
+pub fn window_assignments(
+    mirror: &dyn MirrorStore,
+    query: &AssignmentQuery,
+    courses: &HashMap<String, Course>,
+) -> anyhow::Result<(Vec<Assignment>, u64)> {
+    let filter = Filter::new(query, courses);
+    let mut dedup = Dedup::default();
+    let mut received = 0;
+    for a in mirror.versions_in(query.start, query.end)? {
+        if filter.passes(&a, Overdue::Flag) {
+            received += 1;
+            dedup.insert(a);
+        }
+    }
+    Ok((dedup.into_sorted(), received))
+}
+
+/// Course titles and categories and learner names, from the mirror.
+pub fn names(mirror: &dyn MirrorStore) -> anyhow::Result<Names> {
+    let courses = mirror
+        .courses()?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let learners = mirror
+        .drivers_at(DateTime::<Utc>::MAX_UTC)?
+        .into_iter()
+        .filter(|d| !d.name.is_empty())
+        .map(|d| (LearnerId::from_wire(&d.id, "driver"), d.name))
+        .collect();
+    Ok(Names {
+        courses,
+        learners,
+        warnings: mirror.warnings()?,
+        ..Names::default()
+    })
+}
+
+/// How the `overdue` filter is read.
+#[derive(Clone, Copy)]
+enum Overdue {
+    /// The API's stored `isOverdue` flag, as the stream endpoint filters.
+    Flag,
+    /// Computed as of an instant from `dueAtTime` (current windows).
+    AsOf(DateTime<Utc>),
+}
+
+/// A query's filters, applied to one version at a time.
+struct Filter<'a> {
+    query: &'a AssignmentQuery,
+    learners: HashSet<&'a LearnerId>,
+    courses: HashSet<&'a str>,
+    categories: HashSet<&'a str>,
+    known: &'a HashMap<String, Course>,
+}
+
+impl<'a> Filter<'a> {
+    fn new(query: &'a AssignmentQuery, known: &'a HashMap<String, Course>) -> Self {
+        Self {
+            query,
+            learners: query.learner_ids.iter().collect(),
+            courses: query.course_ids.iter().map(String::as_str).collect(),
+            categories: query.category_ids.iter().map(String::as_str).collect(),
+            known,
+        }
+    }
+
+    fn passes(&self, a: &Assignment, overdue: Overdue) -> bool {
+        let q = self.query;
+        (self.learners.is_empty() || self.learners.contains(&a.learner))
+            && (self.courses.is_empty() || self.courses.contains(a.course.id.as_str()))
+            && (self.categories.is_empty()
+                || self
+                    .known
+                    .get(&a.course.id)
+                    .and_then(|c| c.category.as_ref())
+                    .is_some_and(|k| self.categories.contains(k.id.as_str())))
+            && (q.status.is_empty() || q.status.contains(&a.status))
+            && q.is_overdue.is_none_or(|want| {
+                let is = match overdue {
+                    Overdue::Flag => a.is_overdue == Some(true),
+                    Overdue::AsOf(at) => crate::report::is_overdue(a, at),
+                };
+                is == want
+            })
+    }
+}

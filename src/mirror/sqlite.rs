@@ -1,0 +1,693 @@
+//! The mirror in SQLite, in the state store's file (`state_dir/trainwatch.db`).
+//!
+//! Its tables come from one migration of the store ([`MIGRATION`], listed in
+//! `store::MIGRATIONS`). The mirror keeps its own connection, so a long sync
+//! never holds the run ledger's.
+//!
+//! Times are stored as integer nanoseconds since the epoch: exact for what
+//! the API sends, and ordered as numbers, so the indexes serve window
+//! queries (`updated_at`, `created_at`) and state-as-of queries (the primary
+//! key `(id, updated_at)`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Lists, MirrorStatus, MirrorStore, Reach, SyncRecord, SyncStats};
+use crate::learner::LearnerId;
+use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
+
+/// The mirror's schema: one store migration.
+pub const MIGRATION: &str = "
+    CREATE TABLE mirror_versions (
+        id              TEXT NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        course_id       TEXT NOT NULL,
+        course_revision TEXT,
+        learner         TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        duration_minutes INTEGER NOT NULL,
+        created_by      TEXT,
+        updated_by      TEXT,
+        due_at          INTEGER,
+        started_at      INTEGER,
+        completed_at    INTEGER,
+        deleted_at      INTEGER,
+        is_overdue      INTEGER,
+        is_completed_late INTEGER,
+        score_percent   REAL,
+        PRIMARY KEY (id, updated_at)
+    ) WITHOUT ROWID;
+    CREATE INDEX mirror_versions_by_updated ON mirror_versions (updated_at);
+    CREATE INDEX mirror_versions_by_created ON mirror_versions (created_at);
+    CREATE TABLE mirror_staging (
+        sync_id         INTEGER NOT NULL,
+        id              TEXT NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        course_id       TEXT NOT NULL,
+        course_revision TEXT,
+        learner         TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        duration_minutes INTEGER NOT NULL,
+        created_by      TEXT,
+        updated_by      TEXT,
+        due_at          INTEGER,
+        started_at      INTEGER,
+        completed_at    INTEGER,
+        deleted_at      INTEGER,
+        is_overdue      INTEGER,
+        is_completed_late INTEGER,
+        score_percent   REAL
+    );
+    CREATE TABLE mirror_courses (
+        id              TEXT PRIMARY KEY,
+        title           TEXT NOT NULL,
+        status          TEXT,
+        category_id     TEXT,
+        category_name   TEXT,
+        minutes         INTEGER,
+        seen_at         INTEGER NOT NULL
+    );
+    CREATE TABLE mirror_drivers (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        username        TEXT,
+        activation      TEXT,
+        seen_at         INTEGER NOT NULL
+    );
+    CREATE TABLE mirror_tags (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        parent_tag_id   TEXT,
+        seen_at         INTEGER NOT NULL
+    );
+    CREATE TABLE mirror_driver_tags (
+        driver_id       TEXT NOT NULL,
+        tag_id          TEXT NOT NULL,
+        tag_name        TEXT NOT NULL,
+        parent_tag_id   TEXT,
+        valid_from      INTEGER NOT NULL,
+        valid_to        INTEGER
+    );
+    CREATE INDEX mirror_driver_tags_by_driver ON mirror_driver_tags (driver_id, valid_from);
+    CREATE TABLE mirror_syncs (
+        id              INTEGER PRIMARY KEY,
+        started_at      TEXT NOT NULL,
+        finished_at     TEXT,
+        range_start     INTEGER NOT NULL,
+        range_end       INTEGER NOT NULL,
+        outcome         TEXT NOT NULL,
+        versions        INTEGER NOT NULL DEFAULT 0,
+        new_versions    INTEGER NOT NULL DEFAULT 0,
+        requests        INTEGER NOT NULL DEFAULT 0,
+        pages           INTEGER NOT NULL DEFAULT 0,
+        seconds         REAL,
+        error           TEXT,
+        warnings        TEXT
+    );
+    CREATE TABLE mirror_reach (
+        one             INTEGER PRIMARY KEY CHECK (one = 1),
+        since           INTEGER NOT NULL,
+        reach_end       INTEGER NOT NULL
+    );";
+
+/// The columns of a version, in table order (after `sync_id` in staging).
+const COLUMNS: &str = "id, updated_at, created_at, course_id, course_revision, learner, status, \
+     duration_minutes, created_by, updated_by, due_at, started_at, completed_at, deleted_at, \
+     is_overdue, is_completed_late, score_percent";
+
+/// The mirror in SQLite.
+#[derive(Debug)]
+pub struct SqliteMirror {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// Nanoseconds since the epoch; an error for instants SQLite's integers cannot hold.
+fn ns(t: DateTime<Utc>) -> anyhow::Result<i64> {
+    t.timestamp_nanos_opt()
+        .with_context(|| format!("{t} is outside the years 1677–2262 the mirror can store"))
+}
+
+fn ns_opt(t: Option<DateTime<Utc>>) -> anyhow::Result<Option<i64>> {
+    t.map(ns).transpose()
+}
+
+fn from_ns(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A stored version back as the API sent it.
+fn version(r: &Row<'_>) -> rusqlite::Result<Assignment> {
+    let t = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(from_ns))
+    };
+    Ok(Assignment {
+        id: r.get(0)?,
+        updated_at_time: from_ns(r.get(1)?),
+        created_at_time: from_ns(r.get(2)?),
+        course: CourseRef {
+            id: r.get(3)?,
+            revision_id: r.get(4)?,
+        },
+        learner: LearnerId::from_canonical(r.get(5)?),
+        status: Status::from_wire(&r.get::<_, String>(6)?),
+        duration_minutes: r.get(7)?,
+        created_by_id: r.get(8)?,
+        updated_by_id: r.get(9)?,
+        due_at_time: t(10)?,
+        started_at_time: t(11)?,
+        completed_at_time: t(12)?,
+        deleted_at_time: t(13)?,
+        is_overdue: r.get(14)?,
+        is_completed_late: r.get(15)?,
+        score_percent: r.get(16)?,
+    })
+}
+
+impl SqliteMirror {
+    /// Opens the mirror in `state_dir/trainwatch.db`, migrating the store first.
+    pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
+        // Jobs starting at once must not migrate a new database twice at once.
+        static MIGRATING: Mutex<()> = Mutex::new(());
+        let path = {
+            let _one = MIGRATING.lock().unwrap_or_else(|e| e.into_inner());
+            crate::store::SqliteStore::open(state_dir)?
+                .path()
+                .to_path_buf()
+        };
+        let conn = Connection::open(&path)
+            .with_context(|| format!("opening the mirror in {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Staged pages need no fsync each: a crash loses the sync anyway.
+        // The commit that makes a sync visible is made with FULL (below).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        doing: &str,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn).with_context(|| format!("mirror in {}: {doing}", self.path.display()))
+    }
+}
+
+/// The transaction of [`MirrorStore::commit`].
+#[allow(clippy::too_many_arguments)] // the commit's whole input, passed through
+fn commit_sync(
+    c: &mut Connection,
+    sync: i64,
+    since: i64,
+    end: i64,
+    lists: &Lists,
+    stats: &SyncStats,
+    replace: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let tx = c.transaction()?;
+    if replace {
+        tx.execute_batch(
+            "DELETE FROM mirror_versions; DELETE FROM mirror_courses; DELETE FROM mirror_drivers;
+             DELETE FROM mirror_tags; DELETE FROM mirror_driver_tags; DELETE FROM mirror_reach;",
+        )?;
+    }
+    let new = tx.execute(
+        &format!(
+            "INSERT OR IGNORE INTO mirror_versions ({COLUMNS})
+                     SELECT {COLUMNS} FROM mirror_staging WHERE sync_id = ?1 ORDER BY rowid"
+        ),
+        [sync],
+    )? as u64;
+    tx.execute("DELETE FROM mirror_staging WHERE sync_id = ?1", [sync])?;
+    if let Some(courses) = &lists.courses {
+        let mut up = tx.prepare_cached(
+                    "INSERT INTO mirror_courses (id, title, status, category_id, category_name, minutes, seen_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status,
+                       category_id = excluded.category_id, category_name = excluded.category_name,
+                       minutes = excluded.minutes, seen_at = excluded.seen_at",
+                )?;
+        for k in courses {
+            up.execute(params![
+                k.id,
+                k.title,
+                k.status,
+                k.category.as_ref().map(|c| &c.id),
+                k.category.as_ref().map(|c| &c.name),
+                k.estimated_time_to_complete_minutes,
+                end
+            ])?;
+        }
+    }
+    if let Some(tags) = &lists.tags {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO mirror_tags (id, name, parent_tag_id, seen_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                       parent_tag_id = excluded.parent_tag_id, seen_at = excluded.seen_at",
+        )?;
+        for t in tags {
+            up.execute(params![t.id, t.name, t.parent_tag_id, end])?;
+        }
+    }
+    if let Some(drivers) = &lists.drivers {
+        let mut up = tx.prepare_cached(
+                    "INSERT INTO mirror_drivers (id, name, username, activation, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, username = excluded.username,
+                       activation = excluded.activation, seen_at = excluded.seen_at",
+                )?;
+        for d in drivers {
+            up.execute(params![
+                d.id,
+                d.name,
+                d.username,
+                d.driver_activation_status,
+                end
+            ])?;
+        }
+        // Tag membership keeps its history: a change closes the old
+        // row and opens a new one at this sync's end.
+        let mut open = std::collections::HashMap::<(String, String), ()>::new();
+        {
+            let mut q = tx.prepare(
+                "SELECT driver_id, tag_id FROM mirror_driver_tags WHERE valid_to IS NULL",
+            )?;
+            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for row in rows {
+                open.insert(row?, ());
+            }
+        }
+        let mut insert = tx.prepare_cached(
+                    "INSERT INTO mirror_driver_tags (driver_id, tag_id, tag_name, parent_tag_id, valid_from)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+        for d in drivers {
+            for t in &d.tags {
+                if open.remove(&(d.id.clone(), t.id.clone())).is_none() {
+                    insert.execute(params![d.id, t.id, t.name, t.parent_tag_id, end])?;
+                }
+            }
+        }
+        let mut close = tx.prepare_cached(
+            "UPDATE mirror_driver_tags SET valid_to = ?3
+                     WHERE driver_id = ?1 AND tag_id = ?2 AND valid_to IS NULL",
+        )?;
+        for (driver, tag) in open.into_keys() {
+            close.execute(params![driver, tag, end])?;
+        }
+    }
+    tx.execute(
+                "INSERT INTO mirror_reach (one, since, reach_end) VALUES (1, ?1, ?2)
+                 ON CONFLICT (one) DO UPDATE SET since = excluded.since, reach_end = excluded.reach_end",
+                params![since, end],
+            )?;
+    tx.execute(
+        "UPDATE mirror_syncs SET outcome = 'succeeded', finished_at = ?2, versions = ?3,
+                   new_versions = ?4, requests = ?5, pages = ?6,
+                   seconds = (julianday(?2) - julianday(started_at)) * 86400.0, warnings = ?7
+                 WHERE id = ?1",
+        params![
+            sync,
+            ts(now),
+            stats.versions as i64,
+            new as i64,
+            stats.requests as i64,
+            stats.pages as i64,
+            serde_json::to_string(&lists.warnings)?,
+        ],
+    )?;
+    tx.commit()?;
+    Ok(new)
+}
+
+fn sync_record(r: &Row<'_>) -> rusqlite::Result<SyncRecord> {
+    let warnings: Option<String> = r.get(12)?;
+    Ok(SyncRecord {
+        id: r.get(0)?,
+        started_at: parse_ts(&r.get::<_, String>(1)?),
+        finished_at: r.get::<_, Option<String>>(2)?.map(|s| parse_ts(&s)),
+        start: from_ns(r.get(3)?),
+        end: from_ns(r.get(4)?),
+        outcome: r.get(5)?,
+        stats: SyncStats {
+            versions: r.get::<_, i64>(6)? as u64,
+            new_versions: r.get::<_, i64>(7)? as u64,
+            requests: r.get::<_, i64>(8)? as u64,
+            pages: r.get::<_, i64>(9)? as u64,
+        },
+        seconds: r.get(10)?,
+        error: r.get(11)?,
+        warnings: warnings
+            .and_then(|w| serde_json::from_str(&w).ok())
+            .unwrap_or_default(),
+    })
+}
+
+const SYNC_COLUMNS: &str = "id, started_at, finished_at, range_start, range_end, outcome, versions, \
+     new_versions, requests, pages, seconds, error, warnings";
+
+impl MirrorStore for SqliteMirror {
+    fn location(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn reach(&self) -> anyhow::Result<Option<Reach>> {
+        self.with("reading its reach", |c| {
+            Ok(c.query_row(
+                "SELECT since, reach_end FROM mirror_reach WHERE one = 1",
+                [],
+                |r| {
+                    Ok(Reach {
+                        since: from_ns(r.get(0)?),
+                        end: from_ns(r.get(1)?),
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn begin_sync(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
+        let (start, end) = (ns(start)?, ns(end)?);
+        self.with("starting a sync", |c| {
+            let tx = c.transaction()?;
+            // What a sync killed part-way left staged is never committed: drop it.
+            tx.execute("DELETE FROM mirror_staging", [])?;
+            tx.execute(
+                "UPDATE mirror_syncs SET outcome = 'interrupted' WHERE outcome = 'running'",
+                [],
+            )?;
+            tx.execute(
+                "INSERT INTO mirror_syncs (started_at, range_start, range_end, outcome) VALUES (?1, ?2, ?3, 'running')",
+                params![ts(now), start, end],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    fn stage(&self, sync: i64, page: &[Assignment]) -> anyhow::Result<()> {
+        self.with("storing a page", |c| {
+            let tx = c.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(&format!(
+                    "INSERT INTO mirror_staging (sync_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                ))?;
+                for a in page {
+                    let at = |what: &str, t: DateTime<Utc>| {
+                        ns(t).with_context(|| format!("assignment {}: {what}", a.id))
+                    };
+                    let opt = |what: &str, t: Option<DateTime<Utc>>| {
+                        ns_opt(t).with_context(|| format!("assignment {}: {what}", a.id))
+                    };
+                    insert.execute(params![
+                        sync,
+                        a.id,
+                        at("updatedAtTime", a.updated_at_time)?,
+                        at("createdAtTime", a.created_at_time)?,
+                        a.course.id,
+                        a.course.revision_id,
+                        a.learner.as_str(),
+                        a.status.as_str(),
+                        a.duration_minutes,
+                        a.created_by_id,
+                        a.updated_by_id,
+                        opt("dueAtTime", a.due_at_time)?,
+                        opt("startedAtTime", a.started_at_time)?,
+                        opt("completedAtTime", a.completed_at_time)?,
+                        opt("deletedAtTime", a.deleted_at_time)?,
+                        a.is_overdue,
+                        a.is_completed_late,
+                        a.score_percent,
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn commit(
+        &self,
+        sync: i64,
+        reach: Reach,
+        lists: &Lists,
+        stats: &SyncStats,
+        replace: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let (since, end) = (ns(reach.since)?, ns(reach.end)?);
+        self.with("committing a sync", |c| {
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let committed = commit_sync(c, sync, since, end, lists, stats, replace, now);
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            // A big sync leaves a WAL as big as what it moved: fold it into
+            // the database and truncate it now rather than keep the space
+            // (best effort: a reader may hold it, and then it waits for later).
+            if committed.as_ref().is_ok_and(|new| *new > 10_000) {
+                let _ = c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            }
+            committed
+        })
+    }
+
+    fn fail(
+        &self,
+        sync: i64,
+        error: &str,
+        stats: &SyncStats,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.with("recording a failed sync", |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM mirror_staging WHERE sync_id = ?1", [sync])?;
+            tx.execute(
+                "UPDATE mirror_syncs SET outcome = 'failed', finished_at = ?2, versions = ?3,
+                   requests = ?4, pages = ?5,
+                   seconds = (julianday(?2) - julianday(started_at)) * 86400.0, error = ?6
+                 WHERE id = ?1",
+                params![
+                    sync,
+                    ts(now),
+                    stats.versions as i64,
+                    stats.requests as i64,
+                    stats.pages as i64,
+                    error
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn versions_in(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Assignment>> {
+        let (start, end) = (ns(start)?, ns(end)?);
+        self.with("reading a window", |c| {
+            // Two index ranges (SQLite's OR optimisation), one pass each.
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM mirror_versions
+                 WHERE (updated_at >= ?1 AND updated_at < ?2) OR (created_at >= ?1 AND created_at < ?2)
+                 ORDER BY updated_at, id"
+            ))?;
+            let rows = q.query_map(params![start, end], version)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
+        let at = ns(at)?;
+        self.with("reading the state as of an instant", |c| {
+            // Per id, the row of the newest version before `at`: one walk of
+            // the primary key (SQLite takes bare columns from the MAX row).
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions
+                 WHERE updated_at < ?1 GROUP BY id"
+            ))?;
+            let rows = q.query_map([at], version)?;
+            let mut v = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            v.sort_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
+            Ok(v)
+        })
+    }
+
+    fn courses(&self) -> anyhow::Result<Vec<Course>> {
+        self.with("reading courses", |c| {
+            let mut q = c.prepare_cached(
+                "SELECT id, title, status, category_id, category_name, minutes FROM mirror_courses ORDER BY id",
+            )?;
+            let rows = q.query_map([], |r| {
+                let category_id: Option<String> = r.get(3)?;
+                let category_name: Option<String> = r.get(4)?;
+                Ok(Course {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    status: r.get(2)?,
+                    category: category_id.map(|id| Category {
+                        id,
+                        name: category_name.unwrap_or_default(),
+                    }),
+                    estimated_time_to_complete_minutes: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn drivers_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Driver>> {
+        // Instants past what nanoseconds hold mean "now and ever after".
+        let at = at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        self.with("reading drivers", |c| {
+            let mut tags: std::collections::HashMap<String, Vec<TagRef>> = Default::default();
+            {
+                let mut q = c.prepare_cached(
+                    "SELECT driver_id, tag_id, tag_name, parent_tag_id FROM mirror_driver_tags
+                     WHERE valid_from <= ?1 AND (valid_to IS NULL OR valid_to > ?1) ORDER BY tag_id",
+                )?;
+                let rows = q.query_map([at], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        TagRef {
+                            id: r.get(1)?,
+                            name: r.get(2)?,
+                            parent_tag_id: r.get(3)?,
+                        },
+                    ))
+                })?;
+                for row in rows {
+                    let (driver, tag) = row?;
+                    tags.entry(driver).or_default().push(tag);
+                }
+            }
+            let mut q = c.prepare_cached(
+                "SELECT id, name, username, activation FROM mirror_drivers ORDER BY id",
+            )?;
+            let rows = q.query_map([], |r| {
+                Ok(Driver {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    username: r.get(2)?,
+                    driver_activation_status: r.get(3)?,
+                    tags: Vec::new(),
+                })
+            })?;
+            let mut drivers = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            for d in &mut drivers {
+                d.tags = tags.remove(&d.id).unwrap_or_default();
+            }
+            Ok(drivers)
+        })
+    }
+
+    fn tags(&self) -> anyhow::Result<Vec<Tag>> {
+        self.with("reading tags", |c| {
+            let mut q =
+                c.prepare_cached("SELECT id, name, parent_tag_id FROM mirror_tags ORDER BY id")?;
+            let rows = q.query_map([], |r| {
+                Ok(Tag {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    parent_tag_id: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn warnings(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .syncs(50)?
+            .into_iter()
+            .find(|s| s.outcome == "succeeded")
+            .map(|s| s.warnings)
+            .unwrap_or_default())
+    }
+
+    fn syncs(&self, limit: usize) -> anyhow::Result<Vec<SyncRecord>> {
+        self.with("reading syncs", |c| {
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {SYNC_COLUMNS} FROM mirror_syncs ORDER BY id DESC LIMIT ?1"
+            ))?;
+            let rows = q.query_map([limit as i64], sync_record)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn status(&self) -> anyhow::Result<MirrorStatus> {
+        let reach = self.reach()?;
+        let syncs = self.syncs(1)?;
+        let (versions, assignments, courses, drivers, tags, last_success) =
+            self.with("counting", |c| {
+                let count = |sql: &str| -> rusqlite::Result<u64> {
+                    c.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+                };
+                let last = c
+                    .query_row(
+                        &format!(
+                            "SELECT {SYNC_COLUMNS} FROM mirror_syncs WHERE outcome = 'succeeded' ORDER BY id DESC LIMIT 1"
+                        ),
+                        [],
+                        sync_record,
+                    )
+                    .optional()?;
+                Ok((
+                    count("SELECT COUNT(*) FROM mirror_versions")?,
+                    count("SELECT COUNT(*) FROM (SELECT DISTINCT id FROM mirror_versions)")?,
+                    count("SELECT COUNT(*) FROM mirror_courses")?,
+                    count("SELECT COUNT(*) FROM mirror_drivers")?,
+                    count("SELECT COUNT(*) FROM mirror_tags")?,
+                    last,
+                ))
+            })?;
+        let bytes = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut p = self.path.clone().into_os_string();
+                p.push(suffix);
+                std::fs::metadata(p).ok()
+            })
+            .map(|m| m.len())
+            .sum();
+        Ok(MirrorStatus {
+            reach,
+            versions,
+            assignments,
+            courses,
+            drivers,
+            tags,
+            last_sync: syncs.into_iter().next(),
+            last_success,
+            bytes,
+        })
+    }
+}
