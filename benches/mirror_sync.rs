@@ -271,6 +271,37 @@ async fn raw_sync_throughput() {
         at_rest as f64 / 1e6,
         at_rest as f64 / status.versions.max(1) as f64
     );
+    // The same sync into the Postgres store, when a server is named.
+    if std::env::var(trainwatch::store::postgres::TEST_URL_VAR).is_err() {
+        println!(
+            "raw sync into Postgres: not measured; set {} (eval \"$(bash .ci/postgres.sh)\")",
+            trainwatch::store::postgres::TEST_URL_VAR
+        );
+        return;
+    }
+    let url = trainwatch::store::postgres::test_database("mirror_sync bench").unwrap();
+    let pg =
+        mirror::postgres::PgMirror::open(&url, std::time::Duration::from_secs(120), "bench".into())
+            .unwrap();
+    let started = Instant::now();
+    let report = mirror::sync(
+        &pg,
+        &client,
+        &settings,
+        start + Duration::days(2 * 365 + 1),
+        None,
+    )
+    .await
+    .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "raw sync into Postgres: {} versions ({} new) in {} pages, {secs:.1} s: {:.0} versions/s; tables {:.0} MB",
+        report.stats.versions,
+        report.stats.new_versions,
+        report.stats.pages,
+        report.stats.versions as f64 / secs,
+        pg.status().unwrap().bytes as f64 / 1e6,
+    );
 }
 
 fn main() {

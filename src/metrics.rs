@@ -76,6 +76,9 @@ struct Inner {
     api: BTreeMap<(String, String), u64>,
     /// The mirror's syncs; `None` until the first one ends.
     syncs: Option<SyncTotals>,
+    /// On a shared store: job → (replica, outcome, Unix seconds of the fire)
+    /// of its last run there, whichever replica ran it.
+    store_last_run: BTreeMap<String, (String, String, f64)>,
 }
 
 /// What the mirror's syncs did, summed.
@@ -204,6 +207,19 @@ impl Metrics {
         }
     }
 
+    /// On a shared store: `job`'s last run there was fired at `fire` and
+    /// ran on `replica` with `outcome`.
+    pub fn store_saw(&self, job: &str, replica: &str, outcome: &str, fire: DateTime<Utc>) {
+        self.lock().store_last_run.insert(
+            job.to_string(),
+            (
+                replica.to_string(),
+                outcome.to_string(),
+                fire.timestamp_millis() as f64 / 1000.0,
+            ),
+        );
+    }
+
     /// Everything, in the Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
         let inner = self.lock();
@@ -273,6 +289,23 @@ impl Metrics {
                 &[("job", job)],
                 &seconds.to_string(),
             );
+        }
+
+        if !inner.store_last_run.is_empty() {
+            family(
+                &mut out,
+                "trainwatch_store_last_fire_timestamp_seconds",
+                "gauge",
+                "Shared store: Unix time of the fire of the job's last run, labelled with the replica that ran it and its outcome.",
+            );
+            for (job, (replica, outcome, seconds)) in &inner.store_last_run {
+                sample(
+                    &mut out,
+                    "trainwatch_store_last_fire_timestamp_seconds",
+                    &[("job", job), ("replica", replica), ("outcome", outcome)],
+                    &seconds.to_string(),
+                );
+            }
         }
 
         family(

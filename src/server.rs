@@ -37,6 +37,8 @@ pub struct Health {
 struct HealthInner {
     heartbeat: Option<DateTime<Utc>>,
     jobs: BTreeMap<String, JobHealth>,
+    /// This process's name among replicas (set on a shared store).
+    replica: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -46,6 +48,22 @@ struct JobHealth {
     last_outcome: Option<RunOutcome>,
     last_success: Option<DateTime<Utc>>,
     running: bool,
+    /// The last run in the shared store, whichever replica ran it.
+    store_last_run: Option<StoreRun>,
+}
+
+/// A job's last run as a shared (Postgres) store records it, whichever
+/// replica ran it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreRun {
+    /// Its fire instant.
+    pub fire: String,
+    /// The replica that ran it.
+    pub replica: Option<String>,
+    /// `running`, `succeeded`, `failed`, `interrupted` or `skipped`.
+    pub outcome: String,
+    /// When it finished; null while running (or cut off).
+    pub finished: Option<String>,
 }
 
 /// What `/healthz` answers: whether the heartbeat is fresh, and the JSON body.
@@ -59,6 +77,9 @@ pub struct HealthReport {
     pub stale_after_seconds: u64,
     /// Every configured job (and any other that ran), by name.
     pub jobs: BTreeMap<String, JobReport>,
+    /// On a shared store: this replica's name (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// One job in `/healthz`; times RFC 3339, null before the first run.
@@ -74,6 +95,9 @@ pub struct JobReport {
     pub last_success: Option<String>,
     /// True while a run of the job is in progress.
     pub running: bool,
+    /// On a shared store: the job's last run by any replica (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_last_run: Option<StoreRun>,
 }
 
 impl HealthReport {
@@ -100,8 +124,23 @@ impl Health {
             inner: Mutex::new(HealthInner {
                 heartbeat: None,
                 jobs,
+                replica: None,
             }),
         }
+    }
+
+    /// On a shared store: the name this replica reports under.
+    pub fn set_replica(&self, replica: &str) {
+        self.lock().replica = Some(replica.to_string());
+    }
+
+    /// On a shared store: `job`'s last run there, by whichever replica.
+    pub fn store_saw(&self, job: &str, run: StoreRun) {
+        self.lock()
+            .jobs
+            .entry(job.to_string())
+            .or_default()
+            .store_last_run = Some(run);
     }
 
     /// The scheduler is alive at `now`.
@@ -163,10 +202,12 @@ impl Health {
                         last_outcome: j.last_outcome.map(RunOutcome::as_str),
                         last_success: j.last_success.map(rfc3339),
                         running: j.running,
+                        store_last_run: j.store_last_run.clone(),
                     };
                     (name.clone(), report)
                 })
                 .collect(),
+            replica: inner.replica.clone(),
         }
     }
 

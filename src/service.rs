@@ -403,12 +403,50 @@ pub async fn run_as(
     let refresh = refresh_mirror(&config, &client_for_refresh, &telemetry);
 
     let health = telemetry.health.clone();
-    let heartbeat = tokio::spawn(async move {
-        loop {
-            health.heartbeat(Utc::now());
-            tokio::time::sleep(HEARTBEAT).await;
-        }
-    });
+    if store.shared() {
+        health.set_replica(store.replica());
+    }
+    let heartbeat = {
+        let (store, metrics) = (store.clone(), telemetry.metrics.clone());
+        let jobs: Vec<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
+        tokio::spawn(async move {
+            loop {
+                health.heartbeat(Utc::now());
+                if store.shared() {
+                    // Every replica's work, read back from the shared store,
+                    // so each replica's /healthz and /metrics show it.
+                    for job in &jobs {
+                        match store.runs(Some(job), 1) {
+                            Ok(runs) => {
+                                if let Some(r) = runs.into_iter().next() {
+                                    let replica = r.replica.clone().unwrap_or_default();
+                                    metrics.store_saw(
+                                        job,
+                                        &replica,
+                                        r.outcome.as_str(),
+                                        r.fire_time,
+                                    );
+                                    health.store_saw(
+                                        job,
+                                        crate::server::StoreRun {
+                                            fire: r.fire_time.to_rfc3339(),
+                                            replica: r.replica,
+                                            outcome: r.outcome.as_str().to_string(),
+                                            finished: r.finished_at.map(|t| t.to_rfc3339()),
+                                        },
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(job = %job, "reading the shared store's runs: {e}")
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        })
+    };
 
     shutdown.await;
     heartbeat.abort();

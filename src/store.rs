@@ -96,7 +96,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    /// The word stored and shown: `running`, `succeeded`, `failed`, `interrupted`, `skipped`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Succeeded => "succeeded",

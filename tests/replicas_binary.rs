@@ -48,6 +48,9 @@ catch_up = "0"
 url = "{url}"
 lease = "{lease}s"
 
+[server]
+listen = "127.0.0.1:0"
+
 [samsara]
 sample_data = "{api}"
 requests_per_second = 100
@@ -297,6 +300,42 @@ async fn three_replicas_send_each_fire_once_through_a_kill_and_a_stall_past_the_
             .any(|r| r.finished_at.is_none() && r.window.is_some() && r.deliveries.2 > 0)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each live replica's /healthz names it and shows the job's last run
+    // in the store, whichever replica ran it; /metrics labels it so.
+    for r in &replicas {
+        let log = std::fs::read_to_string(&r.log).unwrap();
+        let addr = log
+            .lines()
+            .filter(|l| l.contains("serving /healthz and /metrics"))
+            .find_map(|l| l.split(" addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{} logs its address: {log}", r.id))
+            .to_string();
+        let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["replica"], r.id.as_str(), "{health}");
+        let last = &health["jobs"]["per-team"]["store_last_run"];
+        assert!(
+            ["r1", "r2", "r3"].contains(&last["replica"].as_str().unwrap_or("")),
+            "{health}"
+        );
+        let metrics = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(
+                "trainwatch_store_last_fire_timestamp_seconds{job=\"per-team\",replica=\"r"
+            ),
+            "{metrics}"
+        );
     }
     for r in &replicas {
         signal(r, "-TERM");
