@@ -687,6 +687,7 @@ async fn notify_failure<S: crate::deliver::Sender>(
 /// Sends, under run `run_id`, what earlier runs of `job` left pending and
 /// the transient failures whose retry is due; once `control` says stop, the
 /// rest stay pending. Returns (key, line) of each sent, and how many were left.
+#[allow(clippy::too_many_arguments)] // the run's world, and the lock that fences its sends
 async fn resume_into<S: crate::deliver::Sender>(
     config: &Config,
     job: &Job,

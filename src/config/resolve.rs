@@ -612,13 +612,13 @@ impl Cx<'_, '_> {
     fn store(&mut self, s: &Spanned<raw::RawStore>) -> StoreConfig {
         let s = s.get_ref();
         let lease = self.duration(&s.lease, StoreConfig::default().lease, false);
-        if lease < Duration::from_secs(1) {
-            if let Some(l) = &s.lease {
-                self.problem(
-                    l.span(),
-                    "`lease` must be at least 1s: it is renewed every third of it",
-                );
-            }
+        if lease < Duration::from_secs(1)
+            && let Some(l) = &s.lease
+        {
+            self.problem(
+                l.span(),
+                "`lease` must be at least 1s: it is renewed every third of it",
+            );
         }
         let url = s.url.as_ref().and_then(|u| {
             let text = u.get_ref().trim();
