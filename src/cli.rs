@@ -45,6 +45,23 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `trainwatch store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the SQLite store in `state_dir` (every run and delivery, ids
+    /// kept, delivered keys included so nothing is sent again) into an
+    /// empty Postgres database: the one `[store] url` names, or `--to`.
+    /// Stop the service first. The mirror is not copied: the first sync on
+    /// Postgres reads it again from `mirror.since`.
+    Migrate {
+        /// The Postgres URL to copy into, when not `[store] url`; leave the
+        /// password out of it (see `[store] url` with `${VAR}`), or it shows
+        /// in the process list.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -140,6 +157,12 @@ pub enum Command {
     },
     /// Print the manual page (roff): `trainwatch man > trainwatch.1; man ./trainwatch.1`.
     Man,
+    /// The state store: `trainwatch store migrate` copies the SQLite store
+    /// in `state_dir` (runs and the delivery ledger) into Postgres.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Bring the mirror (the local copy of the organisation's training
     /// data) up to `--at` (default now): the stream since the last sync
     /// (minus `mirror.overlap`), then courses, drivers and tags. All or
@@ -258,6 +281,9 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Store {
+            command: StoreCommand::Migrate { to },
+        } => store_migrate(&config, to, cli.replica_id.as_deref()),
         Command::Completions { .. } | Command::Man | Command::Init { .. } => {
             unreachable!("answered before the config is loaded")
         }
@@ -702,6 +728,59 @@ fn print_list(config: &Config, now: DateTime<Utc>) {
         ["JOB", "SCHEDULE", "TIMEZONE", "NEXT (LOCAL)", "UTC"],
         &rows,
     );
+}
+
+/// `trainwatch store migrate`: the SQLite store in `state_dir`, copied into Postgres.
+fn store_migrate(
+    config: &Config,
+    to: Option<String>,
+    replica: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let url = match (to, &config.store.url) {
+        (Some(to), _) => secrecy::SecretString::from(to),
+        (None, Some(url)) => url.clone(),
+        (None, None) => {
+            eprintln!(
+                "error: nowhere to copy to: set [store] url in {} (or give --to postgres://…)",
+                config.path.display()
+            );
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let db = config.state_dir.join("trainwatch.db");
+    if !db.exists() {
+        eprintln!(
+            "error: there is no SQLite store to copy: {} does not exist",
+            db.display()
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let sqlite = crate::store::SqliteStore::open(&config.state_dir)?;
+    let (runs, deliveries) = sqlite.export()?;
+    let pending = deliveries.iter().filter(|d| d.status == "pending").count();
+    let pg = crate::store::postgres::PgStore::open(
+        &url,
+        config.store.lease,
+        crate::store::replica_id(replica),
+    )?;
+    let (r, d) = pg.import(&runs, &deliveries)?;
+    println!(
+        "copied {} and {} from {} into {}",
+        count(r, "run"),
+        noun_count(d as i128, "delivery", Some("deliveries")),
+        db.display(),
+        pg.url()
+    );
+    if pending > 0 {
+        println!(
+            "{} pending: the first replica to start sends them",
+            noun_count(pending as i128, "delivery", Some("deliveries"))
+        );
+    }
+    println!(
+        "the mirror is not copied: the first sync on Postgres reads it again from mirror.since"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// On a shared (Postgres) store: each job's last run, whichever replica ran it.

@@ -939,6 +939,108 @@ impl SqliteStore {
     }
 }
 
+/// A run as stored, every column, for moving a store to another backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRun {
+    pub id: i64,
+    pub job: String,
+    pub fire_time: DateTime<Utc>,
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: String,
+    pub records: Option<i64>,
+    pub error: Option<String>,
+    pub outboxed: Option<i64>,
+    pub replica: Option<String>,
+}
+
+/// A delivery as stored, every column, for moving a store to another backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDelivery {
+    pub id: i64,
+    pub run_id: i64,
+    pub key: String,
+    pub job: String,
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+    pub target: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    pub parts_done: i64,
+    pub last_error: Option<String>,
+    pub payload: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub finished_by: Option<i64>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub rounds: i64,
+    pub notice: bool,
+}
+
+impl SqliteStore {
+    /// Every run and delivery, in id order (for `trainwatch store migrate`).
+    pub fn export(&self) -> Result<(Vec<StoredRun>, Vec<StoredDelivery>), StoreError> {
+        self.with("reading the whole store", |c| {
+            let t = |s: Option<String>| s.as_deref().map(parse_ts);
+            let runs = c
+                .prepare(
+                    "SELECT id, job, fire_time, window_start, window_end, started_at, finished_at, outcome,
+                            records, error, outboxed, replica FROM runs ORDER BY id",
+                )?
+                .query_map([], |r| {
+                    Ok(StoredRun {
+                        id: r.get(0)?,
+                        job: r.get(1)?,
+                        fire_time: parse_ts(&r.get::<_, String>(2)?),
+                        window: t(r.get(3)?).zip(t(r.get(4)?)),
+                        started_at: parse_ts(&r.get::<_, String>(5)?),
+                        finished_at: t(r.get(6)?),
+                        outcome: r.get(7)?,
+                        records: r.get(8)?,
+                        error: r.get(9)?,
+                        outboxed: r.get(10)?,
+                        replica: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let deliveries = c
+                .prepare(
+                    "SELECT id, run_id, key, job, window_start, window_end, target, recipient, status, attempts,
+                            parts_done, last_error, payload, created_at, sent_at, finished_by, next_attempt_at,
+                            rounds, notice FROM deliveries ORDER BY id",
+                )?
+                .query_map([], |r| {
+                    Ok(StoredDelivery {
+                        id: r.get(0)?,
+                        run_id: r.get(1)?,
+                        key: r.get(2)?,
+                        job: r.get(3)?,
+                        window: (
+                            parse_ts(&r.get::<_, String>(4)?),
+                            parse_ts(&r.get::<_, String>(5)?),
+                        ),
+                        target: r.get(6)?,
+                        recipient: r.get(7)?,
+                        status: r.get(8)?,
+                        attempts: r.get(9)?,
+                        parts_done: r.get(10)?,
+                        last_error: r.get(11)?,
+                        payload: r.get(12)?,
+                        created_at: parse_ts(&r.get::<_, String>(13)?),
+                        sent_at: t(r.get(14)?),
+                        finished_by: r.get(15)?,
+                        next_attempt_at: t(r.get(16)?),
+                        rounds: r.get(17)?,
+                        notice: r.get(18)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((runs, deliveries))
+        })
+    }
+}
+
 /// The state store: SQLite in `state_dir` (the default, one host) or
 /// Postgres (`[store] url`, shared by several replicas). Both behave the
 /// same to callers; Postgres adds leases that fence a stalled replica.

@@ -1039,6 +1039,101 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Copies a whole SQLite store's runs and deliveries in, ids kept, in
+    /// one transaction; refuses a database that already has runs (it would
+    /// mix two ledgers). Returns (runs, deliveries) copied.
+    pub fn import(
+        &self,
+        runs: &[super::StoredRun],
+        deliveries: &[super::StoredDelivery],
+    ) -> Result<(usize, usize), StoreError> {
+        self.call("copying a SQLite store in", async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let existing: i64 = tx
+                .query_one("SELECT COUNT(*) FROM runs", &[])
+                .await?
+                .get(0);
+            if existing > 0 {
+                return Err(Fail::Pg(format!(
+                    "it already holds {existing} runs: copy into an empty database (a new one, or after DROP of its tables)"
+                )));
+            }
+            let run = tx
+                .prepare(
+                    "INSERT INTO runs (id, job, fire_time, window_start, window_end, started_at, finished_at,
+                                       outcome, records, error, outboxed, replica)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .await?;
+            for r in runs {
+                tx.execute(
+                    &run,
+                    &[
+                        &r.id,
+                        &r.job,
+                        &r.fire_time,
+                        &r.window.map(|w| w.0),
+                        &r.window.map(|w| w.1),
+                        &r.started_at,
+                        &r.finished_at,
+                        &r.outcome,
+                        &r.records,
+                        &r.error,
+                        &r.outboxed,
+                        &r.replica,
+                    ],
+                )
+                .await?;
+            }
+            let delivery = tx
+                .prepare(
+                    "INSERT INTO deliveries (id, run_id, key, job, window_start, window_end, target, recipient,
+                                             status, attempts, parts_done, last_error, payload, created_at,
+                                             sent_at, finished_by, next_attempt_at, rounds, notice)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                )
+                .await?;
+            for d in deliveries {
+                tx.execute(
+                    &delivery,
+                    &[
+                        &d.id,
+                        &d.run_id,
+                        &d.key,
+                        &d.job,
+                        &d.window.0,
+                        &d.window.1,
+                        &d.target,
+                        &d.recipient,
+                        &d.status,
+                        &d.attempts,
+                        &d.parts_done,
+                        &d.last_error,
+                        &d.payload,
+                        &d.created_at,
+                        &d.sent_at,
+                        &d.finished_by,
+                        &d.next_attempt_at,
+                        &d.rounds,
+                        &d.notice,
+                    ],
+                )
+                .await?;
+            }
+            // New rows continue after the copied ids.
+            tx.batch_execute(
+                "SELECT setval('runs_id_seq', GREATEST((SELECT MAX(id) FROM runs), 1));
+                 SELECT setval('deliveries_id_seq', GREATEST((SELECT MAX(id) FROM deliveries), 1));",
+            )
+            .await?;
+            tx.commit().await?;
+            Ok((runs.len(), deliveries.len()))
+        })
+    }
+}
+
 /// Fencing: inside the transaction that claims a send, checks that run
 /// `run`'s lease is still its replica's (same owner and generation, not
 /// expired) and holds the lease row (FOR SHARE) until the commit, so that
