@@ -1065,8 +1065,16 @@ macro_rules! both {
 /// This process's name among replicas: `--replica-id` when given, else
 /// `hostname:pid`.
 pub fn replica_id(given: Option<&str>) -> String {
+    // The first id given names the process from then on, so the mirror
+    // opened later (without one) records its syncs under the same name.
+    static GIVEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if let Some(id) = given.filter(|s| !s.trim().is_empty()) {
-        return id.trim().to_string();
+        let id = id.trim().to_string();
+        let _ = GIVEN.set(id.clone());
+        return id;
+    }
+    if let Some(id) = GIVEN.get() {
+        return id.clone();
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
