@@ -2066,6 +2066,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(!err.contains("hunter2"), "{err}");
-        assert!(err.contains("***") && err.contains("migrating"), "{err}");
+        assert!(
+            err.contains("***") && err.contains("check that the server is up"),
+            "{err}"
+        );
     }
 }

@@ -275,7 +275,10 @@ impl PgStore {
                 found,
                 known: PG_MIGRATIONS.len(),
             }),
-            Err(Fail::Pg(m) | Fail::LostLease(m)) => Err(fail("migrating", m)),
+            Err(Fail::Pg(m) | Fail::LostLease(m)) => Err(fail(
+                "connecting and migrating its schema",
+                format!("{m} (check that the server is up and [store] url is right)"),
+            )),
         }
     }
 
