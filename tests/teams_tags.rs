@@ -463,3 +463,73 @@ async fn the_teams_listing_says_source_member_count_and_manager_for_each_team() 
     assert_eq!(east.team.display_name.as_deref(), Some("East / Dock"));
     assert_eq!(east.team.escalation.as_deref(), Some("Safety <safety@example.com>"));
 }
+
+#[tokio::test]
+async fn a_child_tag_without_a_manager_skips_only_its_manager_email() {
+    let org = organisation(4);
+    let server = SampleServer::start_with(content(&org)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+state_dir = "{state}"
+[samsara]
+base_url = "{uri}"
+token = "t"
+[mirror]
+since = "2026-02-01T00:00:00Z"
+[smtp]
+host = "127.0.0.1"
+security = "none"
+from = "Reports <reports@example.com>"
+[webhooks.w]
+kind = "json"
+url = "http://127.0.0.1:9/hook"
+[teams_from_tags]
+parent = "Regions"
+managers = {{ "South" = "Sam South <sam@example.com>" }}
+[[jobs]]
+name = "weekly"
+schedule = "0 8 * * Mon"
+window = {{ current = true }}
+per_team = true
+when_empty = "send"
+deliver = [{{ email = {{ to = ["{{{{ team.manager }}}}"], template = "overdue" }} }}, {{ webhook = "w" }}]
+"#,
+        state = dir.path().join("state").display(),
+        uri = server.base_url,
+    );
+    let config = config::load_str(&text, &dir.path().join("t.toml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = common::client(server.base_url.as_str());
+    let job = config.job("weekly").unwrap();
+    let fire = t0() + Duration::days(21);
+    let data = job::fetch(&config, job, &client, fire, None).await.unwrap();
+    let reports = job::reports(&config, job, &data, fire);
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+
+    let outbox =
+        trainwatch::outbox::build(&config, job, data.window, &reports, &renderer).unwrap();
+
+    let sent: BTreeSet<(String, String)> = outbox
+        .items
+        .iter()
+        .map(|i| (i.team.clone().unwrap(), i.kind.to_string()))
+        .collect();
+    let pair = |t: &str, k: &str| (t.to_string(), k.to_string());
+    assert_eq!(
+        sent,
+        BTreeSet::from([
+            pair("East _ Dock", "json"),
+            pair("North", "json"),
+            pair("South", "email"),
+            pair("South", "json"),
+        ])
+    );
+    let skipped: Vec<(&str, &str)> = outbox
+        .skipped
+        .iter()
+        .map(|s| (s.team.as_deref().unwrap(), s.reason.as_str()))
+        .collect();
+    let why = "delivery 1 (email) not sent: the team has no manager for its `{{ team.manager }}` recipient";
+    assert_eq!(skipped, [("East _ Dock", why), ("North", why)]);
+}
