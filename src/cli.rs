@@ -912,8 +912,19 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 
 /// What `validate` says of a config that loaded.
 fn print_valid(path: &Path, c: &Config) {
+    // Teams made from tags exist only at run time: say where they come from.
+    let from_tags = c
+        .teams_from_tags
+        .as_ref()
+        .map(|t| {
+            format!(
+                " and one per child tag of `{}` (see `trainwatch teams`)",
+                crate::names::one_line(&t.parent)
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "{}: OK ({}, {}, {})",
+        "{}: OK ({}, {}{from_tags}, {})",
         path.display(),
         count(c.jobs.len(), "job"),
         count(c.teams.len(), "team"),

@@ -533,3 +533,39 @@ deliver = [{{ email = {{ to = ["{{{{ team.manager }}}}"], template = "overdue" }
     let why = "delivery 1 (email) not sent: the team has no manager for its `{{ team.manager }}` recipient";
     assert_eq!(skipped, [("East _ Dock", why), ("North", why)]);
 }
+
+#[tokio::test]
+async fn from_the_api_a_tag_with_more_than_100_descendants_is_asked_for_in_chunks() {
+    // North has 150 yards; the server refuses more than 100 ids per list.
+    let mut tags: Vec<Value> = TAGS.iter().map(|t| tag_json(t.0)).collect();
+    for y in 0..150 {
+        tags.push(json!({"id": format!("5{y:03}"), "name": format!("Yard {y}"), "parentTagId": "110"}));
+    }
+    let yard = |y: usize| json!({"id": format!("5{y:03}"), "name": format!("Yard {y}"), "parentTagId": "110"});
+    let mut d1 = driver("1001", &[]);
+    d1["tags"] = json!([yard(3)]);
+    let mut d2 = driver("1002", &[]);
+    d2["tags"] = json!([yard(149)]);
+    let d3 = driver("1003", &["121"]);
+    let server = SampleServer::start_with(SampleContent {
+        courses: vec![json!({"id": "c1", "title": "Course 1"})],
+        active: vec![d1, d3],
+        deactivated: vec![d2],
+        tags,
+        ..SampleContent::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), server.base_url.as_str(), "api", "{ last = \"365d\" }");
+    let client = common::client(server.base_url.as_str());
+
+    let teams = teams::from_api(&config, &client, Wanted::All).await.unwrap();
+
+    let ids = |team: &str| -> Vec<String> {
+        teams.get(team).unwrap().members.iter().map(|l| l.as_str().to_string()).collect()
+    };
+    assert_eq!(ids("north"), ["driver-1001", "driver-1002"]);
+    assert_eq!(ids("South"), ["driver-1003"]);
+    assert_eq!(ids("all-regions"), ["driver-1001", "driver-1002", "driver-1003"]);
+}
