@@ -43,9 +43,8 @@ tag = "North Yard"
 
 #[test]
 fn a_team_with_all_three_sources_is_reported_once() {
-    let out = validate(
-        "\n[teams.north]\nlearners = [\"1\"]\ntag = \"North Yard\"\ntag_id = \"4815\"\n",
-    );
+    let out =
+        validate("\n[teams.north]\nlearners = [\"1\"]\ntag = \"North Yard\"\ntag_id = \"4815\"\n");
     assert_eq!(
         out,
         "trainwatch.toml:13:7: [teams.north] has `learners` and `tag` and `tag_id`: a team takes its members from exactly one of them"
@@ -126,13 +125,20 @@ managers = { "North Yard" = "Dana <dana@example.com>" }
 escalation = "Safety <safety@example.com>"
 "#
     );
-    let config = load_str(&source, Path::new("t.toml"), &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.teams["north"].members, Members::Tag("North Yard".into()));
+    let config =
+        load_str(&source, Path::new("t.toml"), &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.teams["north"].members,
+        Members::Tag("North Yard".into())
+    );
     assert_eq!(config.teams["nights"].members, Members::TagId("201".into()));
     let from = config.teams_from_tags.as_ref().unwrap();
     assert_eq!(from.parent, "Regions");
     assert_eq!(from.managers["North Yard"], "Dana <dana@example.com>");
-    assert_eq!(from.escalation.as_deref(), Some("Safety <safety@example.com>"));
+    assert_eq!(
+        from.escalation.as_deref(),
+        Some("Safety <safety@example.com>")
+    );
     assert!(config.jobs[0].filters.every_team);
 }
 
@@ -151,7 +157,8 @@ deliver = [{ archive = { dir = "out" } }]
 parent = "Regions"
 "#
     );
-    let config = load_str(&source, Path::new("t.toml"), &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        load_str(&source, Path::new("t.toml"), &|_| None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.job("south").unwrap().filters.teams, ["South"]);
     assert!(config.job("weekly").unwrap().filters.every_team);
 }
@@ -171,6 +178,8 @@ deliver = [{ archive = { dir = "out" } }]
 tag = "North"
 "#
     );
-    let out = load_str(&source, Path::new("t.toml"), &|_| None).unwrap_err().to_string();
+    let out = load_str(&source, Path::new("t.toml"), &|_| None)
+        .unwrap_err()
+        .to_string();
     assert!(out.contains("no team `South` in [teams]"), "{out}");
 }

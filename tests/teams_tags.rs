@@ -237,7 +237,11 @@ async fn rows_per_team(
     job::reports(config, job, &data, fire)
         .into_iter()
         .map(|r| {
-            let ids = r.assignments.iter().map(|a| a.assignment_id.clone()).collect();
+            let ids = r
+                .assignments
+                .iter()
+                .map(|a| a.assignment_id.clone())
+                .collect();
             (r.team.unwrap().name, ids)
         })
         .collect()
@@ -251,15 +255,31 @@ fn assert_rows_match_the_simple_computation(
     for (team, tag) in TEAM_TAGS {
         let members = expected_members(org, tag);
         let want = expected_rows(org, &members);
-        assert_eq!(rows.get(team), Some(&want), "{label}: team {team} (tag {tag})");
+        assert_eq!(
+            rows.get(team),
+            Some(&want),
+            "{label}: team {team} (tag {tag})"
+        );
     }
     let listed: BTreeSet<String> = ["driver-1001", "driver-1002"].map(String::from).into();
-    assert_eq!(rows.get("listed"), Some(&expected_rows(org, &listed)), "{label}");
+    assert_eq!(
+        rows.get("listed"),
+        Some(&expected_rows(org, &listed)),
+        "{label}"
+    );
     // Every team, the ones made from the children of Regions included, and no other.
     let names: Vec<&str> = rows.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["East _ Dock", "North", "South", "all-regions", "listed", "nights", "north"],
+        [
+            "East _ Dock",
+            "North",
+            "South",
+            "all-regions",
+            "listed",
+            "nights",
+            "north"
+        ],
         "{label}"
     );
 }
@@ -270,7 +290,12 @@ async fn per_team_reports_from_the_mirror_have_exactly_the_rows_of_the_tag_membe
         let org = organisation(seed);
         let server = SampleServer::start_with(content(&org)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), server.base_url.as_str(), "mirror", "{ current = true }");
+        let config = config(
+            dir.path(),
+            server.base_url.as_str(),
+            "mirror",
+            "{ current = true }",
+        );
         let client = common::client(server.base_url.as_str());
         let fire = t0() + Duration::days(21);
 
@@ -278,7 +303,11 @@ async fn per_team_reports_from_the_mirror_have_exactly_the_rows_of_the_tag_membe
 
         assert_rows_match_the_simple_computation(&org, &rows, &format!("mirror, seed {seed}"));
         // A team with grandchild tags only has members (North Yard A/B under North).
-        assert!(org.drivers.iter().any(|(_, t, _)| t.contains(&"111") || t.contains(&"112")));
+        assert!(
+            org.drivers
+                .iter()
+                .any(|(_, t, _)| t.contains(&"111") || t.contains(&"112"))
+        );
     }
 }
 
@@ -288,7 +317,12 @@ async fn per_team_reports_from_the_api_have_exactly_the_rows_of_the_tag_members(
         let org = organisation(seed);
         let server = SampleServer::start_with(content(&org)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), server.base_url.as_str(), "api", "{ last = \"365d\" }");
+        let config = config(
+            dir.path(),
+            server.base_url.as_str(),
+            "api",
+            "{ last = \"365d\" }",
+        );
         let client = common::client(server.base_url.as_str());
         let fire = t0() + Duration::days(21);
 
@@ -301,7 +335,10 @@ async fn per_team_reports_from_the_api_have_exactly_the_rows_of_the_tag_members(
 #[tokio::test]
 async fn a_job_filtered_to_a_team_made_from_a_tag_counts_only_its_members() {
     let org = organisation(9);
-    for (source, window) in [("mirror", "{ current = true }"), ("api", "{ last = \"365d\" }")] {
+    for (source, window) in [
+        ("mirror", "{ current = true }"),
+        ("api", "{ last = \"365d\" }"),
+    ] {
         let server = SampleServer::start_with(content(&org)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), server.base_url.as_str(), source, window);
@@ -335,7 +372,12 @@ async fn a_driver_who_moved_yards_is_in_the_old_team_before_the_move_and_the_new
     after.assignments = before.assignments.clone();
     let server = SampleServer::start_with(content(&before)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), server.base_url.as_str(), "mirror", "{ current = true }");
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "mirror",
+        "{ current = true }",
+    );
     let client = common::client(server.base_url.as_str());
     let first = t0() + Duration::days(14);
     let second = first + Duration::days(7);
@@ -355,7 +397,13 @@ async fn a_driver_who_moved_yards_is_in_the_old_team_before_the_move_and_the_new
     assert!(!at(second).get("North").unwrap().members.contains(&mover));
     assert!(at(second).get("South").unwrap().members.contains(&mover));
     // Asked again later, the first instant still has the old membership.
-    assert!(at(first + Duration::days(6)).get("North").unwrap().members.contains(&mover));
+    assert!(
+        at(first + Duration::days(6))
+            .get("North")
+            .unwrap()
+            .members
+            .contains(&mover)
+    );
 
     // Each run's rows, against the simple computation on that run's tags;
     // rows of assignments not yet made at the first fire are left out there.
@@ -364,8 +412,14 @@ async fn a_driver_who_moved_yards_is_in_the_old_team_before_the_move_and_the_new
             drivers: org.drivers.clone(),
             assignments: org.assignments.clone(),
         };
-        org.assignments
-            .retain(|a| a["updatedAtTime"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap() < t);
+        org.assignments.retain(|a| {
+            a["updatedAtTime"]
+                .as_str()
+                .unwrap()
+                .parse::<DateTime<Utc>>()
+                .unwrap()
+                < t
+        });
         org
     };
     assert_rows_match_the_simple_computation(&made_by(&before, first), &rows_first, "first run");
@@ -377,7 +431,10 @@ async fn a_driver_who_moved_yards_is_in_the_old_team_before_the_move_and_the_new
         .filter(|a| a["learner"]["id"] == "1001")
         .map(|a| a["id"].as_str().unwrap().to_string())
         .collect();
-    assert!(!first_movers.is_empty(), "the mover has assignments at the first fire");
+    assert!(
+        !first_movers.is_empty(),
+        "the mover has assignments at the first fire"
+    );
     assert!(first_movers.is_subset(&rows_first["North"]));
     assert!(first_movers.is_disjoint(&rows_first["South"]));
     assert!(movers_rows.is_disjoint(&rows_second["North"]));
@@ -391,7 +448,12 @@ async fn from_the_api_a_move_shows_at_the_next_run() {
     after.assignments = before.assignments.clone();
     let server = SampleServer::start_with(content(&before)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), server.base_url.as_str(), "api", "{ last = \"365d\" }");
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "api",
+        "{ last = \"365d\" }",
+    );
     let client = common::client(server.base_url.as_str());
     let fire = t0() + Duration::days(21);
 
@@ -410,7 +472,12 @@ async fn a_tag_that_does_not_exist_fails_the_run_naming_it() {
     for source in ["mirror", "api"] {
         let server = SampleServer::start_with(content(&org)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = config(dir.path(), server.base_url.as_str(), source, "{ last = \"365d\" }");
+        let mut config = config(
+            dir.path(),
+            server.base_url.as_str(),
+            source,
+            "{ last = \"365d\" }",
+        );
         config.teams.get_mut("north").unwrap().members =
             trainwatch::config::Members::Tag("Nort".into());
         let client = common::client(server.base_url.as_str());
@@ -433,11 +500,18 @@ async fn the_teams_listing_says_source_member_count_and_manager_for_each_team() 
     let org = organisation(2);
     let server = SampleServer::start_with(content(&org)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), server.base_url.as_str(), "mirror", "{ current = true }");
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "mirror",
+        "{ current = true }",
+    );
     let client = common::client(server.base_url.as_str());
     let at = t0() + Duration::days(21);
     let store = SqliteMirror::open(&config.state_dir).unwrap();
-    mirror::sync(&store, &client, &config.mirror, at, None).await.unwrap();
+    mirror::sync(&store, &client, &config.mirror, at, None)
+        .await
+        .unwrap();
 
     let teams = teams::from_mirror(&config, &store, Wanted::All, at).unwrap();
     let lines = teams::lines(&teams);
@@ -445,23 +519,65 @@ async fn the_teams_listing_says_source_member_count_and_manager_for_each_team() 
     let n = |tag| expected_members(&org, tag).len();
     let members = |n: usize| format!("{n} member{}", if n == 1 { "" } else { "s" });
     let want: Vec<(String, String, String, String)> = vec![
-        ("East _ Dock".into(), "teams_from_tags".into(), members(n("130")), "no manager".into()),
-        ("North".into(), "teams_from_tags".into(), members(n("110")), "no manager".into()),
-        ("South".into(), "teams_from_tags".into(), members(n("120")), "Sam South <sam@example.com>".into()),
-        ("all-regions".into(), "tag Regions".into(), members(n("100")), "no manager".into()),
-        ("listed".into(), "learners".into(), members(2), "no manager".into()),
-        ("nights".into(), "tag Nights".into(), members(n("201")), "no manager".into()),
-        ("north".into(), "tag North".into(), members(n("110")), "Dana Ortiz <dana@example.com>".into()),
+        (
+            "East _ Dock".into(),
+            "teams_from_tags".into(),
+            members(n("130")),
+            "no manager".into(),
+        ),
+        (
+            "North".into(),
+            "teams_from_tags".into(),
+            members(n("110")),
+            "no manager".into(),
+        ),
+        (
+            "South".into(),
+            "teams_from_tags".into(),
+            members(n("120")),
+            "Sam South <sam@example.com>".into(),
+        ),
+        (
+            "all-regions".into(),
+            "tag Regions".into(),
+            members(n("100")),
+            "no manager".into(),
+        ),
+        (
+            "listed".into(),
+            "learners".into(),
+            members(2),
+            "no manager".into(),
+        ),
+        (
+            "nights".into(),
+            "tag Nights".into(),
+            members(n("201")),
+            "no manager".into(),
+        ),
+        (
+            "north".into(),
+            "tag North".into(),
+            members(n("110")),
+            "Dana Ortiz <dana@example.com>".into(),
+        ),
     ];
     assert_eq!(lines.len(), want.len(), "{lines:#?}");
     for (line, (name, source, count, manager)) in lines.iter().zip(&want) {
-        let cols: Vec<&str> = line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        let cols: Vec<&str> = line
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         assert_eq!(cols, [name.as_str(), source, count, manager], "{line}");
     }
     // The team made from "East / Dock" reads as the tag's own name.
     let east = teams.get("East _ Dock").unwrap();
     assert_eq!(east.team.display_name.as_deref(), Some("East / Dock"));
-    assert_eq!(east.team.escalation.as_deref(), Some("Safety <safety@example.com>"));
+    assert_eq!(
+        east.team.escalation.as_deref(),
+        Some("Safety <safety@example.com>")
+    );
 }
 
 #[tokio::test]
@@ -507,8 +623,7 @@ deliver = [{{ email = {{ to = ["{{{{ team.manager }}}}"], template = "overdue" }
     let reports = job::reports(&config, job, &data, fire);
     let renderer = trainwatch::render::Renderer::new(None).unwrap();
 
-    let outbox =
-        trainwatch::outbox::build(&config, job, data.window, &reports, &renderer).unwrap();
+    let outbox = trainwatch::outbox::build(&config, job, data.window, &reports, &renderer).unwrap();
 
     let sent: BTreeSet<(String, String)> = outbox
         .items
@@ -539,7 +654,9 @@ async fn from_the_api_a_tag_with_more_than_100_descendants_is_asked_for_in_chunk
     // North has 150 yards; the server refuses more than 100 ids per list.
     let mut tags: Vec<Value> = TAGS.iter().map(|t| tag_json(t.0)).collect();
     for y in 0..150 {
-        tags.push(json!({"id": format!("5{y:03}"), "name": format!("Yard {y}"), "parentTagId": "110"}));
+        tags.push(
+            json!({"id": format!("5{y:03}"), "name": format!("Yard {y}"), "parentTagId": "110"}),
+        );
     }
     let yard = |y: usize| json!({"id": format!("5{y:03}"), "name": format!("Yard {y}"), "parentTagId": "110"});
     let mut d1 = driver("1001", &[]);
@@ -557,15 +674,31 @@ async fn from_the_api_a_tag_with_more_than_100_descendants_is_asked_for_in_chunk
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), server.base_url.as_str(), "api", "{ last = \"365d\" }");
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "api",
+        "{ last = \"365d\" }",
+    );
     let client = common::client(server.base_url.as_str());
 
-    let teams = teams::from_api(&config, &client, Wanted::All).await.unwrap();
+    let teams = teams::from_api(&config, &client, Wanted::All)
+        .await
+        .unwrap();
 
     let ids = |team: &str| -> Vec<String> {
-        teams.get(team).unwrap().members.iter().map(|l| l.as_str().to_string()).collect()
+        teams
+            .get(team)
+            .unwrap()
+            .members
+            .iter()
+            .map(|l| l.as_str().to_string())
+            .collect()
     };
     assert_eq!(ids("north"), ["driver-1001", "driver-1002"]);
     assert_eq!(ids("South"), ["driver-1003"]);
-    assert_eq!(ids("all-regions"), ["driver-1001", "driver-1002", "driver-1003"]);
+    assert_eq!(
+        ids("all-regions"),
+        ["driver-1001", "driver-1002", "driver-1003"]
+    );
 }
