@@ -702,3 +702,94 @@ async fn from_the_api_a_tag_with_more_than_100_descendants_is_asked_for_in_chunk
         ["driver-1001", "driver-1002", "driver-1003"]
     );
 }
+
+/// The bundled sample's drivers under the tag `tag` (walking each driver's
+/// tags up through `tags.json`), counted from the files themselves.
+fn sample_members(api: &Path, tag: &str) -> usize {
+    let read = |f: &str| -> Vec<Value> {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(api.join(f)).unwrap()).unwrap();
+        v["data"].as_array().unwrap().clone()
+    };
+    let tags = read("tags.json");
+    let parent = |id: &str| -> Option<String> {
+        tags.iter()
+            .find(|t| t["id"] == id)
+            .and_then(|t| t["parentTagId"].as_str().map(str::to_string))
+    };
+    let under = |mut id: String| {
+        for _ in 0..tags.len() {
+            if id == tag {
+                return true;
+            }
+            match parent(&id) {
+                Some(p) => id = p,
+                None => return false,
+            }
+        }
+        false
+    };
+    ["drivers-active.json", "drivers-deactivated.json"]
+        .iter()
+        .flat_map(|f| read(f))
+        .filter(|d| {
+            d["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| under(t["id"].as_str().unwrap().to_string()))
+        })
+        .count()
+}
+
+#[test]
+fn trainwatch_teams_prints_one_line_per_team_on_the_bundled_sample() {
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample/api");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+state_dir = "{state}"
+[samsara]
+sample_data = "{api}"
+[teams.west]
+tag = "West Hub"
+manager = "Miguel <miguel@example.com>"
+[teams.listed]
+learners = ["driver-281474"]
+[teams_from_tags]
+parent = "Regions"
+managers = {{ "North Yard" = "Dana Ortiz <dana@example.com>" }}
+"#,
+            state = dir.path().join("state").display(),
+            api = api.display(),
+        ),
+    )
+    .unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainwatch"))
+        .args(["--config", path.to_str().unwrap(), "teams", "--at", "2026-11-23T08:00:00-06:00"])
+        .output()
+        .unwrap();
+
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
+        .collect();
+    let members = |n: usize| format!("{n} member{}", if n == 1 { "" } else { "s" });
+    let n = |tag| members(sample_members(&api, tag));
+    let want = [
+        ["East Depot", "teams_from_tags", &n("4817"), "no manager"],
+        ["North Yard", "teams_from_tags", &n("4815"), "Dana Ortiz <dana@example.com>"],
+        ["South Yard", "teams_from_tags", &n("4816"), "no manager"],
+        ["West Hub", "teams_from_tags", &n("4818"), "no manager"],
+        ["listed", "learners", &members(1), "no manager"],
+        ["west", "tag West Hub", &n("4818"), "Miguel <miguel@example.com>"],
+    ];
+    assert_eq!(rows, want, "{text}");
+    // West Hub's drivers include those of its child tag, West Hub Nights.
+    assert!(sample_members(&api, "4818") > sample_members(&api, "4830"));
+}
