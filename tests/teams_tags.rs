@@ -707,7 +707,8 @@ async fn from_the_api_a_tag_with_more_than_100_descendants_is_asked_for_in_chunk
 /// tags up through `tags.json`), counted from the files themselves.
 fn sample_members(api: &Path, tag: &str) -> usize {
     let read = |f: &str| -> Vec<Value> {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(api.join(f)).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(api.join(f)).unwrap()).unwrap();
         v["data"].as_array().unwrap().clone()
     };
     let tags = read("tags.json");
@@ -769,27 +770,121 @@ managers = {{ "North Yard" = "Dana Ortiz <dana@example.com>" }}
     .unwrap();
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainwatch"))
-        .args(["--config", path.to_str().unwrap(), "teams", "--at", "2026-11-23T08:00:00-06:00"])
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "teams",
+            "--at",
+            "2026-11-23T08:00:00-06:00",
+        ])
         .output()
         .unwrap();
 
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<Vec<&str>> = text
         .lines()
-        .map(|l| l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .collect();
     let members = |n: usize| format!("{n} member{}", if n == 1 { "" } else { "s" });
     let n = |tag| members(sample_members(&api, tag));
     let want = [
         ["East Depot", "teams_from_tags", &n("4817"), "no manager"],
-        ["North Yard", "teams_from_tags", &n("4815"), "Dana Ortiz <dana@example.com>"],
+        [
+            "North Yard",
+            "teams_from_tags",
+            &n("4815"),
+            "Dana Ortiz <dana@example.com>",
+        ],
         ["South Yard", "teams_from_tags", &n("4816"), "no manager"],
         ["West Hub", "teams_from_tags", &n("4818"), "no manager"],
         ["listed", "learners", &members(1), "no manager"],
-        ["west", "tag West Hub", &n("4818"), "Miguel <miguel@example.com>"],
+        [
+            "west",
+            "tag West Hub",
+            &n("4818"),
+            "Miguel <miguel@example.com>",
+        ],
     ];
     assert_eq!(rows, want, "{text}");
     // West Hub's drivers include those of its child tag, West Hub Nights.
     assert!(sample_members(&api, "4818") > sample_members(&api, "4830"));
+}
+
+#[tokio::test]
+async fn an_instant_before_the_mirror_knew_any_tags_uses_the_first_tags_and_says_so() {
+    let org = organisation(8);
+    let server = SampleServer::start_with(content(&org)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "mirror",
+        "{ current = true }",
+    );
+    let client = common::client(server.base_url.as_str());
+    let store = SqliteMirror::open(&config.state_dir).unwrap();
+    let synced = t0() + Duration::days(21);
+    mirror::sync(&store, &client, &config.mirror, synced, None)
+        .await
+        .unwrap();
+
+    let earlier =
+        teams::from_mirror(&config, &store, Wanted::All, synced - Duration::days(7)).unwrap();
+    let then = teams::from_mirror(&config, &store, Wanted::All, synced).unwrap();
+
+    for (team, tag) in TEAM_TAGS {
+        let want: BTreeSet<String> = expected_members(&org, tag);
+        let got: BTreeSet<String> = earlier
+            .get(team)
+            .unwrap()
+            .members
+            .iter()
+            .map(|l| l.as_str().to_string())
+            .collect();
+        assert_eq!(got, want, "{team}");
+    }
+    assert_eq!(
+        earlier.warnings,
+        [format!(
+            "team membership: the mirror knows drivers' tags from {} on; teams as of {} use the tags of that first sync",
+            synced.to_rfc3339(),
+            (synced - Duration::days(7)).to_rfc3339()
+        )]
+    );
+    assert!(then.warnings.is_empty());
+}
+
+#[tokio::test]
+async fn a_job_whose_team_has_nobody_in_it_reports_nothing_rather_than_everybody() {
+    let mut org = organisation(10);
+    for d in &mut org.drivers {
+        d.1.clear(); // nobody carries a tag
+    }
+    for (source, window) in [
+        ("mirror", "{ current = true }"),
+        ("api", "{ last = \"365d\" }"),
+    ] {
+        let server = SampleServer::start_with(content(&org)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), server.base_url.as_str(), source, window);
+        let client = common::client(server.base_url.as_str());
+        let job = config.job("north-only").unwrap();
+
+        let data = job::fetch(&config, job, &client, t0() + Duration::days(21), None)
+            .await
+            .unwrap();
+
+        assert!(!org.assignments.is_empty());
+        assert_eq!(data.included(job).count(), 0, "{source}");
+    }
 }
