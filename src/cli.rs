@@ -738,7 +738,14 @@ async fn prepare(
         tracing::warn!("{w}");
     }
     let reports = crate::job::reports(config, job, &data, now);
-    let outbox = crate::outbox::build(config, job, data.window, &reports, &renderer)?;
+    let outbox = crate::outbox::build_with_teams(
+        config,
+        job,
+        data.window,
+        &reports,
+        &data.teams,
+        &renderer,
+    )?;
     Ok(Prepared { fire, data, outbox })
 }
 

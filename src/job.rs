@@ -341,7 +341,14 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
             let records = data.included(job).count() as u64;
             store.set_window(run_id, (data.window.start, data.window.end), records)?;
             let reports = reports(config, job, &data, now());
-            let outbox = crate::outbox::build(config, job, data.window, &reports, renderer)?;
+            let outbox = crate::outbox::build_with_teams(
+                config,
+                job,
+                data.window,
+                &reports,
+                &data.teams,
+                renderer,
+            )?;
             anyhow::Ok((data.window, records, outbox))
         }
         .await;

@@ -888,3 +888,55 @@ async fn a_job_whose_team_has_nobody_in_it_reports_nothing_rather_than_everybody
         assert_eq!(data.included(job).count(), 0, "{source}");
     }
 }
+
+#[tokio::test]
+async fn an_archive_of_a_team_from_a_tag_names_its_members_in_the_manifest_query() {
+    let org = organisation(11);
+    let server = SampleServer::start_with(content(&org)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "mirror",
+        "{ current = true }",
+    );
+    let client = common::client(server.base_url.as_str());
+    let archive = trainwatch::config::Delivery::Archive(trainwatch::config::ArchiveDelivery {
+        dir: dir.path().join("audit"),
+    });
+    let job = config
+        .jobs
+        .iter_mut()
+        .find(|j| j.name == "north-only")
+        .unwrap();
+    job.deliver = vec![archive];
+    job.when_empty = trainwatch::config::WhenEmpty::Send;
+    let job = config.job("north-only").unwrap();
+    let fire = t0() + Duration::days(21);
+    let data = job::fetch(&config, job, &client, fire, None).await.unwrap();
+    let reports = job::reports(&config, job, &data, fire);
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+
+    let outbox = trainwatch::outbox::build_with_teams(
+        &config,
+        job,
+        data.window,
+        &reports,
+        &data.teams,
+        &renderer,
+    )
+    .unwrap();
+
+    let trainwatch::outbox::Payload::Archive { manifest, .. } = &outbox.items[0].payload else {
+        panic!("an archive");
+    };
+    let south = expected_members(&org, "120");
+    assert!(!south.is_empty());
+    let named: BTreeSet<String> = manifest["query"]["learnerIds"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(named, south);
+}
