@@ -420,6 +420,26 @@ pub fn from_mirror(
     };
     let tags = mirror.tags()?;
     let drivers = mirror.drivers_at(as_of)?;
+    // Empty lists mean the sync could not read them (token scopes), not an
+    // organisation without tags: teams from them would be empty, and their
+    // reports would look complete.
+    let unreadable = |what: &str, scope: &str| {
+        let why = mirror.warnings().ok().unwrap_or_default().join("; ");
+        anyhow::anyhow!(
+            "the mirror holds no {what}, so teams that follow tags cannot be resolved: the token needs the scope *{scope}*{}",
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" (last sync: {why})")
+            }
+        )
+    };
+    if tags.is_empty() {
+        return Err(unreadable("tags", "Read Tags"));
+    }
+    if drivers.is_empty() {
+        return Err(unreadable("drivers", "Read Drivers"));
+    }
     let mut teams = resolve(config, wanted, &tags, &drivers)
         .with_context(|| format!("resolving teams from tags as of {}", at.to_rfc3339()))?;
     teams.warnings = warnings;

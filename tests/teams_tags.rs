@@ -940,3 +940,30 @@ async fn an_archive_of_a_team_from_a_tag_names_its_members_in_the_manifest_query
         .collect();
     assert_eq!(named, south);
 }
+
+#[tokio::test]
+async fn a_mirror_without_tags_fails_a_tag_team_run_instead_of_sending_empty_reports() {
+    let org = organisation(12);
+    let mut served = content(&org);
+    served.tags.clear();
+    let server = SampleServer::start_with(served).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "mirror",
+        "{ current = true }",
+    );
+    let client = common::client(server.base_url.as_str());
+    let job = config.job("weekly").unwrap();
+
+    let err = job::fetch(&config, job, &client, t0() + Duration::days(21), None)
+        .await
+        .unwrap_err();
+
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("the mirror holds no tags, so teams that follow tags cannot be resolved: the token needs the scope *Read Tags*"),
+        "{text}"
+    );
+}
