@@ -181,6 +181,15 @@ pub enum Command {
     },
     /// What the mirror holds: its reach, counts, the last sync and its size.
     Mirror,
+    /// Every team, one line each: name, source (`learners`, `tag NAME`,
+    /// `teams_from_tags`), member count and manager, as of `--at` (default
+    /// now; from the mirror, synced first, or from the API when the mirror
+    /// is off). Check the mapping of tags to teams before the first run.
+    Teams {
+        /// Membership as of this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+    },
     /// Each job with its schedule, timezone and next 3 fire times, in the
     /// job's timezone and in UTC. Reads the configuration only.
     List {
@@ -269,6 +278,7 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
         }
         Command::History { job, limit } => history(&config, job.as_deref(), limit),
         Command::Sync { status: true, .. } | Command::Mirror => mirror_status(&config),
+        Command::Teams { at } => teams_cmd(&config, at.unwrap_or(now)).await,
         Command::Sync {
             at,
             status: false,
@@ -580,6 +590,37 @@ async fn sync_cmd(config: &Config, to: DateTime<Utc>, rebuild: bool) -> anyhow::
 }
 
 /// `mirror` (and `sync --status`): reach, counts, last sync, size.
+/// `trainwatch teams`: every team as of `at`, one line each.
+async fn teams_cmd(config: &Config, at: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    use crate::teams::Wanted;
+    let (settings, _server) = crate::sample::client_settings(&config.samsara).await?;
+    let client = Client::new(settings).context("creating the HTTP client")?;
+    let teams = if config.mirror.enabled {
+        let mirror = crate::mirror::open(config)?;
+        if crate::teams::needs_tags(config, Wanted::All) {
+            crate::mirror::sync(mirror.as_ref(), &client, &config.mirror, at, None)
+                .await
+                .with_context(|| format!("bringing the mirror up to {}", at.to_rfc3339()))?;
+        }
+        crate::teams::from_mirror(config, mirror.as_ref(), Wanted::All, at)?
+    } else {
+        crate::teams::from_api(config, &client, Wanted::All).await?
+    };
+    for w in &teams.warnings {
+        tracing::warn!("{w}");
+    }
+    if teams.iter().next().is_none() {
+        println!(
+            "no teams: add [teams.NAME] or [teams_from_tags] to {}",
+            config.path.display()
+        );
+    }
+    for line in crate::teams::lines(&teams) {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn mirror_status(config: &Config) -> anyhow::Result<ExitCode> {
     let db = config.state_dir.join("trainwatch.db");
     if !db.exists() {
@@ -828,7 +869,14 @@ async fn prepare(
         tracing::warn!("{w}");
     }
     let reports = crate::job::reports(config, job, &data, now);
-    let outbox = crate::outbox::build(config, job, data.window, &reports, &renderer)?;
+    let outbox = crate::outbox::build_with_teams(
+        config,
+        job,
+        data.window,
+        &reports,
+        &data.teams,
+        &renderer,
+    )?;
     Ok(Prepared { fire, data, outbox })
 }
 
@@ -1002,8 +1050,19 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 
 /// What `validate` says of a config that loaded.
 fn print_valid(path: &Path, c: &Config) {
+    // Teams made from tags exist only at run time: say where they come from.
+    let from_tags = c
+        .teams_from_tags
+        .as_ref()
+        .map(|t| {
+            format!(
+                " and one per child tag of `{}` (see `trainwatch teams`)",
+                crate::names::one_line(&t.parent)
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "{}: OK ({}, {}, {})",
+        "{}: OK ({}, {}{from_tags}, {})",
         path.display(),
         count(c.jobs.len(), "job"),
         count(c.teams.len(), "team"),

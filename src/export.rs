@@ -29,8 +29,9 @@ pub enum Format {
 pub fn build_query(config: &Config, filters: &Filters, window: Window) -> AssignmentQuery {
     let mut learners: BTreeSet<LearnerId> = filters.learners.iter().cloned().collect();
     for team in &filters.teams {
-        if let Some(t) = config.teams.get(team) {
-            learners.extend(t.learners.iter().cloned());
+        // Teams of tags have members only as of an instant: see `query_for`.
+        if let Some(list) = config.teams.get(team).and_then(|t| t.learners()) {
+            learners.extend(list.iter().cloned());
         }
     }
     AssignmentQuery {
@@ -41,6 +42,35 @@ pub fn build_query(config: &Config, filters: &Filters, window: Window) -> Assign
         is_overdue: filters.overdue,
         ..AssignmentQuery::new(window.start, window.end)
     }
+}
+
+/// The API query for a job's filters over `window`, with the members of
+/// its teams as resolved for the fire instant. `None` when the filters name
+/// teams and learners and nobody is in them: there is nobody to ask about
+/// (an empty `learnerIds` would mean everybody).
+pub fn query_for(
+    filters: &Filters,
+    teams: &crate::teams::Teams,
+    window: Window,
+) -> Option<AssignmentQuery> {
+    let mut learners: BTreeSet<LearnerId> = filters.learners.iter().cloned().collect();
+    let named = if filters.every_team {
+        teams.names()
+    } else {
+        filters.teams.clone()
+    };
+    learners.extend(teams.members_of(&named));
+    if learners.is_empty() && (filters.every_team || !filters.teams.is_empty()) {
+        return None;
+    }
+    Some(AssignmentQuery {
+        learner_ids: learners.into_iter().collect(),
+        course_ids: filters.courses.clone(),
+        category_ids: filters.categories.clone(),
+        status: filters.status.clone(),
+        is_overdue: filters.overdue,
+        ..AssignmentQuery::new(window.start, window.end)
+    })
 }
 
 /// One exported assignment, names resolved; flat so that CSV and JSON agree.

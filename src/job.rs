@@ -1,13 +1,12 @@
 //! The one place that sequences a run: window → query → fetch → names →
 //! reports. The stages do not know about each other; this module does.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Job};
-use crate::export::build_query;
 use crate::report::{self, JobInfo, Meta, Report, TeamInfo};
 use crate::samsara::{Assignment, Client, FetchStats, Names};
 use crate::window::{self, Window};
@@ -20,6 +19,8 @@ pub struct JobData {
     pub assignments: Vec<Assignment>,
     pub names: Names,
     pub stats: FetchStats,
+    /// The job's teams with their members as of the fire instant.
+    pub teams: crate::teams::Teams,
 }
 
 impl JobData {
@@ -47,11 +48,17 @@ pub async fn fetch(
     {
         return Ok(data);
     }
-    let query = build_query(config, &job.filters, window);
-    let fetched = client
-        .fetch_assignments(&query)
+    let teams = crate::teams::from_api(config, client, crate::teams::Wanted::For(&job.filters))
         .await
-        .with_context(|| format!("job {}: fetching assignments in {window}", job.name))?;
+        .with_context(|| format!("job {}: resolving its teams", job.name))?;
+    let fetched = match crate::export::query_for(&job.filters, &teams, window) {
+        Some(query) => client
+            .fetch_assignments(&query)
+            .await
+            .with_context(|| format!("job {}: fetching assignments in {window}", job.name))?,
+        // Its teams have nobody in them now: nothing to ask for.
+        None => crate::samsara::Fetched::default(),
+    };
     let course_ids: Vec<String> = fetched
         .assignments
         .iter()
@@ -59,22 +66,25 @@ pub async fn fetch(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let names = client
+    let mut names = client
         .names(&course_ids)
         .await
         .with_context(|| format!("job {}: fetching course and learner names", job.name))?;
+    names.warnings.extend(teams.warnings.iter().cloned());
     Ok(JobData {
         window,
         assignments: fetched.assignments,
         names,
         stats: fetched.stats,
+        teams,
     })
 }
 
 /// The reports of a run: one per team, in name order, when the job fans out
-/// (a learner in two teams is in both), otherwise exactly one.
+/// (a learner in two teams is in both), otherwise exactly one. The teams
+/// and their members are `data.teams`, resolved for the fire instant.
 pub fn reports(
-    config: &Config,
+    _config: &Config,
     job: &Job,
     data: &JobData,
     generated_at: DateTime<Utc>,
@@ -91,14 +101,12 @@ pub fn reports(
     if !job.per_team {
         return vec![report::build(&data.assignments, &meta(None), &data.names)];
     }
-    let mut teams: Vec<&String> = job.filters.teams.iter().collect();
-    teams.sort();
-    teams.dedup();
-    teams
+    data.teams
+        .for_filters(&job.filters)
         .into_iter()
-        .filter_map(|name| config.teams.get(name))
-        .map(|team| {
-            let members: HashSet<_> = team.learners.iter().collect();
+        .map(|resolved| {
+            let team = &resolved.team;
+            let members = &resolved.members;
             let mine = data
                 .assignments
                 .iter()
@@ -367,7 +375,14 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
             let records = data.included(job).count() as u64;
             store.set_window(run_id, (data.window.start, data.window.end), records)?;
             let reports = reports(config, job, &data, now());
-            let outbox = crate::outbox::build(config, job, data.window, &reports, renderer)?;
+            let outbox = crate::outbox::build_with_teams(
+                config,
+                job,
+                data.window,
+                &reports,
+                &data.teams,
+                renderer,
+            )?;
             anyhow::Ok((data.window, records, outbox))
         }
         .await;

@@ -44,4 +44,5 @@ pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod teams;
 pub mod window;

@@ -168,13 +168,60 @@ pub fn archive_folder(dir: &std::path::Path, report: &Report) -> PathBuf {
     }
 }
 
-/// Renders every delivery of `job` for each of its `reports` (which cover `window`).
+/// Renders every delivery of `job` for each of its `reports` (which cover
+/// `window`), for a job whose teams are all `learners` lists (an archive's
+/// manifest names their learners); see [`build_with_teams`].
 pub fn build(
     config: &Config,
     job: &Job,
     window: Window,
     reports: &[Report],
     renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    let query = params(&build_query(config, &job.filters, window));
+    build_query_given(config, job, reports, renderer, &query)
+}
+
+/// [`build`], the archive manifests' query naming the members of the job's
+/// teams as resolved for the fire instant (`teams`: teams that follow tags).
+pub fn build_with_teams(
+    config: &Config,
+    job: &Job,
+    window: Window,
+    reports: &[Report],
+    teams: &crate::teams::Teams,
+    renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    let query = match crate::export::query_for(&job.filters, teams, window) {
+        Some(q) => params(&q),
+        // Nobody in the job's teams: no query was sent, and the manifest says so.
+        None => {
+            let mut q = params(&crate::samsara::AssignmentQuery::new(
+                window.start,
+                window.end,
+            ));
+            q.insert("learnerIds".into(), Value::Array(Vec::new()));
+            q
+        }
+    };
+    build_query_given(config, job, reports, renderer, &query)
+}
+
+/// A query's parameters as a JSON object, for a manifest.
+fn params(query: &crate::samsara::AssignmentQuery) -> serde_json::Map<String, Value> {
+    query
+        .params()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v)))
+        .collect()
+}
+
+fn build_query_given(
+    config: &Config,
+    job: &Job,
+    reports: &[Report],
+    renderer: &Renderer,
+    query: &serde_json::Map<String, Value>,
 ) -> anyhow::Result<Outbox> {
     let mut outbox = Outbox::default();
     for report in reports {
@@ -193,7 +240,7 @@ pub fn build(
         let csv = csv_bytes(report).with_context(context)?;
         for (index, delivery) in job.deliver.iter().enumerate() {
             let item = outgoing(
-                config, job, window, report, renderer, delivery, index, &team, &csv,
+                config, job, report, renderer, delivery, index, &team, &csv, query,
             )
             .with_context(|| {
                 format!(
@@ -242,13 +289,13 @@ fn kind_of(config: &Config, delivery: &Delivery) -> &'static str {
 fn outgoing(
     config: &Config,
     job: &Job,
-    window: Window,
     report: &Report,
     renderer: &Renderer,
     delivery: &Delivery,
     index: usize,
     team: &Option<String>,
     csv: &[u8],
+    query: &serde_json::Map<String, Value>,
 ) -> anyhow::Result<Option<Outgoing>> {
     let kind = kind_of(config, delivery);
     let target = match delivery {
@@ -368,11 +415,6 @@ fn outgoing(
                 (ARCHIVE_FILES[1].to_string(), json),
                 (ARCHIVE_FILES[2].to_string(), html.into_bytes()),
             ];
-            let query: serde_json::Map<String, Value> = build_query(config, &job.filters, window)
-                .params()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v)))
-                .collect();
             let manifest = serde_json::json!({
                 "job": report.job,
                 "window": report.window,

@@ -25,7 +25,9 @@
 //! - `GET /training-courses`: `courseIds`, `categoryIds`, `status`;
 //!   [`COURSES_PAGE_SIZE`] per page.
 //! - `GET /fleet/drivers`: `driverActivationStatus` (`active` by default or
-//!   `deactivated`), `limit` 1–512 (default 512).
+//!   `deactivated`), `limit` 1–512 (default 512), `tagIds` (drivers with
+//!   any of these tags) and `parentTagIds` (with any of these tags or a
+//!   descendant; here the parent's own drivers are in too), at most 100 each.
 //! - `GET /tags`: `limit` 1–512 (default 512).
 //!
 //! Tests and benchmarks can also serve data held in memory
@@ -143,6 +145,12 @@ impl SampleServer {
         self.data.now.store(n, Ordering::SeqCst);
     }
 
+    /// Replaces the drivers served from now on (active, deactivated; wire
+    /// format): a driver moved to another tag between two syncs.
+    pub fn set_drivers(&self, active: Vec<Value>, deactivated: Vec<Value>) {
+        *self.data.drivers.write().unwrap_or_else(|e| e.into_inner()) = (active, deactivated);
+    }
+
     /// From the `page`-th stream page of any query on (1-based), answer
     /// HTTP 500 with a plain-text body, as the API's 5xx are; 0 turns it off.
     pub fn fail_stream_from_page(&self, page: u64) {
@@ -221,8 +229,8 @@ struct Data {
     courses: Vec<CourseRec>,
     /// Category id of each course id.
     categories: HashMap<String, String>,
-    active: Vec<Value>,
-    deactivated: Vec<Value>,
+    /// Active and deactivated drivers; replaceable while serving.
+    drivers: std::sync::RwLock<(Vec<Value>, Vec<Value>)>,
     tags: Vec<Value>,
     requests: AtomicU64,
     /// Nanoseconds: versions modified at or after it are not served yet.
@@ -285,8 +293,7 @@ impl Data {
             stream,
             courses,
             categories,
-            active: drivers("active")?,
-            deactivated: drivers("deactivated")?,
+            drivers: std::sync::RwLock::new((drivers("active")?, drivers("deactivated")?)),
             tags,
             requests: AtomicU64::new(0),
             now: AtomicI64::new(i64::MAX),
@@ -316,8 +323,7 @@ impl Data {
             stream,
             courses,
             categories,
-            active: c.active,
-            deactivated: c.deactivated,
+            drivers: std::sync::RwLock::new((c.active, c.deactivated)),
             tags: c.tags,
             requests: AtomicU64::new(0),
             now: AtomicI64::new(i64::MAX),
@@ -663,9 +669,9 @@ async fn drivers(
 ) -> Result<Response, ApiError> {
     data.requests.fetch_add(1, Ordering::Relaxed);
     let q = Query::new(&headers, raw)?;
-    let list = match q.one("driverActivationStatus") {
-        None | Some("active") => &data.active,
-        Some("deactivated") => &data.deactivated,
+    let active = match q.one("driverActivationStatus") {
+        None | Some("active") => true,
+        Some("deactivated") => false,
         Some(other) => {
             return Err(bad_request(format!(
                 "driverActivationStatus `{other}` is not active or deactivated"
@@ -683,8 +689,39 @@ async fn drivers(
             }
         },
     };
+    let tag_ids = q.list("tagIds")?;
+    let parents = q.list("parentTagIds")?;
+    // parentTagIds: the parents and every descendant, found in /tags.
+    let mut wanted: std::collections::HashSet<String> = tag_ids.iter().cloned().collect();
+    if !parents.is_empty() {
+        let mut todo = parents.clone();
+        while let Some(next) = todo.pop() {
+            if wanted.insert(next.clone()) || parents.contains(&next) {
+                for t in &data.tags {
+                    if t.get("parentTagId").and_then(Value::as_str) == Some(next.as_str())
+                        && let Some(id) = t.get("id").and_then(Value::as_str)
+                        && !wanted.contains(id)
+                    {
+                        todo.push(id.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let filtered = !tag_ids.is_empty() || !parents.is_empty();
     let offset = q.offset("drivers")?;
-    Ok(page("drivers", list, offset, limit))
+    let drivers = data.drivers.read().unwrap_or_else(|e| e.into_inner());
+    let list = if active { &drivers.0 } else { &drivers.1 };
+    let hits = list.iter().filter(|d| {
+        !filtered
+            || d.get("tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.get("id").and_then(Value::as_str))
+                .any(|id| wanted.contains(id))
+    });
+    Ok(page("drivers", hits, offset, limit))
 }
 
 async fn tags(

@@ -44,7 +44,12 @@ fn the_example_config_resolves() {
         ]
     );
     let weekly = config.job("weekly-overdue").unwrap();
-    assert_eq!(weekly.filters.teams, ["north-yard", "south-yard"]);
+    // Every team: those of [teams], and those made from tags at run time.
+    assert_eq!(
+        weekly.filters.teams,
+        ["dock", "night-shift", "north-yard", "south-yard"]
+    );
+    assert!(weekly.filters.every_team);
     assert_eq!(weekly.window, WindowSpec::Current);
     assert_eq!(weekly.source, trainwatch::config::Source::Mirror);
     assert!(matches!(
@@ -58,7 +63,8 @@ fn the_example_config_resolves() {
     let audit = config.job("monthly-audit").unwrap();
     assert!(matches!(&audit.deliver[0], Delivery::Archive(a) if a.dir == dir.path().join("audit")));
     assert_eq!(config.webhooks.len(), 3);
-    assert_eq!(config.teams.len(), 2);
+    assert_eq!(config.teams.len(), 4);
+    assert_eq!(config.teams_from_tags.as_ref().unwrap().parent, "Regions");
 }
 
 #[test]
@@ -122,6 +128,10 @@ fn example_keys() -> BTreeSet<(String, bool)> {
             };
             let normalized = path.replace("jobs.on_failure.", "jobs.deliver.");
             match value {
+                // A map of the user's names (tag name = mailbox) is one key.
+                toml::Value::Table(_) if normalized == "teams_from_tags.managers" => {
+                    out.insert((normalized, true));
+                }
                 toml::Value::Table(inner) => {
                     out.insert((normalized.clone(), false));
                     walk(&normalized, inner, out);

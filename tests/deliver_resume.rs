@@ -40,7 +40,12 @@ fn write_config(dir: &Path, hook: &str) -> std::path::PathBuf {
     let sample = trainwatch::config::load(&root.join("sample/config.toml")).unwrap();
     let mut teams = String::new();
     for (name, team) in &sample.teams {
-        let learners: Vec<String> = team.learners.iter().map(|l| format!("\"{l}\"")).collect();
+        let learners: Vec<String> = team
+            .learners()
+            .unwrap_or_default()
+            .iter()
+            .map(|l| format!("\"{l}\""))
+            .collect();
         teams.push_str(&format!(
             "[teams.{name}]\nlearners = [{}]\n",
             learners.join(", ")

@@ -108,6 +108,13 @@ fn a_team_reads_as_its_display_name_or_else_its_key() {
         assignments: Vec::new(),
         names: Default::default(),
         stats: Default::default(),
+        teams: trainwatch::teams::resolve(
+            &config,
+            trainwatch::teams::Wanted::For(&job.filters),
+            &[],
+            &[],
+        )
+        .unwrap(),
     };
 
     let reports = job::reports(&config, job, &data, data.window.end);

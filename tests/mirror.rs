@@ -1243,6 +1243,8 @@ async fn the_postgres_mirror_answers_as_the_sqlite_one_and_as_the_api() {
         pg.versions_in(t0(), fire).unwrap(),
         sqlite.versions_in(t0(), fire).unwrap()
     );
+    assert_eq!(pg.tags_known_since().unwrap(), Some(half));
+    assert_eq!(sqlite.tags_known_since().unwrap(), Some(fire));
     assert_eq!(pg.courses().unwrap(), sqlite.courses().unwrap());
     assert_eq!(pg.tags().unwrap(), sqlite.tags().unwrap());
     let (p, s) = (pg.status().unwrap(), sqlite.status().unwrap());

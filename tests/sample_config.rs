@@ -71,8 +71,17 @@ fn the_sample_teams_are_the_sample_drivers() {
     let mut members = BTreeSet::new();
     for team in config.teams.values() {
         assert!(team.manager.is_some(), "{}", team.name);
-        assert!(team.learners.len() >= 8, "{}", team.name);
-        members.extend(team.learners.iter().map(|l| l.to_string()));
+        assert!(
+            team.learners().unwrap_or_default().len() >= 8,
+            "{}",
+            team.name
+        );
+        members.extend(
+            team.learners()
+                .unwrap_or_default()
+                .iter()
+                .map(|l| l.to_string()),
+        );
     }
     let strangers: Vec<&String> = members.difference(&drivers).collect();
     assert_eq!(strangers, ["driver-999001"], "one learner is not a driver");
@@ -210,7 +219,7 @@ async fn the_sample_jobs_export_through_the_sample_server() {
             .filters
             .teams
             .iter()
-            .flat_map(|t| &config.teams[t].learners)
+            .flat_map(|t| config.teams[t].learners().unwrap_or_default())
             .map(|l| l.to_string())
             .collect();
         let in_team =

@@ -38,7 +38,12 @@ fn write_config(dir: &Path, hook: &str) -> PathBuf {
     let sample = trainwatch::config::load(&root.join("sample/config.toml")).unwrap();
     let mut teams = String::new();
     for (name, team) in &sample.teams {
-        let learners: Vec<String> = team.learners.iter().map(|l| format!("\"{l}\"")).collect();
+        let learners: Vec<String> = team
+            .learners()
+            .unwrap_or_default()
+            .iter()
+            .map(|l| format!("\"{l}\""))
+            .collect();
         teams.push_str(&format!(
             "[teams.{name}]\nlearners = [{}]\n",
             learners.join(", ")

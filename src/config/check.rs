@@ -282,14 +282,14 @@ fn first_line(text: &str) -> &str {
 /// assignment, one in progress, one completed late and one with a status
 /// this version does not know.
 fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
-    let mut learners: Vec<LearnerId> = job
-        .filters
-        .teams
+    let teams = synthetic_teams(config, job);
+    let mut learners: Vec<LearnerId> = teams
         .iter()
-        .filter_map(|t| config.teams.get(t))
-        .flat_map(|t| t.learners.iter().take(2).cloned())
+        .flat_map(|t| t.members.iter().take(2).cloned())
         .chain(job.filters.learners.iter().take(2).cloned())
         .collect();
+    learners.sort();
+    learners.dedup();
     if learners.is_empty() {
         learners.push(LearnerId::from_wire("1", "driver"));
     }
@@ -353,5 +353,69 @@ fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
         assignments,
         names,
         stats: FetchStats::default(),
+        teams,
     }
+}
+
+/// The job's teams with stand-in members: a listed team's own learners, a
+/// tag's team two stand-ins. A team made from a tag is known only at run
+/// time; one stands in for them all, with the first manager of
+/// `teams_from_tags.managers` (one without a manager is skipped at run
+/// time by design, so none is checked).
+fn synthetic_teams(config: &Config, job: &Job) -> crate::teams::Teams {
+    use crate::config::Members;
+    use crate::teams::{Resolved, Teams};
+    let mut teams = Teams::default();
+    let stand_ins = |n: usize| -> BTreeSet<LearnerId> {
+        (0..2)
+            .map(|i| LearnerId::from_wire(&format!("9{n}{i}"), "driver"))
+            .collect()
+    };
+    let wanted: Vec<&crate::config::Team> = config
+        .teams
+        .values()
+        .filter(|t| job.filters.every_team || job.filters.teams.contains(&t.name))
+        .collect();
+    for (n, team) in wanted.into_iter().enumerate() {
+        let members = match &team.members {
+            Members::Learners(list) => list.iter().cloned().collect(),
+            _ => stand_ins(n),
+        };
+        teams.insert(Resolved {
+            team: team.clone(),
+            members,
+            source: String::new(),
+        });
+    }
+    if let Some(from) = &config.teams_from_tags {
+        let mut names: Vec<String> = job
+            .filters
+            .teams
+            .iter()
+            .filter(|t| !config.teams.contains_key(*t))
+            .cloned()
+            .collect();
+        let first = from.managers.iter().next();
+        if names.is_empty() && job.filters.every_team {
+            names.push(first.map_or_else(
+                || "from-tags".to_string(),
+                |(tag, _)| crate::names::path_component(tag),
+            ));
+        }
+        for (n, name) in names.into_iter().enumerate() {
+            let Some((_, manager)) = first else { continue };
+            teams.insert(Resolved {
+                team: crate::config::Team {
+                    name,
+                    display_name: None,
+                    manager: Some(manager.clone()),
+                    escalation: from.escalation.clone(),
+                    members: Members::FromTags(String::new()),
+                },
+                members: stand_ins(100 + n),
+                source: "teams_from_tags".into(),
+            });
+        }
+    }
+    teams
 }

@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub smtp: Opt<RawSmtp>,
     pub webhooks: Opt<BTreeMap<String, Spanned<RawWebhook>>>,
     pub teams: Opt<BTreeMap<String, Spanned<RawTeam>>>,
+    pub teams_from_tags: Opt<RawTeamsFromTags>,
     pub jobs: Opt<Vec<Spanned<RawJob>>>,
     pub mirror: Opt<RawMirror>,
 }
@@ -97,6 +98,20 @@ pub(crate) struct RawTeam {
     pub display_name: Opt<String>,
     pub manager: Opt<String>,
     pub learners: Strings,
+    /// A tag's name: members are the drivers with it or a descendant tag.
+    pub tag: Opt<String>,
+    /// A tag's id, as `tag`.
+    pub tag_id: Opt<String>,
+}
+
+/// `[teams_from_tags]`: one team per child tag of `parent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTeamsFromTags {
+    pub parent: Opt<String>,
+    /// Tag name → manager mailbox.
+    pub managers: Opt<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub escalation: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,6 +446,7 @@ mod tests {
             ("smtp.", keys_of::<RawSmtp>()),
             ("webhooks.NAME.", keys_of::<RawWebhook>()),
             ("teams.NAME.", keys_of::<RawTeam>()),
+            ("teams_from_tags.", keys_of::<RawTeamsFromTags>()),
             ("jobs.", keys_of::<RawJob>()),
             ("jobs.window.", keys_of::<RawWindow>()),
             ("jobs.filters.", keys_of::<RawFilters>()),

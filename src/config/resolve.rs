@@ -198,6 +198,10 @@ impl Cx<'_, '_> {
         let smtp = raw.smtp.as_ref().and_then(|s| self.smtp(s));
         let webhooks = self.webhooks(&raw);
         let teams = self.teams(&raw);
+        let teams_from_tags = raw
+            .teams_from_tags
+            .as_ref()
+            .map(|t| self.teams_from_tags(t));
         let team_names: BTreeSet<&str> = raw
             .teams
             .iter()
@@ -213,6 +217,7 @@ impl Cx<'_, '_> {
         let names = Names {
             teams: team_names,
             webhooks: webhook_names,
+            from_tags: raw.teams_from_tags.is_some(),
         };
 
         let mirror = self.mirror(raw.mirror.as_ref());
@@ -278,6 +283,10 @@ impl Cx<'_, '_> {
             smtp,
             webhooks: webhooks?,
             teams: teams?,
+            teams_from_tags: match teams_from_tags {
+                None => None,
+                Some(t) => Some(t?),
+            },
             jobs,
             mirror,
         };
@@ -801,20 +810,9 @@ impl Cx<'_, '_> {
                 .as_ref()
                 .filter(|m| self.mailbox(m, "manager"))
                 .map(|m| m.get_ref().trim().to_string());
-            let learners = self
-                .require(&team.learners, &span, "learners", &table)
-                .and_then(|list| {
-                    if list.get_ref().is_empty() {
-                        self.problem(
-                            list.span(),
-                            "`learners` is empty: a team needs at least one learner",
-                        );
-                        return None;
-                    }
-                    Some(self.learner_ids(list))
-                });
-            match learners {
-                Some(learners) => {
+            let members = self.team_members(team, &span, &table);
+            match members {
+                Some(members) => {
                     out.insert(
                         name.clone(),
                         Team {
@@ -825,7 +823,8 @@ impl Cx<'_, '_> {
                                 .map(|d| d.get_ref().trim().to_string())
                                 .filter(|d| !d.is_empty()),
                             manager,
-                            learners,
+                            escalation: None,
+                            members,
                         },
                     );
                 }
@@ -833,6 +832,157 @@ impl Cx<'_, '_> {
             }
         }
         complete.then_some(out)
+    }
+
+    /// Exactly one of `learners`, `tag`, `tag_id`, checked.
+    fn team_members(
+        &mut self,
+        team: &raw::RawTeam,
+        span: &Range<usize>,
+        table: &str,
+    ) -> Option<Members> {
+        let given: Vec<(&str, Range<usize>)> = [
+            ("learners", team.learners.as_ref().map(Spanned::span)),
+            ("tag", team.tag.as_ref().map(Spanned::span)),
+            ("tag_id", team.tag_id.as_ref().map(Spanned::span)),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| Some((k, s?)))
+        .collect();
+        match given.as_slice() {
+            [] => {
+                if !["learners", "tag", "tag_id"]
+                    .iter()
+                    .any(|k| self.diag.was_pruned(span.start, k))
+                {
+                    self.problem(
+                        span.clone(),
+                        format!(
+                            "{table} needs its members: `learners = [...]`, `tag = \"Tag name\"` or `tag_id = \"1234\"`"
+                        ),
+                    );
+                }
+                None
+            }
+            [_, second, ..] => {
+                let keys: Vec<String> = given.iter().map(|(k, _)| format!("`{k}`")).collect();
+                self.problem(
+                    second.1.clone(),
+                    format!(
+                        "{table} has {}: a team takes its members from exactly one of them",
+                        keys.join(" and ")
+                    ),
+                );
+                None
+            }
+            [_] => {
+                if let Some(list) = &team.learners {
+                    if list.get_ref().is_empty() {
+                        self.problem(
+                            list.span(),
+                            "`learners` is empty: a team needs at least one learner",
+                        );
+                        return None;
+                    }
+                    return Some(Members::Learners(self.learner_ids(list)));
+                }
+                if let Some(tag) = &team.tag {
+                    return self.tag_name(tag, "tag").map(Members::Tag);
+                }
+                let id = team.tag_id.as_ref()?;
+                let text = id.get_ref().trim();
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                    let shown = self.quote(id);
+                    self.problem(
+                        id.span(),
+                        format!(
+                            "`tag_id` {shown} is not a tag id: ids are digits, like `4815` (for a tag's name use `tag`)"
+                        ),
+                    );
+                    return None;
+                }
+                Some(Members::TagId(text.to_string()))
+            }
+        }
+    }
+
+    /// A tag's name as the config gives it: not empty, no space at either
+    /// end (tags are matched by exact name), no control character.
+    fn tag_name(&mut self, value: &Spanned<String>, what: &str) -> Option<String> {
+        let text = value.get_ref();
+        let problem = if text.trim().is_empty() {
+            Some(
+                "is empty: write the tag's name as Samsara shows it, like `North Yard`".to_string(),
+            )
+        } else if text.trim() != text {
+            Some(format!(
+                "{} has a space at its start or end: tags are matched by their exact name",
+                self.quote_short(value)
+            ))
+        } else if text.chars().any(char::is_control) {
+            Some(format!(
+                "{} holds a control character: no tag name does",
+                self.quote_short(value)
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => {
+                self.problem(value.span(), format!("{what} {p}"));
+                None
+            }
+            None => Some(text.clone()),
+        }
+    }
+
+    /// `[teams_from_tags]`.
+    fn teams_from_tags(&mut self, raw: &Spanned<raw::RawTeamsFromTags>) -> Option<TeamsFromTags> {
+        let span = raw.span();
+        let t = raw.get_ref();
+        let parent = self
+            .require(&t.parent, &span, "parent", "[teams_from_tags]")
+            .and_then(|p| self.tag_name(p, "`parent`"));
+        let mut managers = BTreeMap::new();
+        let mut complete = true;
+        for (tag, manager) in t.managers.iter().flat_map(|m| m.get_ref()) {
+            let key = self.tag_name(tag, "the tag");
+            let key = key.filter(|k| {
+                if k.bytes().all(|b| b.is_ascii_digit()) {
+                    let shown = self.quote(tag);
+                    self.problem(
+                        tag.span(),
+                        format!(
+                            "{shown} in `teams_from_tags.managers` looks like a tag id: managers are keyed by the tag's name, like `\"North Yard\" = \"Dana Ortiz <dana@example.com>\"`"
+                        ),
+                    );
+                    return false;
+                }
+                true
+            });
+            let ok = self.mailbox(manager, "manager");
+            match key {
+                Some(key) if ok => {
+                    managers.insert(key, manager.get_ref().trim().to_string());
+                }
+                _ => complete = false,
+            }
+        }
+        let escalation = t.escalation.as_ref().map(|e| {
+            (
+                self.mailbox(e, "escalation"),
+                e.get_ref().trim().to_string(),
+            )
+        });
+        if escalation.as_ref().is_some_and(|(ok, _)| !ok) {
+            complete = false;
+        }
+        let parent = parent?;
+        complete.then(|| TeamsFromTags {
+            parent,
+            managers,
+            escalation: escalation.map(|(_, e)| e),
+        })
     }
 
     /// Each id parsed; a bad one is reported at its own element.
@@ -1178,7 +1328,9 @@ impl Cx<'_, '_> {
                 .iter()
                 .chain(f.teams.iter().flat_map(|t| t.get_ref()));
             for team in named {
-                if names.teams.contains(team.get_ref().as_str()) {
+                // A team made from a tag is known only at run time (a
+                // name no child tag has fails the run, naming it).
+                if names.teams.contains(team.get_ref().as_str()) || names.from_tags {
                     if !out.teams.contains(team.get_ref()) {
                         out.teams.push(team.get_ref().clone());
                     }
@@ -1205,15 +1357,16 @@ impl Cx<'_, '_> {
             out.include_deleted = f.include_deleted.as_ref().is_some_and(|d| *d.get_ref());
         }
         if let Some(flag) = per_team.filter(|p| *p.get_ref()) {
-            if names.teams.is_empty() {
+            if names.teams.is_empty() && !names.from_tags {
                 complete = false;
                 self.problem(
                     flag.span(),
-                    "`per_team = true` needs teams: define at least one [teams.NAME]",
+                    "`per_team = true` needs teams: define at least one [teams.NAME] or [teams_from_tags]",
                 );
             } else if out.teams.is_empty() {
                 // Fanning out with no team filter means every team.
                 out.teams = names.teams.iter().map(|t| t.to_string()).collect();
+                out.every_team = true;
             }
         }
         complete.then_some(out)
@@ -1561,6 +1714,8 @@ fn cron_field_problem(expr: &str) -> Option<String> {
 struct Names<'r> {
     teams: BTreeSet<&'r str>,
     webhooks: BTreeSet<&'r str>,
+    /// `[teams_from_tags]` is set: more teams exist at run time, named after tags.
+    from_tags: bool,
 }
 
 /// `Name <local@domain>` or `local@domain`, checked structurally only.

@@ -39,6 +39,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub webhooks: BTreeMap<String, Webhook>,
     pub teams: BTreeMap<String, Team>,
+    /// `[teams_from_tags]`: teams made at run time, one per child tag of a parent tag.
+    pub teams_from_tags: Option<TeamsFromTags>,
     pub jobs: Vec<Job>,
     /// `[mirror]`: the local copy of the organisation's training data.
     pub mirror: MirrorConfig,
@@ -178,14 +180,51 @@ pub struct Webhook {
 }
 
 /// `[teams.NAME]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Team {
     pub name: String,
     /// How people read the team's name ("North Yard"), if it is not `name`.
     pub display_name: Option<String>,
     /// `Name <address>` of the team's manager, if any.
     pub manager: Option<String>,
-    pub learners: Vec<LearnerId>,
+    /// `Name <address>` of whom overdue escalations go to, if anyone.
+    pub escalation: Option<String>,
+    /// Who its members are: a list, or a tag resolved as of each fire instant.
+    pub members: Members,
+}
+
+/// Where a team's members come from (exactly one per team).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Members {
+    /// `learners = [...]`: a fixed list.
+    Learners(Vec<LearnerId>),
+    /// `tag = "North Yard"`: drivers with the tag of this name or a descendant.
+    Tag(String),
+    /// `tag_id = "4815"`: drivers with this tag or a descendant.
+    TagId(String),
+    /// Made by `[teams_from_tags]` for the child tag with this id.
+    FromTags(String),
+}
+
+impl Team {
+    /// The fixed learner list, if the team has one (not a tag).
+    pub fn learners(&self) -> Option<&[LearnerId]> {
+        match &self.members {
+            Members::Learners(list) => Some(list),
+            _ => None,
+        }
+    }
+}
+
+/// `[teams_from_tags]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamsFromTags {
+    /// The parent tag's name; each of its child tags is a team.
+    pub parent: String,
+    /// Child tag name → the team's manager (`Name <address>`).
+    pub managers: BTreeMap<String, String>,
+    /// The escalation mailbox of every team made from tags.
+    pub escalation: Option<String>,
 }
 
 /// A job's schedule: the expression as written and its parsed form.
@@ -210,8 +249,12 @@ pub struct Filters {
     pub learners: Vec<LearnerId>,
     pub courses: Vec<String>,
     pub categories: Vec<String>,
-    /// Names of teams (from `team` and `teams`), all defined in `[teams]`.
+    /// Names of teams (from `team` and `teams`), defined in `[teams]` or
+    /// (known only at run time) made by `[teams_from_tags]`.
     pub teams: Vec<String>,
+    /// `per_team` without a team filter: every team, those made from tags
+    /// at run time included.
+    pub every_team: bool,
     pub status: Vec<Status>,
     pub overdue: Option<bool>,
     pub include_deleted: bool,

@@ -165,6 +165,9 @@ pub trait MirrorStore: Send + Sync {
     fn drivers_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Driver>>;
     /// Every tag stored.
     fn tags(&self) -> anyhow::Result<Vec<Tag>>;
+    /// Since when drivers' tags are known (the first sync that stored any):
+    /// [`MirrorStore::drivers_at`] an earlier instant has no tags to give.
+    fn tags_known_since(&self) -> anyhow::Result<Option<DateTime<Utc>>>;
     /// The warnings of the last completed sync (names it could not read).
     fn warnings(&self) -> anyhow::Result<Vec<String>>;
     /// The most recent syncs, newest first.

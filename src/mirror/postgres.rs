@@ -643,6 +643,17 @@ impl MirrorStore for PgMirror {
         })
     }
 
+    fn tags_known_since(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        self.run("reading the start of the tag history", async {
+            let c = self.store.connection().await?;
+            let first: Option<i64> = c
+                .query_one("SELECT MIN(valid_from) FROM mirror_driver_tags", &[])
+                .await?
+                .get(0);
+            Ok(first.map(from_ns))
+        })
+    }
+
     fn warnings(&self) -> anyhow::Result<Vec<String>> {
         Ok(self
             .syncs(50)?

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 
 use super::MirrorStore;
 use crate::config::{Config, Job, Source};
-use crate::export::build_query;
 use crate::job::JobData;
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, AssignmentQuery, Client, Course, Dedup, FetchStats, Names};
@@ -54,19 +53,33 @@ pub async fn fetch(
             )
         })?;
     let mirror = mirror.as_ref();
-    let names = names(mirror)?;
-    let query = build_query(config, &job.filters, window);
-    let (assignments, received) = if current {
+    let mut names = names(mirror)?;
+    // Membership as of the fire instant, from the tags just synced.
+    let teams = crate::teams::from_mirror(
+        config,
+        mirror,
+        crate::teams::Wanted::For(&job.filters),
+        fire,
+    )
+    .with_context(|| format!("job {}: resolving its teams", job.name))?;
+    names.warnings.extend(teams.warnings.iter().cloned());
+    let query = crate::export::query_for(&job.filters, &teams, window);
+    let (assignments, received) = if let Some(query) = &query
+        && current
+    {
         let state = mirror.state_at(fire)?;
         let received = state.len() as u64;
-        let filter = Filter::new(&query, &names.courses);
+        let filter = Filter::new(query, &names.courses);
         let kept: Vec<Assignment> = state
             .into_iter()
             .filter(|a| filter.passes(a, Overdue::AsOf(fire)))
             .collect();
         (kept, received)
+    } else if let Some(query) = &query {
+        window_assignments(mirror, query, &names.courses)?
     } else {
-        window_assignments(mirror, &query, &names.courses)?
+        // The job's teams have nobody in them at the fire instant.
+        (Vec::new(), 0)
     };
     let stats = FetchStats {
         queries: 1,
@@ -87,6 +100,7 @@ pub async fn fetch(
         assignments,
         names,
         stats,
+        teams,
     }))
 }
 

@@ -609,6 +609,16 @@ impl MirrorStore for SqliteMirror {
         })
     }
 
+    fn tags_known_since(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        self.with("reading the start of the tag history", |c| {
+            let first: Option<i64> =
+                c.query_row("SELECT MIN(valid_from) FROM mirror_driver_tags", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(first.map(DateTime::from_timestamp_nanos))
+        })
+    }
+
     fn tags(&self) -> anyhow::Result<Vec<Tag>> {
         self.with("reading tags", |c| {
             let mut q =

@@ -399,6 +399,37 @@ impl Client {
         Ok(drivers)
     }
 
+    /// The drivers, active and deactivated, that carry any of `tag_ids`
+    /// (`tagIds`, at most 100 per request, merged by driver id), each with
+    /// all its tags. The caller names every tag it wants, descendants
+    /// included: `parentTagIds` would not say whether the parent's own
+    /// drivers are in. No ids: no request, no drivers.
+    pub async fn drivers_with_tags(&self, tag_ids: &[String]) -> Result<Vec<Driver>, ApiError> {
+        let mut ids = tag_ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        let total = ids.len().div_ceil(MAX_IDS_PER_LIST);
+        let deadline = self.deadline();
+        let mut by_id: HashMap<String, Driver> = HashMap::new();
+        for (i, chunk) in ids.chunks(MAX_IDS_PER_LIST).enumerate() {
+            for status in ["active", "deactivated"] {
+                let params = vec![
+                    ("limit", DRIVERS_PAGE_LIMIT.to_string()),
+                    ("driverActivationStatus", status.to_string()),
+                    ("tagIds", chunk.join(",")),
+                ];
+                let label = (total > 1).then_some((i + 1, total));
+                self.paginate::<Driver>(Endpoint::Drivers, params, label, deadline, |page| {
+                    by_id.extend(page.into_iter().map(|d| (d.id.clone(), d)))
+                })
+                .await?;
+            }
+        }
+        let mut drivers: Vec<Driver> = by_id.into_values().collect();
+        drivers.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(drivers)
+    }
+
     /// Every tag of the organisation (the mirror keeps them; `init` lists them).
     pub async fn tags(&self) -> Result<Vec<Tag>, ApiError> {
         let deadline = self.deadline();
