@@ -500,7 +500,7 @@ impl Client {
     /// returning an error, which is handed back as is. Returns the pages read.
     ///
     /// The read may take `samsara.max_fetch_time` for every
-    /// [`SYNC_PERIOD`] of the range (at least once): a first sync or a
+    /// `SYNC_PERIOD` (30 days) of the range (at least once): a first sync or a
     /// rebuild reads years, and a whole organisation's history at 5
     /// requests/s can take hours, while an hourly sync keeps the plain bound.
     pub async fn stream_pages<E>(
