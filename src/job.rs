@@ -1,14 +1,15 @@
 //! The one place that sequences a run: window → query → fetch → names →
 //! reports. The stages do not know about each other; this module does.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, Job};
+use crate::config::{Config, Job, Team};
 use crate::export::build_query;
-use crate::report::{self, JobInfo, Meta, Report, TeamInfo};
+use crate::learner::LearnerId;
+use crate::report::{self, History, JobInfo, Meta, Report, TeamInfo};
 use crate::samsara::{Assignment, Client, FetchStats, Names};
 use crate::window::{self, Window};
 
@@ -20,6 +21,9 @@ pub struct JobData {
     pub assignments: Vec<Assignment>,
     pub names: Names,
     pub stats: FetchStats,
+    /// For current windows read from the mirror: the states the report is
+    /// compared with (`changes`, `due_soon`, `trend`); `None` otherwise.
+    pub history: Option<History>,
 }
 
 impl JobData {
@@ -43,8 +47,16 @@ pub async fn fetch(
     let window = window::compute(&job.window, fire, job.timezone, last_success_end)
         .with_context(|| format!("job {}: computing its window", job.name))?;
     if crate::mirror::uses_mirror(config, job)
-        && let Some(data) = crate::mirror::fetch(config, job, client, fire, window).await?
+        && let Some(mut data) = crate::mirror::fetch(config, job, client, fire, window).await?
     {
+        if job.window == window::WindowSpec::Current {
+            data.history = Some(history(config, job, fire, &data.names).with_context(|| {
+                format!(
+                    "job {}: reading what changed since its previous fires",
+                    job.name
+                )
+            })?);
+        }
         return Ok(data);
     }
     let query = build_query(config, &job.filters, window);
@@ -68,11 +80,160 @@ pub async fn fetch(
         assignments: fetched.assignments,
         names,
         stats: fetched.stats,
+        history: None,
     })
 }
 
+/// Who is on `team` as of `at`: the one place reports ask, for the report
+/// now and for every earlier instant `changes` and `trend` compare with, so
+/// a team whose membership changes over time (teams from tags) plugs in
+/// here. Teams listed by `learners` have the same members at every instant.
+pub fn members_at(team: &Team, _at: DateTime<Utc>) -> HashSet<&LearnerId> {
+    team.learners.iter().collect()
+}
+
+/// The job's previous `n` scheduled fires strictly before `fire`, oldest first.
+pub fn previous_fires(job: &Job, fire: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::with_capacity(n);
+    let mut before = fire;
+    while out.len() < n {
+        // The schedule has whole seconds: a second earlier is strictly before.
+        let Some(t) = crate::schedule::latest_fire(
+            &job.schedule,
+            job.timezone,
+            before - chrono::Duration::seconds(1),
+        )
+        .filter(|t| *t < before) else {
+            break;
+        };
+        out.push(t);
+        before = t;
+    }
+    out.reverse();
+    out
+}
+
+/// The teams a job's reports are about (`None`: one report for the whole job).
+pub(crate) fn report_teams<'a>(config: &'a Config, job: &Job) -> Vec<Option<&'a Team>> {
+    if !job.per_team {
+        return vec![None];
+    }
+    let mut names: Vec<&String> = job.filters.teams.iter().collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| config.teams.get(name))
+        .map(Some)
+        .collect()
+}
+
+/// The narrowings a job's reports are built for: none first, then each
+/// distinct `min_days_overdue` of its deliveries, ascending.
+pub(crate) fn narrowings(job: &Job) -> Vec<Option<u32>> {
+    let distinct: BTreeSet<u32> = job.min_days_overdue.iter().flatten().copied().collect();
+    std::iter::once(None)
+        .chain(distinct.into_iter().map(Some))
+        .collect()
+}
+
+/// Reads from the mirror (already synced up to `fire`) the states a
+/// current-window report at `fire` is compared with: the report's data as
+/// of each of the previous `jobs.trend - 1` scheduled fires within the
+/// mirror's reach (reduced to trend points at once, one state in memory at
+/// a time), the previous fire's kept whole for `changes`, and the state now
+/// of what `changes` and `due_soon` look up.
+pub fn history(
+    config: &Config,
+    job: &Job,
+    fire: DateTime<Utc>,
+    names: &Names,
+) -> anyhow::Result<History> {
+    let mirror = crate::mirror::open(config)?;
+    let mirror = mirror.as_ref();
+    let reach_since = mirror.reach()?.map(|r| r.since);
+    let within = |t: DateTime<Utc>| reach_since.is_some_and(|since| t >= since);
+    let instant = Window {
+        start: fire,
+        end: fire,
+    };
+    let query = build_query(config, &job.filters, instant);
+    let earlier = previous_fires(job, fire, (job.trend as usize).saturating_sub(1).max(1));
+    let since = earlier.last().copied();
+    let teams = report_teams(config, job);
+    let narrowings = narrowings(job);
+    let mut history = History {
+        since,
+        ..History::default()
+    };
+    let trend_from = earlier
+        .len()
+        .saturating_sub((job.trend as usize).saturating_sub(1));
+    for (i, &at) in earlier.iter().enumerate() {
+        if !within(at) {
+            continue;
+        }
+        let state = crate::mirror::read::state_as_of(mirror, &query, &names.courses, at)?;
+        if i >= trend_from {
+            for team in &teams {
+                let members = team.map(|t| members_at(t, at));
+                for &n in &narrowings {
+                    let point = report::trend_point(
+                        at,
+                        state.iter().filter(|a| {
+                            members.as_ref().is_none_or(|m| m.contains(&a.learner))
+                                && report::included(a, &instant, job.filters.include_deleted)
+                                && report::narrowed(a, at, n)
+                        }),
+                        job.timezone,
+                    );
+                    history
+                        .trend
+                        .entry((team.map(|t| t.name.clone()), n))
+                        .or_default()
+                        .push(point);
+                }
+            }
+        }
+        if Some(at) == since {
+            history.previous = Some(state);
+        }
+    }
+    // The state now, unfiltered, for how each earlier-overdue one resolved,
+    // and every filter but `overdue` for what is due soon.
+    let ids: HashSet<&str> = history
+        .previous
+        .iter()
+        .flatten()
+        .map(|a| a.id.as_str())
+        .collect();
+    let mut pool_query = query.clone();
+    pool_query.is_overdue = None;
+    let pool: HashSet<String> =
+        crate::mirror::read::state_as_of(mirror, &pool_query, &names.courses, fire)?
+            .into_iter()
+            .filter(|a| report::is_due_soon(a, fire, job.due_soon))
+            .map(|a| a.id)
+            .collect();
+    let mut state_now = HashMap::new();
+    for a in mirror.state_at(fire)? {
+        if pool.contains(&a.id) {
+            history.due_soon.push(a.clone());
+        }
+        if ids.contains(a.id.as_str()) {
+            state_now.insert(a.id.clone(), a);
+        }
+    }
+    history.state_now = state_now;
+    Ok(history)
+}
+
 /// The reports of a run: one per team, in name order, when the job fans out
-/// (a learner in two teams is in both), otherwise exactly one.
+/// (a learner in two teams is in both), otherwise exactly one; and after
+/// each, one per distinct `min_days_overdue` of the job's deliveries, built
+/// from only the assignments overdue that many whole days (its totals,
+/// `changes` and `trend` recomputed on that narrower set). A current-window
+/// report read from the mirror also gets `changes`, `due_soon` and `trend`.
 pub fn reports(
     config: &Config,
     job: &Job,
@@ -88,32 +249,85 @@ pub fn reports(
         team,
         include_deleted: job.filters.include_deleted,
     };
-    if !job.per_team {
-        return vec![report::build(&data.assignments, &meta(None), &data.names)];
-    }
-    let mut teams: Vec<&String> = job.filters.teams.iter().collect();
-    teams.sort();
-    teams.dedup();
-    teams
-        .into_iter()
-        .filter_map(|name| config.teams.get(name))
-        .map(|team| {
-            let members: HashSet<_> = team.learners.iter().collect();
-            let mine = data
-                .assignments
+    let fire = data.window.end;
+    let tz = job.timezone;
+    let mut out = Vec::new();
+    for team in report_teams(config, job) {
+        let info = team.map(|team| TeamInfo {
+            name: team.name.clone(),
+            display_name: team
+                .display_name
+                .clone()
+                .unwrap_or_else(|| team.name.clone()),
+            manager: team.manager.clone(),
+            escalation: team.escalation.clone(),
+        });
+        let members_now = team.map(|t| members_at(t, fire));
+        let is_member = |members: &Option<HashSet<&LearnerId>>, a: &Assignment| {
+            members.as_ref().is_none_or(|m| m.contains(&a.learner))
+        };
+        let mine: Vec<&Assignment> = data
+            .assignments
+            .iter()
+            .filter(|a| is_member(&members_now, a))
+            .collect();
+        for n in narrowings(job) {
+            let now: Vec<&Assignment> = mine
                 .iter()
-                .filter(|a| members.contains(&a.learner));
-            let info = TeamInfo {
-                name: team.name.clone(),
-                display_name: team
-                    .display_name
-                    .clone()
-                    .unwrap_or_else(|| team.name.clone()),
-                manager: team.manager.clone(),
-            };
-            report::build(mine, &meta(Some(info)), &data.names)
-        })
-        .collect()
+                .copied()
+                .filter(|a| report::narrowed(a, fire, n))
+                .collect();
+            let mut report = report::build(now.iter().copied(), &meta(info.clone()), &data.names);
+            report.min_days_overdue = n;
+            if let Some(history) = &data.history {
+                let counted: Vec<&Assignment> = now
+                    .iter()
+                    .copied()
+                    .filter(|a| report::included(a, &data.window, job.filters.include_deleted))
+                    .collect();
+                if let (Some(since), Some(previous)) = (history.since, &history.previous) {
+                    let members_then = team.map(|t| members_at(t, since));
+                    let before: Vec<&Assignment> = previous
+                        .iter()
+                        .filter(|a| {
+                            is_member(&members_then, a)
+                                && report::included(a, &data.window, job.filters.include_deleted)
+                                && report::narrowed(a, since, n)
+                        })
+                        .collect();
+                    let lookup = |id: &str| history.state_now.get(id);
+                    report.changes = Some(report::changes(
+                        since,
+                        &before,
+                        fire,
+                        &counted,
+                        &lookup,
+                        &data.names,
+                        tz,
+                    ));
+                }
+                report.due_soon = report::due_soon(
+                    history
+                        .due_soon
+                        .iter()
+                        .filter(|a| is_member(&members_now, a) && report::narrowed(a, fire, n)),
+                    fire,
+                    job.due_soon,
+                    &data.names,
+                    tz,
+                );
+                let mut trend = history
+                    .trend
+                    .get(&(team.map(|t| t.name.clone()), n))
+                    .cloned()
+                    .unwrap_or_default();
+                trend.push(report::trend_point(fire, counted.iter().copied(), tz));
+                report.trend = trend;
+            }
+            out.push(report);
+        }
+    }
+    out
 }
 
 /// How one delivery of a run ended.

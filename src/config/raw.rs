@@ -89,6 +89,7 @@ pub(crate) struct RawTeam {
     pub display_name: Opt<String>,
     pub manager: Opt<String>,
     pub learners: Strings,
+    pub escalation: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +105,8 @@ pub(crate) struct RawJob {
     pub deliver: Opt<Vec<Spanned<RawDelivery>>>,
     pub on_failure: Opt<Vec<Spanned<RawDelivery>>>,
     pub source: Opt<String>,
+    pub due_soon: Opt<String>,
+    pub trend: Opt<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +147,8 @@ pub(crate) struct RawDelivery {
     pub template: Opt<String>,
     /// Of a webhook delivery.
     pub include_assignments: Opt<bool>,
+    /// Of any delivery: only assignments overdue at least this many days.
+    pub min_days_overdue: Opt<i64>,
 }
 
 #[derive(Debug, Deserialize)]

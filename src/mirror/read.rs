@@ -87,6 +87,7 @@ pub async fn fetch(
         assignments,
         names,
         stats,
+        history: None,
     }))
 }
 
@@ -108,6 +109,23 @@ pub fn window_assignments(
         }
     }
     Ok((dedup.into_sorted(), received))
+}
+
+/// The state as of `at` of every assignment that passes `query`'s filters
+/// (the `overdue` filter as of `at`, from `dueAtTime`): what a current
+/// window at `at` reports, before teams.
+pub fn state_as_of(
+    mirror: &dyn MirrorStore,
+    query: &AssignmentQuery,
+    courses: &HashMap<String, Course>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<Assignment>> {
+    let filter = Filter::new(query, courses);
+    Ok(mirror
+        .state_at(at)?
+        .into_iter()
+        .filter(|a| filter.passes(a, Overdue::AsOf(at)))
+        .collect())
 }
 
 /// Course titles and categories and learner names, from the mirror.
