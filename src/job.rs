@@ -209,15 +209,10 @@ pub fn history(
         .collect();
     let mut pool_query = query.clone();
     pool_query.is_overdue = None;
-    let pool: HashSet<String> =
-        crate::mirror::read::state_as_of(mirror, &pool_query, &names.courses, fire)?
-            .into_iter()
-            .filter(|a| report::is_due_soon(a, fire, job.due_soon))
-            .map(|a| a.id)
-            .collect();
+    let pool = crate::mirror::read::Filter::new(&pool_query, &names.courses);
     let mut state_now = HashMap::new();
     for a in mirror.state_at(fire)? {
-        if pool.contains(&a.id) {
+        if report::is_due_soon(&a, fire, job.due_soon) && pool.passes_as_of(&a, fire) {
             history.due_soon.push(a.clone());
         }
         if ids.contains(a.id.as_str()) {

@@ -124,7 +124,7 @@ fn the_plain_text_part_and_subject_keep_names_as_they_are() {
     assert!(email.text.contains(COURSE));
     assert_eq!(
         email.subject,
-        format!("Overdue training, North Yard & {NASTY}: 4")
+        format!("Overdue training, North Yard & {NASTY}: 4 (1 new, 2 resolved)")
     );
 }
 
@@ -144,7 +144,7 @@ fn a_subject_from_the_delivery_is_rendered_without_escaping() {
 }
 
 #[test]
-fn overdue_email_rolls_up_by_course_and_lists_learners_most_overdue_first() {
+fn overdue_email_rolls_up_by_course_and_groups_learners_most_overdue_first() {
     let text = renderer().email("overdue", &report(), None).unwrap().text;
     assert!(text.contains(&format!("- {COURSE}: 3 overdue")));
     assert!(text.contains("- Hours of Service: 1 overdue"));
@@ -152,10 +152,15 @@ fn overdue_email_rolls_up_by_course_and_lists_learners_most_overdue_first() {
         !text.contains("Pre-trip Inspection"),
         "no course without overdue rows"
     );
+    // One block per learner: the one with two overdue courses (31 and 0
+    // days) first, both their rows together, then the others.
+    let block = text
+        .find(&format!("{NASTY} (2 courses, up to 31 days)"))
+        .unwrap();
     let first = text.find("31 days overdue").unwrap();
-    let second = text.find("13 days overdue").unwrap();
-    let last = text.find("0 days overdue").unwrap();
-    assert!(first < second && second < last);
+    let same_learner = text.find("0 days overdue").unwrap();
+    let next_learner = text.find("13 days overdue").unwrap();
+    assert!(block < first && first < same_learner && same_learner < next_learner);
 }
 
 #[test]
@@ -323,7 +328,7 @@ fn a_file_in_templates_dir_overrides_the_built_in_of_that_name() {
     let email = renderer.email("overdue", &report(), None).unwrap();
     assert_eq!(email.text, format!("Custom: North Yard & {NASTY}"));
     // The other outputs of that name are still the built-in ones.
-    assert!(email.html.contains("By learner"));
+    assert!(email.html.contains("Overdue, by learner"));
 }
 
 #[test]

@@ -124,7 +124,7 @@ pub fn state_as_of(
     Ok(mirror
         .state_at(at)?
         .into_iter()
-        .filter(|a| filter.passes(a, Overdue::AsOf(at)))
+        .filter(|a| filter.passes_as_of(a, at))
         .collect())
 }
 
@@ -159,7 +159,7 @@ enum Overdue {
 }
 
 /// A query's filters, applied to one version at a time.
-struct Filter<'a> {
+pub struct Filter<'a> {
     query: &'a AssignmentQuery,
     learners: HashSet<&'a LearnerId>,
     courses: HashSet<&'a str>,
@@ -168,7 +168,8 @@ struct Filter<'a> {
 }
 
 impl<'a> Filter<'a> {
-    fn new(query: &'a AssignmentQuery, known: &'a HashMap<String, Course>) -> Self {
+    /// The filters of `query`; `known` gives each course's category.
+    pub fn new(query: &'a AssignmentQuery, known: &'a HashMap<String, Course>) -> Self {
         Self {
             query,
             learners: query.learner_ids.iter().collect(),
@@ -176,6 +177,11 @@ impl<'a> Filter<'a> {
             categories: query.category_ids.iter().map(String::as_str).collect(),
             known,
         }
+    }
+
+    /// Whether `a` (its state as of `at`) passes, `overdue` as of `at` from `dueAtTime`.
+    pub fn passes_as_of(&self, a: &Assignment, at: DateTime<Utc>) -> bool {
+        self.passes(a, Overdue::AsOf(at))
     }
 
     fn passes(&self, a: &Assignment, overdue: Overdue) -> bool {

@@ -293,3 +293,181 @@ pub fn by_learner(overdue: &[DetailRow]) -> Vec<LearnerBlock> {
     });
     blocks
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    const SINCE: &str = "2026-11-16T14:00:00Z";
+    const FIRE: &str = "2026-11-23T14:00:00Z";
+
+    fn a(id: &str, learner: &str, status: &str, due: &str) -> Assignment {
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "course": {"id": "c"},
+            "learner": {"id": learner, "type": "driver"},
+            "status": status,
+            "createdAtTime": "2026-01-01T00:00:00Z",
+            "updatedAtTime": "2026-01-01T00:00:00Z",
+            "durationMinutes": 0,
+            "dueAtTime": due,
+        }))
+        .unwrap()
+    }
+
+    /// The report's members at an instant: the team's learners then.
+    fn members<'a>(all: &'a [Assignment], team: &[&str]) -> Vec<&'a Assignment> {
+        all.iter()
+            .filter(|x| team.contains(&x.learner.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_learner_who_left_the_team_resolves_as_left_and_one_who_joined_is_newly_overdue() {
+        let state = vec![
+            a("stays", "1", "notStarted", "2026-11-01T00:00:00Z"),
+            a("leaver", "2", "notStarted", "2026-11-01T00:00:00Z"),
+            a("joiner", "3", "inProgress", "2026-11-01T00:00:00Z"),
+        ];
+        // Team membership at each instant: 2 left, 3 joined in between.
+        let before = members(&state, &["driver-1", "driver-2"]);
+        let now = members(&state, &["driver-1", "driver-3"]);
+        let lookup = |id: &str| state.iter().find(|x| x.id == id);
+
+        let c = changes(
+            t(SINCE),
+            &before,
+            t(FIRE),
+            &now,
+            &lookup,
+            &Names::default(),
+            chrono_tz::America::Chicago,
+        );
+
+        assert_eq!((c.overdue_before, c.overdue_now), (2, 2));
+        let newly: Vec<&str> = c
+            .newly_overdue
+            .iter()
+            .map(|r| r.assignment_id.as_str())
+            .collect();
+        assert_eq!(newly, ["joiner"]);
+        let resolved: Vec<(&str, &str)> = c
+            .resolved
+            .iter()
+            .map(|r| (r.row.assignment_id.as_str(), r.how))
+            .collect();
+        assert_eq!(resolved, [("leaver", "left the report")]);
+        assert_eq!(c.new_assignments, 1);
+        assert_eq!(c.since, "2026-11-16T08:00:00-06:00");
+    }
+
+    #[test]
+    fn a_deletion_wins_over_completion_and_a_moved_due_date_must_end_the_overdue() {
+        let before = a("x", "1", "notStarted", "2026-11-01T00:00:00Z");
+        let mut deleted_and_done = before.clone();
+        deleted_and_done.status = Status::Completed;
+        deleted_and_done.deleted_at_time = Some(t("2026-11-20T00:00:00Z"));
+        let mut moved_out = before.clone();
+        moved_out.due_at_time = Some(t("2026-12-01T00:00:00Z"));
+        let mut moved_still_late = before.clone();
+        moved_still_late.due_at_time = Some(t("2026-11-10T00:00:00Z"));
+        let mut expired = before.clone();
+        expired.status = Status::Other("expired".into());
+
+        let fire = t(FIRE);
+        assert_eq!(
+            how_resolved(&before, Some(&deleted_and_done), fire),
+            "deleted"
+        );
+        assert_eq!(
+            how_resolved(&before, Some(&moved_out), fire),
+            "due date moved"
+        );
+        assert_eq!(
+            how_resolved(&before, Some(&moved_still_late), fire),
+            "left the report"
+        );
+        assert_eq!(
+            how_resolved(&before, Some(&expired), fire),
+            "left the report"
+        );
+        assert_eq!(how_resolved(&before, None, fire), "left the report");
+    }
+
+    #[test]
+    fn narrowing_counts_whole_24_hour_periods_from_the_due_date() {
+        let fire = t(FIRE);
+        let exactly_30 = a("x", "1", "notStarted", "2026-10-24T14:00:00Z");
+        let a_second_short = a("y", "1", "notStarted", "2026-10-24T14:00:01Z");
+        let done = a("z", "1", "completed", "2026-01-01T00:00:00Z");
+
+        assert!(narrowed(&exactly_30, fire, Some(30)));
+        assert!(!narrowed(&a_second_short, fire, Some(30)));
+        assert!(narrowed(&a_second_short, fire, Some(29)));
+        assert!(
+            !narrowed(&done, fire, Some(0)),
+            "only overdue ones, even at 0 days"
+        );
+        assert!(narrowed(&done, fire, None), "no narrowing keeps everything");
+    }
+
+    #[test]
+    fn due_soon_is_half_open_and_leaves_out_completed_and_deleted() {
+        let fire = t(FIRE);
+        let mut deleted = a("deleted", "1", "notStarted", "2026-11-24T00:00:00Z");
+        deleted.deleted_at_time = Some(t("2026-11-20T00:00:00Z"));
+        let pool = [
+            a("at-fire", "1", "notStarted", FIRE),
+            a("just-before", "1", "notStarted", "2026-11-23T13:59:59Z"),
+            a("last-second", "1", "inProgress", "2026-11-30T13:59:59Z"),
+            a("at-horizon", "1", "notStarted", "2026-11-30T14:00:00Z"),
+            a("done", "1", "completed", "2026-11-24T00:00:00Z"),
+            deleted,
+        ];
+
+        let rows = due_soon(
+            &pool,
+            fire,
+            Duration::days(7),
+            &Names::default(),
+            chrono_tz::UTC,
+        );
+
+        let ids: Vec<&str> = rows.iter().map(|r| r.assignment_id.as_str()).collect();
+        assert_eq!(ids, ["at-fire", "last-second"]);
+        assert!(rows.iter().all(|r| r.days_overdue.is_none()));
+    }
+
+    #[test]
+    fn learner_blocks_put_the_most_overdue_person_first_with_their_rows() {
+        let row = |id: &str, learner: &str, days: i64| DetailRow {
+            assignment_id: id.into(),
+            learner: super::super::model::Named {
+                id: learner.into(),
+                name: learner.into(),
+            },
+            course: super::super::model::CourseRef {
+                id: id.into(),
+                title: id.into(),
+            },
+            status: "notStarted".into(),
+            due_at: None,
+            days_overdue: Some(days),
+        };
+        let blocks = by_learner(&[row("a", "Ann", 5), row("b", "Bob", 40), row("c", "Ann", 12)]);
+
+        let shape: Vec<(&str, i64, usize)> = blocks
+            .iter()
+            .map(|b| (b.learner.name.as_str(), b.max_days_overdue, b.rows.len()))
+            .collect();
+        assert_eq!(shape, [("Bob", 40, 1), ("Ann", 12, 2)]);
+        assert_eq!(
+            blocks[1].rows[0].assignment_id, "c",
+            "most days first within a block"
+        );
+    }
+}
