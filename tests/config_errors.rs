@@ -515,7 +515,7 @@ fn validate_renders_addresses_so_a_typo_in_a_field_name_is_an_error_at_its_place
         "[teams.south]\nlearners",
         "[teams.south]\nmanager = \"s@example.com\"\nlearners",
     );
-    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:22:21: to address `{{ team.manger }}` does not render: Field `manger` is not defined. Available fields: display_name, manager, name (for team north)");
+    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:22:21: to address `{{ team.manger }}` does not render: Field `manger` is not defined. Available fields: display_name, escalation, manager, name (for team north)");
 }
 
 #[test]

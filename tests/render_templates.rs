@@ -155,7 +155,7 @@ fn overdue_email_rolls_up_by_course_and_groups_learners_most_overdue_first() {
     // One block per learner: the one with two overdue courses (31 and 0
     // days) first, both their rows together, then the others.
     let block = text
-        .find(&format!("{NASTY} (2 courses, up to 31 days)"))
+        .find(&format!("{NASTY} (2 overdue, up to 31 days)"))
         .unwrap();
     let first = text.find("31 days overdue").unwrap();
     let same_learner = text.find("0 days overdue").unwrap();
@@ -435,4 +435,40 @@ fn check_str_compiles_without_rendering() {
     assert!(Renderer::check_str("Overdue training, {{ team.name }}: {{ totals.overdue }}").is_ok());
     let err = Renderer::check_str("{{ team.name ").unwrap_err();
     assert!(err.to_string().contains("{{ team.name "), "{err}");
+}
+
+#[test]
+fn the_escalation_email_says_why_the_reader_gets_it() {
+    let mut narrowed = report();
+    narrowed.min_days_overdue = Some(30);
+    narrowed.overdue.retain(|r| r.days_overdue.unwrap() >= 30);
+    narrowed.overdue_by_learner = trainwatch::report::by_learner(&narrowed.overdue);
+    narrowed.totals.overdue = narrowed.overdue.len() as u64;
+    narrowed.totals.learners = 1;
+    narrowed.courses.retain(|c| c.id == "course-hazmat");
+    narrowed.courses[0].overdue = 1;
+    narrowed.due_soon.clear();
+    let renderer = renderer();
+
+    let email = renderer.email("escalation", &narrowed, None).unwrap();
+
+    assert!(
+        email
+            .text
+            .contains("You get this because you are the escalation contact of North Yard")
+    );
+    assert!(email.text.contains("overdue 30 days or more"));
+    insta::assert_snapshot!("escalation.subject", email.subject);
+    insta::assert_snapshot!("escalation.txt", email.text);
+    insta::assert_snapshot!("escalation.html", email.html);
+    let slack = renderer.slack("escalation", &narrowed).unwrap();
+    insta::assert_snapshot!(
+        "escalation.slack.json",
+        serde_json::to_string_pretty(&slack).unwrap()
+    );
+    let teams = renderer.msteams("escalation", &narrowed).unwrap();
+    insta::assert_snapshot!(
+        "escalation.msteams.json",
+        serde_json::to_string_pretty(&teams).unwrap()
+    );
 }

@@ -19,8 +19,8 @@ pub const CONTENT_ID: &str = "trend.png";
 #[error("drawing the trend chart: {0}")]
 pub struct ChartError(String);
 
-/// The trend as a PNG of [`WIDTH`] × [`HEIGHT`]: overdue (and completed)
-/// at each fire, labelled with its date.
+/// The trend as a PNG of [`WIDTH`] × [`HEIGHT`]: the overdue count at each
+/// fire, labelled with its date (the numbers are beside it in the email).
 pub fn trend_png(trend: &[TrendPoint]) -> Result<Vec<u8>, ChartError> {
     use charts_rs::{LineChart, Series};
     let labels: Vec<String> = trend
@@ -37,13 +37,10 @@ pub fn trend_png(trend: &[TrendPoint]) -> Result<Vec<u8>, ChartError> {
         s
     };
     let mut chart = LineChart::new(
-        vec![
-            series("Overdue", trend.iter().map(|p| p.overdue as f32).collect()),
-            series(
-                "Completed",
-                trend.iter().map(|p| p.completed as f32).collect(),
-            ),
-        ],
+        vec![series(
+            "Overdue",
+            trend.iter().map(|p| p.overdue as f32).collect(),
+        )],
         labels,
     );
     chart.width = WIDTH as f32;
