@@ -35,8 +35,10 @@ impl JobData {
     }
 }
 
-/// Computes the window for a fire at `fire` and fetches it, names included.
-/// `last_success_end` feeds `since_last_run` windows (None: no history).
+/// Computes the window for a fire at `fire` and fetches it, names included;
+/// for a current window read from the mirror, also the states its report is
+/// compared with ([`history`]). `last_success_end` feeds `since_last_run`
+/// windows (None: no history).
 pub async fn fetch(
     config: &Config,
     job: &Job,
@@ -44,12 +46,34 @@ pub async fn fetch(
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<JobData> {
+    fetch_with(config, job, client, fire, last_success_end, true).await
+}
+
+/// [`fetch`] without the earlier states: the assignments alone (`export`).
+pub async fn fetch_assignments(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    fire: DateTime<Utc>,
+    last_success_end: Option<DateTime<Utc>>,
+) -> anyhow::Result<JobData> {
+    fetch_with(config, job, client, fire, last_success_end, false).await
+}
+
+async fn fetch_with(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    fire: DateTime<Utc>,
+    last_success_end: Option<DateTime<Utc>>,
+    with_history: bool,
+) -> anyhow::Result<JobData> {
     let window = window::compute(&job.window, fire, job.timezone, last_success_end)
         .with_context(|| format!("job {}: computing its window", job.name))?;
     if crate::mirror::uses_mirror(config, job)
         && let Some(mut data) = crate::mirror::fetch(config, job, client, fire, window).await?
     {
-        if job.window == window::WindowSpec::Current {
+        if with_history && job.window == window::WindowSpec::Current {
             data.history = Some(history(config, job, fire, &data.names).with_context(|| {
                 format!(
                     "job {}: reading what changed since its previous fires",

@@ -55,6 +55,7 @@ pub struct InlineImage {
     pub content_id: String,
     /// A MIME type such as `image/png`.
     pub content_type: String,
+    /// The image itself.
     pub bytes: Vec<u8>,
 }
 

@@ -53,8 +53,11 @@ pub struct Resolved {
 pub struct TrendPoint {
     /// The fire instant (RFC 3339, job's timezone).
     pub at: String,
+    /// Assignments in the report as of `at`.
     pub assignments: u64,
+    /// Of them, overdue as of `at`.
     pub overdue: u64,
+    /// Of them, completed.
     pub completed: u64,
     /// completed / assignments; null when there are none.
     pub completion_rate: Option<f64>,
@@ -101,7 +104,6 @@ pub fn how_resolved(
 /// before `fire` (unfiltered), to say how a resolved one was resolved.
 /// `overdue` in the report means overdue by the rollup's definition, as of
 /// each instant.
-#[allow(clippy::too_many_arguments)] // the two states, their instants and how to show them
 pub fn changes<'a>(
     since: DateTime<Utc>,
     before: &[&'a Assignment],
