@@ -64,6 +64,7 @@ fn team_email(team: usize) -> Email {
             .is_multiple_of(4)
             .then(|| ("assignments.csv".to_string(), csv.into_bytes())),
         message_id: Some(format!("<bench-run.team-{team}@trainwatch.example.com>")),
+        inline: Vec::new(),
     }
 }
 

@@ -882,7 +882,8 @@ async fn prepare(
 
 /// Writes exactly what the job's deliveries would send, under
 /// `out/<job>/[<team>/]`, and says where: an email as `email.html`,
-/// `email.txt`, `email.eml` (and its attachment), each Slack message as one
+/// `email.txt`, `email.eml` (and its attachment and inline images, such as
+/// `trend.png`), each Slack message as one
 /// Block Kit object (`slack.json`, or `slack-1.json`, `slack-2.json`, … for
 /// a split digest), a Teams card as `msteams.json`, a JSON body as
 /// `body.json`, and an archive as the snapshot folder `archive/` (manifest
@@ -934,6 +935,14 @@ fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Result<()> {
                 write(name("email.eml"), &email.to_eml()?)?;
                 if let Some((file, bytes)) = &email.attachment {
                     write(name(file), bytes)?;
+                }
+                // The inline images (the trend chart) beside it, named by
+                // their Content-ID; `email.eml` shows them in place.
+                for image in &email.inline {
+                    write(
+                        name(&crate::names::path_component(&image.content_id)),
+                        &image.bytes,
+                    )?;
                 }
             }
             Payload::Slack(messages) if messages.len() == 1 => {

@@ -154,7 +154,7 @@ pub async fn export(
     out: &mut dyn Write,
 ) -> anyhow::Result<Summary> {
     use anyhow::Context as _;
-    let data = crate::job::fetch(config, job, client, at, None).await?;
+    let data = crate::job::fetch_assignments(config, job, client, at, None).await?;
     let included: Vec<&Assignment> = data.included(job).collect();
     let rows: Vec<Row> = included
         .iter()

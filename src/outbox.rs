@@ -72,7 +72,10 @@ impl Outgoing {
     pub fn size(&self) -> usize {
         match &self.payload {
             Payload::Email(e) => {
-                e.text.len() + e.html.len() + e.attachment.as_ref().map_or(0, |a| a.1.len())
+                e.text.len()
+                    + e.html.len()
+                    + e.attachment.as_ref().map_or(0, |a| a.1.len())
+                    + e.inline.iter().map(|i| i.bytes.len()).sum::<usize>()
             }
             Payload::Slack(messages) => messages.iter().map(|m| m.to_string().len()).sum(),
             Payload::MsTeams(v) | Payload::Json(v) => v.to_string().len(),
@@ -230,15 +233,30 @@ fn build_query_given(
             Some(t) => format!("job {}, team {t}", job.name),
             None => format!("job {}", job.name),
         };
+        // A report narrowed by `min_days_overdue` goes only to the deliveries
+        // that ask for that narrowing, and the plain report to the others.
+        let mine: Vec<(usize, &Delivery)> = job
+            .deliver
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| job.narrowing(*index) == report.min_days_overdue)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
         if report.totals.assignments == 0 && job.when_empty == WhenEmpty::Skip {
-            outbox.skipped.push(Skipped {
-                team,
-                reason: "nothing to report (when_empty = \"skip\")".into(),
-            });
+            let reason = match report.min_days_overdue {
+                None => "nothing to report (when_empty = \"skip\")".to_string(),
+                Some(n) => format!(
+                    "nothing overdue {} or more (min_days_overdue = {n}, when_empty = \"skip\")",
+                    count(n as usize, "day")
+                ),
+            };
+            outbox.skipped.push(Skipped { team, reason });
             continue;
         }
         let csv = csv_bytes(report).with_context(context)?;
-        for (index, delivery) in job.deliver.iter().enumerate() {
+        for (index, delivery) in mine {
             let item = outgoing(
                 config, job, report, renderer, delivery, index, &team, &csv, query,
             )
@@ -254,11 +272,12 @@ fn build_query_given(
                 Some(item) => outbox.items.push(item),
                 None => {
                     // `validate` rejects this for teams in the config; a team
-                    // may still come without a manager (from tags, or an
-                    // edited config read by a running service). Its manager's
-                    // mail cannot go anywhere: the other teams' still does.
+                    // may still come without a manager or escalation (from
+                    // tags, or an edited config read by a running service).
+                    // That mail cannot go anywhere: the other teams' still does.
+                    let field = missing_contact(report, delivery).unwrap_or("manager");
                     let reason = format!(
-                        "delivery {} (email) not sent: the team has no manager for its `{{{{ team.manager }}}}` recipient",
+                        "delivery {} (email) not sent: the team has no {field} for its `{{{{ team.{field} }}}}` recipient",
                         index + 1
                     );
                     tracing::warn!(job = %job.name, team = team.as_deref().unwrap_or("-"), "{reason}");
@@ -271,6 +290,22 @@ fn build_query_given(
         }
     }
     Ok(outbox)
+}
+
+/// `manager` or `escalation`: the team contact an email delivery addresses
+/// that `report`'s team does not have, if any.
+fn missing_contact(report: &Report, delivery: &Delivery) -> Option<&'static str> {
+    let (Some(team), Delivery::Email(e)) = (&report.team, delivery) else {
+        return None;
+    };
+    let addressed = |field: &str| e.to.iter().any(|t| t.contains(&format!("team.{field}")));
+    [
+        ("manager", team.manager.is_none()),
+        ("escalation", team.escalation.is_none()),
+    ]
+    .into_iter()
+    .find(|(field, missing)| *missing && addressed(field))
+    .map(|(field, _)| field)
 }
 
 fn kind_of(config: &Config, delivery: &Delivery) -> &'static str {
@@ -315,7 +350,12 @@ fn outgoing(
         url: None,
         secret: None,
     };
-    let managerless = report.team.as_ref().is_some_and(|t| t.manager.is_none());
+    let lacks = |field: &str| {
+        report.team.as_ref().is_some_and(|t| match field {
+            "manager" => t.manager.is_none(),
+            _ => t.escalation.is_none(),
+        })
+    };
     Ok(Some(match delivery {
         Delivery::Email(e) => {
             let smtp = config
@@ -331,7 +371,11 @@ fn outgoing(
                     let rendered = rendered.trim();
                     // The manager of a team that has none: left out (and the
                     // delivery skipped when no `to` is left).
-                    if rendered.is_empty() && managerless && source.contains("team.manager") {
+                    if rendered.is_empty()
+                        && ["manager", "escalation"]
+                            .into_iter()
+                            .any(|field| lacks(field) && source.contains(&format!("team.{field}")))
+                    {
                         continue;
                     }
                     anyhow::ensure!(
@@ -350,7 +394,8 @@ fn outgoing(
                 return Ok(None);
             }
             let rendered = renderer.email(&e.template, report, e.subject.as_deref())?;
-            let email = checked_email(
+            let inline = inline_images(&rendered.html, report)?;
+            let mut email = checked_email(
                 &smtp.from,
                 [to, addresses(&e.cc, "cc")?, addresses(&e.bcc, "bcc")?],
                 rendered,
@@ -360,6 +405,7 @@ fn outgoing(
                     (true, true) => Some(("assignments.csv".to_string(), excel_csv(csv)?)),
                 },
             )?;
+            email.inline = inline;
             base(
                 email.to.join(", "),
                 email.subject.clone(),
@@ -447,6 +493,24 @@ fn outgoing(
     }))
 }
 
+/// The images an email's HTML shows by `cid:`: the trend chart when the
+/// HTML refers to it (the built-in templates do when there are two or more
+/// trend points). A reference without a trend is left to the template.
+fn inline_images(
+    html: &str,
+    report: &Report,
+) -> anyhow::Result<Vec<crate::deliver::email::InlineImage>> {
+    use crate::render::chart;
+    if report.trend.is_empty() || !html.contains(&format!("cid:{}", chart::CONTENT_ID)) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![crate::deliver::email::InlineImage {
+        content_id: chart::CONTENT_ID.to_string(),
+        content_type: "image/png".to_string(),
+        bytes: chart::trend_png(&report.trend)?,
+    }])
+}
+
 /// An email from `rendered`, addressed `[to, cc, bcc]`, every address
 /// checked now rather than at send time.
 fn checked_email(
@@ -465,6 +529,7 @@ fn checked_email(
         html: rendered.html,
         attachment,
         message_id: None,
+        inline: Vec::new(),
     };
     email.to_message()?;
     Ok(email)

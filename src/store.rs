@@ -392,8 +392,7 @@ impl SqliteStore {
         let mut conn = Connection::open(&path).map_err(err("opening"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(err("configuring"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("enabling WAL"))?;
+        enable_wal(&conn).map_err(err("enabling WAL"))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err("configuring"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -1083,6 +1082,28 @@ pub fn replica_id(given: Option<&str>) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     format!("{host}:{}", std::process::id())
+}
+
+/// Switches `conn` to WAL, waiting for other processes doing the same. The
+/// switch needs an exclusive lock, and SQLite does not always call the busy
+/// handler for it (it returns SQLITE_BUSY at once when waiting could
+/// deadlock), so processes opening a fresh database together retry here,
+/// for at most [`BUSY_TIMEOUT`].
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Store {

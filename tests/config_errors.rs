@@ -35,7 +35,7 @@ fn five_mistakes_in_five_places_are_all_reported_with_their_positions() {
     insta::assert_snapshot!(err.to_string(), @r"
     five_mistakes.toml:1:12: unknown timezone `America/Chicgo`: use an IANA name like `America/Chicago` or `UTC`; did you mean `America/Chicago`?
     five_mistakes.toml:8:7: environment variable SLACK_WEBHOOK_URL is not set (used by webhooks.safety-channel.url)
-    five_mistakes.toml:12:1: unknown key `shedule` in [[jobs]] (expected one of: name, schedule, timezone, window, filters, per_team, when_empty, deliver, on_failure, source); did you mean `schedule`?
+    five_mistakes.toml:12:1: unknown key `shedule` in [[jobs]] (expected one of: name, schedule, timezone, window, filters, per_team, when_empty, deliver, on_failure, source, due_soon, trend); did you mean `schedule`?
     five_mistakes.toml:14:24: no webhook `safety-chanel` in [webhooks] (defined: safety-channel); did you mean `safety-channel`?
     five_mistakes.toml:18:12: schedule `0 8 * * Mnday`: the WEEKDAY field `Mnday` is not valid: it takes 0-7 or Sun-Sat (0 and 7 are Sunday), `*`, lists `1,3`, ranges `1-5` and steps `*/2` (fields: MIN HOUR DAY MONTH WEEKDAY)
     ");
@@ -515,7 +515,7 @@ fn validate_renders_addresses_so_a_typo_in_a_field_name_is_an_error_at_its_place
         "[teams.south]\nlearners",
         "[teams.south]\nmanager = \"s@example.com\"\nlearners",
     );
-    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:22:21: to address `{{ team.manger }}` does not render: Field `manger` is not defined. Available fields: display_name, manager, name (for team north)");
+    insta::assert_snapshot!(errors(&source).to_string(), @"trainwatch.toml:22:21: to address `{{ team.manger }}` does not render: Field `manger` is not defined. Available fields: display_name, escalation, manager, name (for team north)");
 }
 
 #[test]

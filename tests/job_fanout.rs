@@ -115,6 +115,7 @@ fn a_team_reads_as_its_display_name_or_else_its_key() {
             &[],
         )
         .unwrap(),
+        history: None,
     };
 
     let reports = job::reports(&config, job, &data, data.window.end);

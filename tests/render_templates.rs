@@ -124,7 +124,7 @@ fn the_plain_text_part_and_subject_keep_names_as_they_are() {
     assert!(email.text.contains(COURSE));
     assert_eq!(
         email.subject,
-        format!("Overdue training, North Yard & {NASTY}: 4")
+        format!("Overdue training, North Yard & {NASTY}: 4 (1 new, 2 resolved)")
     );
 }
 
@@ -144,7 +144,7 @@ fn a_subject_from_the_delivery_is_rendered_without_escaping() {
 }
 
 #[test]
-fn overdue_email_rolls_up_by_course_and_lists_learners_most_overdue_first() {
+fn overdue_email_rolls_up_by_course_and_groups_learners_most_overdue_first() {
     let text = renderer().email("overdue", &report(), None).unwrap().text;
     assert!(text.contains(&format!("- {COURSE}: 3 overdue")));
     assert!(text.contains("- Hours of Service: 1 overdue"));
@@ -152,10 +152,15 @@ fn overdue_email_rolls_up_by_course_and_lists_learners_most_overdue_first() {
         !text.contains("Pre-trip Inspection"),
         "no course without overdue rows"
     );
+    // One block per learner: the one with two overdue courses (31 and 0
+    // days) first, both their rows together, then the others.
+    let block = text
+        .find(&format!("{NASTY} (2 overdue, up to 31 days)"))
+        .unwrap();
     let first = text.find("31 days overdue").unwrap();
-    let second = text.find("13 days overdue").unwrap();
-    let last = text.find("0 days overdue").unwrap();
-    assert!(first < second && second < last);
+    let same_learner = text.find("0 days overdue").unwrap();
+    let next_learner = text.find("13 days overdue").unwrap();
+    assert!(block < first && first < same_learner && same_learner < next_learner);
 }
 
 #[test]
@@ -323,7 +328,7 @@ fn a_file_in_templates_dir_overrides_the_built_in_of_that_name() {
     let email = renderer.email("overdue", &report(), None).unwrap();
     assert_eq!(email.text, format!("Custom: North Yard & {NASTY}"));
     // The other outputs of that name are still the built-in ones.
-    assert!(email.html.contains("By learner"));
+    assert!(email.html.contains("Overdue, by learner"));
 }
 
 #[test]
@@ -430,4 +435,40 @@ fn check_str_compiles_without_rendering() {
     assert!(Renderer::check_str("Overdue training, {{ team.name }}: {{ totals.overdue }}").is_ok());
     let err = Renderer::check_str("{{ team.name ").unwrap_err();
     assert!(err.to_string().contains("{{ team.name "), "{err}");
+}
+
+#[test]
+fn the_escalation_email_says_why_the_reader_gets_it() {
+    let mut narrowed = report();
+    narrowed.min_days_overdue = Some(30);
+    narrowed.overdue.retain(|r| r.days_overdue.unwrap() >= 30);
+    narrowed.overdue_by_learner = trainwatch::report::by_learner(&narrowed.overdue);
+    narrowed.totals.overdue = narrowed.overdue.len() as u64;
+    narrowed.totals.learners = 1;
+    narrowed.courses.retain(|c| c.id == "course-hazmat");
+    narrowed.courses[0].overdue = 1;
+    narrowed.due_soon.clear();
+    let renderer = renderer();
+
+    let email = renderer.email("escalation", &narrowed, None).unwrap();
+
+    assert!(
+        email
+            .text
+            .contains("You get this because you are the escalation contact of North Yard")
+    );
+    assert!(email.text.contains("overdue 30 days or more"));
+    insta::assert_snapshot!("escalation.subject", email.subject);
+    insta::assert_snapshot!("escalation.txt", email.text);
+    insta::assert_snapshot!("escalation.html", email.html);
+    let slack = renderer.slack("escalation", &narrowed).unwrap();
+    insta::assert_snapshot!(
+        "escalation.slack.json",
+        serde_json::to_string_pretty(&slack).unwrap()
+    );
+    let teams = renderer.msteams("escalation", &narrowed).unwrap();
+    insta::assert_snapshot!(
+        "escalation.msteams.json",
+        serde_json::to_string_pretty(&teams).unwrap()
+    );
 }

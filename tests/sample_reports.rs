@@ -59,7 +59,7 @@ fn the_readme_first_command_previews_every_team_with_no_token_and_no_network() {
         files.sort();
         assert_eq!(
             files,
-            ["email.eml", "email.html", "email.txt"],
+            ["email.eml", "email.html", "email.txt", "trend.png"],
             "{team}; stdout:\n{stdout}"
         );
     }
@@ -78,7 +78,7 @@ fn the_readme_first_command_previews_every_team_with_no_token_and_no_network() {
         "names are escaped"
     );
     assert!(!html.contains("<Sons>"), "never raw markup");
-    assert!(stdout.contains("wrote 12 files"), "{stdout}");
+    assert!(stdout.contains("wrote 16 files"), "{stdout}");
 }
 
 #[test]

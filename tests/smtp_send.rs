@@ -26,6 +26,7 @@ fn email() -> Email {
         html: "<p>3 assignments are <b>overdue</b>.</p>".into(),
         attachment: Some(("assignments.csv".into(), CSV.to_vec())),
         message_id: Some("<run-42.north-yard@trainwatch.example.com>".into()),
+        inline: Vec::new(),
     }
 }
 

@@ -52,7 +52,13 @@ pub(crate) fn deliveries(config: &Config, raw_jobs: &[&Spanned<RawJob>], diag: &
         for (empty, data) in &datasets {
             for report in crate::job::reports(config, job, data, fire) {
                 let raw_deliver = raw.deliver.as_ref().map_or(&[][..], |d| d.get_ref());
-                for (delivery, raw_delivery) in job.deliver.iter().zip(raw_deliver) {
+                for (index, (delivery, raw_delivery)) in
+                    job.deliver.iter().zip(raw_deliver).enumerate()
+                {
+                    // A narrowed delivery gets the report narrowed for it, and only that one.
+                    if job.narrowing(index) != report.min_days_overdue {
+                        continue;
+                    }
                     let mut problems = Vec::new();
                     check_delivery(
                         config,
@@ -228,6 +234,12 @@ fn address_problem(renderer: &Renderer, report: &Report, source: &str) -> Option
                  this job's `filters.teams`",
                 team.name, team.name
             ),
+            Some(team) if team.escalation.is_none() && source.contains("escalation") => format!(
+                "`{source}` is empty for team {}, which has no `escalation`: add \
+                 `escalation = \"Name <address>\"` to [teams.{}], or leave the team out of \
+                 this job's `filters.teams`",
+                team.name, team.name
+            ),
             _ => format!("`{source}` renders empty"),
         });
     }
@@ -348,12 +360,70 @@ fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
     })) {
         names.courses.insert(course.clone(), c);
     }
+    let history = (job.window == crate::window::WindowSpec::Current)
+        .then(|| synthetic_history(job, window.end, &assignments, &teams));
     JobData {
         window,
         assignments,
         names,
         stats: FetchStats::default(),
         teams,
+        history,
+    }
+}
+
+/// What a current-window job is compared with, made up so that every part
+/// of `changes` and `trend` has something to render: the overdue ones were
+/// not overdue a week before, one assignment that was overdue then has been
+/// completed, and every report has an earlier trend point.
+fn synthetic_history(
+    job: &Job,
+    fire: DateTime<Utc>,
+    assignments: &[Assignment],
+    teams: &crate::teams::Teams,
+) -> crate::report::History {
+    let since = fire - Duration::days(7);
+    let mut previous: Vec<Assignment> = assignments
+        .iter()
+        .filter(|a| !crate::report::is_overdue(a, fire))
+        .cloned()
+        .collect();
+    let mut state_now = std::collections::HashMap::new();
+    if let Some(first) = assignments.first() {
+        let mut then = first.clone();
+        then.id = "synthetic-resolved".into();
+        then.status = crate::samsara::Status::NotStarted;
+        then.due_at_time = Some(since - Duration::days(40));
+        then.completed_at_time = None;
+        let mut now = then.clone();
+        now.status = crate::samsara::Status::Completed;
+        now.completed_at_time = Some(fire - Duration::days(1));
+        previous.push(then);
+        state_now.insert(now.id.clone(), now);
+    }
+    let mut trend = std::collections::HashMap::new();
+    let mut members_since = std::collections::HashMap::new();
+    for team in crate::job::report_teams(teams, job) {
+        let name = team.map(|t| t.team.name.clone());
+        if let Some(t) = team {
+            members_since.insert(t.team.name.clone(), t.members.iter().cloned().collect());
+        }
+        for n in crate::job::narrowings(job) {
+            let point = crate::report::trend_point(since, previous.iter(), job.timezone);
+            trend.insert((name.clone(), n), vec![point]);
+        }
+    }
+    crate::report::History {
+        since: Some(since),
+        previous: Some(previous),
+        state_now,
+        due_soon: assignments
+            .iter()
+            .filter(|a| crate::report::is_due_soon(a, fire, job.due_soon))
+            .cloned()
+            .collect(),
+        trend,
+        members_since,
     }
 }
 

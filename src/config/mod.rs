@@ -31,7 +31,7 @@ pub use types::*;
 
 /// Templates shipped in the binary; a delivery may name one of these or a
 /// file `<templates_dir>/<name>.*`.
-pub const BUILTIN_TEMPLATES: [&str; 4] = ["overdue", "digest", "audit", "failure"];
+pub const BUILTIN_TEMPLATES: [&str; 5] = ["overdue", "digest", "audit", "failure", "escalation"];
 
 /// Reads and resolves the configuration file at `path`, taking `${VAR}`
 /// values from the process environment.

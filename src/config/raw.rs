@@ -102,6 +102,7 @@ pub(crate) struct RawTeam {
     pub tag: Opt<String>,
     /// A tag's id, as `tag`.
     pub tag_id: Opt<String>,
+    pub escalation: Opt<String>,
 }
 
 /// `[teams_from_tags]`: one team per child tag of `parent`.
@@ -127,6 +128,8 @@ pub(crate) struct RawJob {
     pub deliver: Opt<Vec<Spanned<RawDelivery>>>,
     pub on_failure: Opt<Vec<Spanned<RawDelivery>>>,
     pub source: Opt<String>,
+    pub due_soon: Opt<String>,
+    pub trend: Opt<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +170,8 @@ pub(crate) struct RawDelivery {
     pub template: Opt<String>,
     /// Of a webhook delivery.
     pub include_assignments: Opt<bool>,
+    /// Of any delivery: only assignments overdue at least this many days.
+    pub min_days_overdue: Opt<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,6 +28,13 @@ use crate::samsara::Status;
 use crate::window::{Period, WindowSpec};
 
 const DEFAULT_BASE_URL: &str = "https://api.samsara.com/";
+/// Points of `trend` when a job sets none: this fire and the 7 before it.
+const DEFAULT_TREND: u32 = 8;
+/// At most this many trend points: each costs one read of the mirror's state.
+const MAX_TREND: i64 = 52;
+/// At most a century of days overdue (as durations are bounded).
+const MAX_DAYS_OVERDUE: i64 = 36_525;
+
 /// The token used with `sample_data` when none is configured.
 const SAMPLE_TOKEN: &str = "sample-data";
 /// The Samsara API gives up on a request after 90 s; ours must end first.
@@ -810,6 +817,11 @@ impl Cx<'_, '_> {
                 .as_ref()
                 .filter(|m| self.mailbox(m, "manager"))
                 .map(|m| m.get_ref().trim().to_string());
+            let escalation = team
+                .escalation
+                .as_ref()
+                .filter(|m| self.mailbox(m, "escalation"))
+                .map(|m| m.get_ref().trim().to_string());
             let members = self.team_members(team, &span, &table);
             match members {
                 Some(members) => {
@@ -823,7 +835,7 @@ impl Cx<'_, '_> {
                                 .map(|d| d.get_ref().trim().to_string())
                                 .filter(|d| !d.is_empty()),
                             manager,
-                            escalation: None,
+                            escalation,
                             members,
                         },
                     );
@@ -1105,6 +1117,49 @@ impl Cx<'_, '_> {
                 format!("`window = {{ current = true }}` reads the state of every assignment from the mirror, but {why}: enable the mirror and use `source = \"mirror\"`, or give the job a `last`/`previous` window"),
             );
         }
+        let due_soon = chrono::Duration::from_std(self.duration(
+            &job.due_soon,
+            Duration::from_secs(7 * 86_400),
+            false,
+        ))
+        .unwrap_or(chrono::Duration::days(7));
+        let trend = match &job.trend {
+            None => DEFAULT_TREND,
+            Some(n) if (1..=MAX_TREND).contains(n.get_ref()) => *n.get_ref() as u32,
+            Some(n) => {
+                self.problem(
+                    n.span(),
+                    format!("`trend = {}` is out of range: use 1 to {MAX_TREND} points (this fire and the ones before it)", n.get_ref()),
+                );
+                DEFAULT_TREND
+            }
+        };
+        let min_days_overdue = job
+            .deliver
+            .iter()
+            .flat_map(|list| list.get_ref())
+            .map(|d| match &d.get_ref().min_days_overdue {
+                None => None,
+                Some(n) if (0..=MAX_DAYS_OVERDUE).contains(n.get_ref()) => Some(*n.get_ref() as u32),
+                Some(n) => {
+                    self.problem(
+                        n.span(),
+                        format!("`min_days_overdue = {}` is out of range: use 0 to {MAX_DAYS_OVERDUE} whole days", n.get_ref()),
+                    );
+                    None
+                }
+            })
+            .collect();
+        if let Some(on_failure) = &job.on_failure {
+            for d in on_failure.get_ref() {
+                if let Some(n) = &d.get_ref().min_days_overdue {
+                    self.problem(
+                        n.span(),
+                        "`min_days_overdue` narrows a report; an `on_failure` notice has none: remove it here",
+                    );
+                }
+            }
+        }
         Some(Job {
             name: name?,
             schedule: schedule?,
@@ -1116,6 +1171,9 @@ impl Cx<'_, '_> {
             deliver: deliver?,
             on_failure: on_failure?,
             source,
+            due_soon,
+            trend,
+            min_days_overdue,
         })
     }
 

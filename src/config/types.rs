@@ -275,6 +275,19 @@ pub struct Job {
     pub on_failure: Vec<Delivery>,
     /// Where its data comes from.
     pub source: Source,
+    /// `due_soon` lists what falls due in `[fire, fire + due_soon)`.
+    pub due_soon: chrono::Duration,
+    /// Points of `trend`: this fire and the `trend - 1` before it.
+    pub trend: u32,
+    /// `min_days_overdue` of each `deliver` entry, by index (`None`: not narrowed).
+    pub min_days_overdue: Vec<Option<u32>>,
+}
+
+impl Job {
+    /// The `min_days_overdue` of delivery `index` of `deliver`, if it narrows.
+    pub fn narrowing(&self, index: usize) -> Option<u32> {
+        self.min_days_overdue.get(index).copied().flatten()
+    }
 }
 
 /// One entry of `deliver` or `on_failure`.

@@ -42,6 +42,21 @@ pub struct Email {
     pub attachment: Option<(String, Vec<u8>)>,
     /// `<id@host>`; `None` generates a random one.
     pub message_id: Option<String>,
+    /// Images the HTML shows with `cid:` (the trend chart); empty in
+    /// payloads stored before there were any.
+    #[serde(default)]
+    pub inline: Vec<InlineImage>,
+}
+
+/// An image carried inside an email and shown by its HTML as `cid:CONTENT_ID`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InlineImage {
+    /// The `Content-ID` (without angle brackets), e.g. `trend.png`.
+    pub content_id: String,
+    /// A MIME type such as `image/png`.
+    pub content_type: String,
+    /// The image itself.
+    pub bytes: Vec<u8>,
 }
 
 /// Why an email could not be built.
@@ -57,6 +72,8 @@ pub enum EmailError {
     NoRecipient,
     #[error("building the message: {0}")]
     Build(#[from] lettre::error::Error),
+    #[error("inline image {content_id}: {value:?} is not a content type")]
+    InlineType { content_id: String, value: String },
 }
 
 /// Parses `Name <address>` or a bare address, as sending will.
@@ -74,7 +91,8 @@ fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, EmailError> {
 
 impl Email {
     /// The MIME message: `multipart/mixed` (when there is an attachment)
-    /// around `multipart/alternative` (text first, then HTML). lettre sets
+    /// around `multipart/alternative` (text first, then HTML, inside
+    /// `multipart/related` with its inline images when it has any). lettre sets
     /// `Date` and `Message-ID`.
     pub fn to_message(&self) -> Result<Message, EmailError> {
         let mut builder = Message::builder()
@@ -95,17 +113,33 @@ impl Email {
         for bcc in self.bcc.iter().filter(|a| !a.trim().is_empty()) {
             builder = builder.bcc(mailbox("bcc", bcc)?);
         }
-        let alternative = MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(self.text.clone()),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(self.html.clone()),
-            );
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(self.text.clone());
+        let html = SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(self.html.clone());
+        let alternative = MultiPart::alternative().singlepart(text);
+        // With images, the HTML and what it shows by `cid:` travel together
+        // as multipart/related (RFC 2387), the HTML first.
+        let alternative = if self.inline.is_empty() {
+            alternative.singlepart(html)
+        } else {
+            let mut related = MultiPart::related().singlepart(html);
+            for image in &self.inline {
+                let kind = ContentType::parse(&image.content_type).map_err(|_| {
+                    EmailError::InlineType {
+                        content_id: image.content_id.clone(),
+                        value: image.content_type.clone(),
+                    }
+                })?;
+                related = related.singlepart(
+                    Attachment::new_inline(image.content_id.clone())
+                        .body(image.bytes.clone(), kind),
+                );
+            }
+            alternative.multipart(related)
+        };
         let body = match &self.attachment {
             None => alternative,
             Some((name, bytes)) => MultiPart::mixed().multipart(alternative).singlepart(
@@ -575,6 +609,7 @@ mod tests {
             html: "<p>3 overdue</p>".into(),
             attachment: None,
             message_id: None,
+            inline: Vec::new(),
         }
     }
 

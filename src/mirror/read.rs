@@ -101,6 +101,7 @@ pub async fn fetch(
         names,
         stats,
         teams,
+        history: None,
     }))
 }
 
@@ -122,6 +123,23 @@ pub fn window_assignments(
         }
     }
     Ok((dedup.into_sorted(), received))
+}
+
+/// The state as of `at` of every assignment that passes `query`'s filters
+/// (the `overdue` filter as of `at`, from `dueAtTime`): what a current
+/// window at `at` reports, before teams.
+pub fn state_as_of(
+    mirror: &dyn MirrorStore,
+    query: &AssignmentQuery,
+    courses: &HashMap<String, Course>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<Assignment>> {
+    let filter = Filter::new(query, courses);
+    Ok(mirror
+        .state_at(at)?
+        .into_iter()
+        .filter(|a| filter.passes_as_of(a, at))
+        .collect())
 }
 
 /// Course titles and categories and learner names, from the mirror.
@@ -155,7 +173,7 @@ enum Overdue {
 }
 
 /// A query's filters, applied to one version at a time.
-struct Filter<'a> {
+pub struct Filter<'a> {
     query: &'a AssignmentQuery,
     learners: HashSet<&'a LearnerId>,
     courses: HashSet<&'a str>,
@@ -164,7 +182,8 @@ struct Filter<'a> {
 }
 
 impl<'a> Filter<'a> {
-    fn new(query: &'a AssignmentQuery, known: &'a HashMap<String, Course>) -> Self {
+    /// The filters of `query`; `known` gives each course's category.
+    pub fn new(query: &'a AssignmentQuery, known: &'a HashMap<String, Course>) -> Self {
         Self {
             query,
             learners: query.learner_ids.iter().collect(),
@@ -172,6 +191,11 @@ impl<'a> Filter<'a> {
             categories: query.category_ids.iter().map(String::as_str).collect(),
             known,
         }
+    }
+
+    /// Whether `a` (its state as of `at`) passes, `overdue` as of `at` from `dueAtTime`.
+    pub fn passes_as_of(&self, a: &Assignment, at: DateTime<Utc>) -> bool {
+        self.passes(a, Overdue::AsOf(at))
     }
 
     fn passes(&self, a: &Assignment, overdue: Overdue) -> bool {

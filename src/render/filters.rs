@@ -31,6 +31,7 @@ pub fn register(tera: &mut tera::Tera, json_is_markup: bool) {
     tera.register_filter("datetime", datetime);
     tera.register_filter("percent", percent);
     tera.register_filter("counted", counted);
+    tera.register_filter("trend_text", trend_text);
     if json_is_markup {
         tera.register_filter("json", |v: &Value, k: Kwargs, s: &State| {
             json(v, k, s).map(|out| Value::safe_string(&out))
@@ -163,6 +164,50 @@ pub fn noun_count(n: i128, one: &str, many: Option<&str>) -> String {
 /// [`noun_count`] for a regular plural.
 pub fn count(n: usize, one: &str) -> String {
     noun_count(n as i128, one, None)
+}
+
+/// `trend_text(field="overdue", label="Overdue")`: a report's `trend` as
+/// one line, its previous point to its last with the change:
+/// `Overdue 12 → 15 ▲3` (`▼` for fewer, `=` for the same); one point gives
+/// `Overdue 15`, none an empty string. `field` is any count of a trend
+/// point (`assignments`, `overdue`, `completed`).
+pub fn trend_text(value: &Value, kwargs: Kwargs, _: &State) -> TeraResult<String> {
+    let field = kwargs.get::<&str>("field")?.unwrap_or("overdue");
+    let label = kwargs.get::<&str>("label")?.unwrap_or("Overdue");
+    let points =
+        serde_json::to_value(value).map_err(|err| Error::message(format!("trend_text: {err}")))?;
+    let counts: Vec<i64> = match &points {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Array(points) => points
+            .iter()
+            .map(|p| {
+                p.get(field)
+                    .and_then(serde_json::Value::as_i64)
+                    .ok_or_else(|| {
+                        Error::message(format!(
+                            "trend_text: a trend point without a count `{field}`"
+                        ))
+                    })
+            })
+            .collect::<TeraResult<_>>()?,
+        other => {
+            return Err(Error::message(format!(
+                "trend_text: expected a trend (a list of points), got {other}"
+            )));
+        }
+    };
+    Ok(match counts.as_slice() {
+        [] => String::new(),
+        [only] => format!("{label} {only}"),
+        [.., before, now] => {
+            let change = match now - before {
+                0 => "=".to_string(),
+                d if d > 0 => format!("▲{d}"),
+                d => format!("▼{}", -d),
+            };
+            format!("{label} {before} → {now} {change}")
+        }
+    })
 }
 
 /// `json(pretty=false)`: any value as JSON, for example

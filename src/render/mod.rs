@@ -31,6 +31,7 @@
 //! for the archive. Files starting with `_` are partials (`_email.html` is
 //! the email layout the built-in HTML templates extend).
 
+pub mod chart;
 pub mod filters;
 pub mod msteams;
 pub mod slack;
@@ -46,6 +47,14 @@ use crate::report::{JobInfo, Report, WindowInfo};
 /// The built-in templates: (file name, source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("_email.html", include_str!("../../templates/_email.html")),
+    (
+        "_overdue_body.html",
+        include_str!("../../templates/_overdue_body.html"),
+    ),
+    (
+        "_overdue_body.txt",
+        include_str!("../../templates/_overdue_body.txt"),
+    ),
     ("overdue.html", include_str!("../../templates/overdue.html")),
     ("overdue.txt", include_str!("../../templates/overdue.txt")),
     (
@@ -59,6 +68,26 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "overdue.msteams.json",
         include_str!("../../templates/overdue.msteams.json"),
+    ),
+    (
+        "escalation.html",
+        include_str!("../../templates/escalation.html"),
+    ),
+    (
+        "escalation.txt",
+        include_str!("../../templates/escalation.txt"),
+    ),
+    (
+        "escalation.subject",
+        include_str!("../../templates/escalation.subject"),
+    ),
+    (
+        "escalation.slack.json",
+        include_str!("../../templates/escalation.slack.json"),
+    ),
+    (
+        "escalation.msteams.json",
+        include_str!("../../templates/escalation.msteams.json"),
     ),
     ("digest.html", include_str!("../../templates/digest.html")),
     ("digest.txt", include_str!("../../templates/digest.txt")),

@@ -1,7 +1,13 @@
 //! Reports: assignments → the report data every template sees.
 
+mod changes;
 mod model;
 mod rollup;
+
+pub use changes::{
+    Changes, HOWS, History, LearnerBlock, Resolved, TrendPoint, by_learner, changes, due_soon,
+    how_resolved, is_due_soon, narrowed, trend_point,
+};
 
 pub use model::*;
 pub use rollup::{

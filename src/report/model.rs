@@ -38,6 +38,17 @@ pub struct Report {
     pub assignments: Vec<Row>,
     /// Names that could not be fetched and fell back to ids, and why.
     pub warnings: Vec<String>,
+    /// `overdue` grouped per learner, the learner with the most days overdue first.
+    pub overdue_by_learner: Vec<super::changes::LearnerBlock>,
+    /// The delivery's `min_days_overdue` when this report is narrowed to it; null otherwise.
+    pub min_days_overdue: Option<u32>,
+    /// What changed since the job's previous scheduled fire (current windows
+    /// within the mirror's reach); null otherwise.
+    pub changes: Option<super::changes::Changes>,
+    /// Not completed, not deleted, due in `[fire, fire + jobs.due_soon)` (current windows).
+    pub due_soon: Vec<DetailRow>,
+    /// Totals as of this and the previous scheduled fires, oldest first (current windows).
+    pub trend: Vec<super::changes::TrendPoint>,
 }
 
 /// `job` in the context.
@@ -98,6 +109,8 @@ pub struct TeamInfo {
     pub display_name: String,
     /// `Name <address>`, or null.
     pub manager: Option<String>,
+    /// `Name <address>` of the team's escalation contact, or null.
+    pub escalation: Option<String>,
 }
 
 /// `totals` in the context.

@@ -86,6 +86,25 @@ pub fn days_overdue(due: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
     (end - due).num_seconds().div_euclid(86_400)
 }
 
+/// The detail row of `a` as of `at` (`days_overdue` set when it is overdue then).
+pub(crate) fn detail_row(a: &Assignment, names: &Names, at: DateTime<Utc>, tz: Tz) -> DetailRow {
+    DetailRow {
+        assignment_id: a.id.clone(),
+        learner: Named {
+            id: a.learner.to_string(),
+            name: names.learner_name(&a.learner),
+        },
+        course: CourseRef {
+            id: a.course.id.clone(),
+            title: names.course_title(&a.course.id),
+        },
+        status: a.status.to_string(),
+        due_at: a.due_at_time.map(|t| local_rfc3339(t, tz)),
+        days_overdue: is_overdue(a, at)
+            .then(|| a.due_at_time.map(|d| days_overdue(d, at)).unwrap_or(0)),
+    }
+}
+
 fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
@@ -158,21 +177,7 @@ pub fn build<'a>(
         totals.assignments += 1;
 
         if a.status != Status::Completed {
-            outstanding.push(DetailRow {
-                assignment_id: a.id.clone(),
-                learner: Named {
-                    id: a.learner.to_string(),
-                    name: names.learner_name(&a.learner),
-                },
-                course: CourseRef {
-                    id: a.course.id.clone(),
-                    title: names.course_title(&a.course.id),
-                },
-                status: a.status.to_string(),
-                due_at: a.due_at_time.map(local),
-                days_overdue: overdue
-                    .then(|| a.due_at_time.map(|d| days_overdue(d, end)).unwrap_or(0)),
-            });
+            outstanding.push(detail_row(a, names, end, meta.timezone));
         }
         rows.push(Row::new(a, names, end));
     }
@@ -253,7 +258,7 @@ pub fn build<'a>(
             .then_with(|| a.course.title.cmp(&b.course.title))
             .then_with(|| a.assignment_id.cmp(&b.assignment_id))
     });
-    let overdue = outstanding
+    let overdue: Vec<DetailRow> = outstanding
         .iter()
         .filter(|r| r.days_overdue.is_some())
         .cloned()
@@ -268,9 +273,14 @@ pub fn build<'a>(
         statuses,
         courses: course_rows,
         categories,
+        overdue_by_learner: super::changes::by_learner(&overdue),
         overdue,
         outstanding,
         assignments: rows,
         warnings,
+        min_days_overdue: None,
+        changes: None,
+        due_soon: Vec::new(),
+        trend: Vec::new(),
     }
 }

@@ -169,6 +169,7 @@ pub fn report() -> Report {
             name: format!("North Yard & {NASTY}"),
             display_name: format!("North Yard & {NASTY}"),
             manager: Some("Dana Ortiz <dana.ortiz@example.com>".into()),
+            escalation: Some("Fleet Safety <safety@example.com>".into()),
         }),
         totals: Totals {
             assignments: 9,
@@ -207,9 +208,75 @@ pub fn report() -> Report {
             },
         ],
         outstanding: overdue.clone(),
+        overdue_by_learner: by_learner(&overdue),
+        changes: Some(Changes {
+            since: "2026-10-26T08:00:00-05:00".into(),
+            overdue_before: 3,
+            overdue_now: overdue.len() as u64,
+            newly_overdue: overdue[..1].to_vec(),
+            resolved: vec![
+                Resolved {
+                    row: detail(
+                        "a-9",
+                        "driver-12",
+                        ACCENTED,
+                        "course-hos",
+                        "Hours of Service",
+                        "notStarted",
+                        "2026-10-01T09:00:00-05:00",
+                        25,
+                    ),
+                    how: "completed",
+                },
+                Resolved {
+                    row: detail(
+                        "a-10",
+                        "driver-13",
+                        NASTY,
+                        "course-hazmat",
+                        COURSE,
+                        "inProgress",
+                        "2026-10-20T09:00:00-05:00",
+                        6,
+                    ),
+                    how: "due date moved",
+                },
+            ],
+            new_assignments: 2,
+        }),
+        due_soon: vec![DetailRow {
+            days_overdue: None,
+            ..detail(
+                "a-11",
+                "driver-12",
+                ACCENTED,
+                "course-hazmat",
+                COURSE,
+                "notStarted",
+                "2026-11-05T09:00:00-06:00",
+                0,
+            )
+        }],
+        trend: vec![
+            trend_point("2026-10-19T08:00:00-05:00", 8, 2, 5),
+            trend_point("2026-10-26T08:00:00-05:00", 9, 3, 5),
+            trend_point("2026-11-02T08:00:00-06:00", 9, 4, 6),
+        ],
+        min_days_overdue: None,
         overdue,
         assignments,
         warnings: vec!["learner driver-77: name not found, the id is shown".into()],
+    }
+}
+
+/// A trend point of the fixture.
+pub fn trend_point(at: &str, assignments: u64, overdue: u64, completed: u64) -> TrendPoint {
+    TrendPoint {
+        at: at.into(),
+        assignments,
+        overdue,
+        completed,
+        completion_rate: Some(completed as f64 / assignments as f64),
     }
 }
 

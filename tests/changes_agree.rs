@@ -1,0 +1,519 @@
+//! `changes`, `due_soon`, `trend` and a `min_days_overdue` narrowing, from a
+//! real SQLite mirror through `job::fetch` and `job::reports`, checked
+//! against a deliberately simple second computation over the same generated
+//! versions: status transitions, deletions, moved due dates, an unknown
+//! status, versions exactly at the fire instants and due dates exactly on
+//! the boundaries, across the end of daylight saving time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use trainwatch::config::{self, Config};
+use trainwatch::job;
+use trainwatch::mirror::{Lists, MirrorStore, Reach, SqliteMirror, SyncStats};
+use trainwatch::report::Report;
+use trainwatch::samsara::{Assignment, Client, ClientSettings};
+
+/// One generated version, as the simple computation reads it.
+#[derive(Debug, Clone)]
+struct V {
+    id: String,
+    learner: u32,
+    status: &'static str,
+    due: Option<DateTime<Utc>>,
+    deleted: bool,
+    updated: DateTime<Utc>,
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// Monday 08:00 in Chicago: the fire, and the five before it (Oct 26 is
+/// still daylight time, 13:00 UTC; the rest are 14:00 UTC).
+const FIRE: &str = "2026-11-23T14:00:00Z";
+
+fn fires() -> Vec<DateTime<Utc>> {
+    [
+        "2026-10-26T13:00:00Z",
+        "2026-11-02T14:00:00Z",
+        "2026-11-09T14:00:00Z",
+        "2026-11-16T14:00:00Z",
+        FIRE,
+    ]
+    .map(t)
+    .to_vec()
+}
+
+/// Versions of 600 assignments of 12 learners: each starts not started
+/// with a due date, then changes up to four times (started, completed,
+/// deleted, due date moved, an unknown status). Some changes land exactly
+/// on a fire instant and some due dates exactly on a boundary.
+fn generate() -> Vec<V> {
+    let mut rng = StdRng::seed_from_u64(11);
+    let start = t("2026-09-01T00:00:00Z");
+    let end = t("2026-11-27T00:00:00Z");
+    let span = (end - start).num_seconds();
+    let fires = fires();
+    let fire = t(FIRE);
+    let mut out = Vec::new();
+    for i in 0..600 {
+        let id = format!("a-{i:03}");
+        let learner = rng.random_range(1..=12);
+        let created = start + Duration::seconds(rng.random_range(0..span));
+        let mut due = Some(match i % 10 {
+            // Exactly 30 whole days before the fire: in a 30-day narrowing.
+            0 => fire - Duration::days(30),
+            // One second short of 30 days: not.
+            1 => fire - Duration::days(30) + Duration::seconds(1),
+            // Due exactly at the fire: not overdue yet, and due soon.
+            2 => fire,
+            _ => created + Duration::hours(rng.random_range(-200..1500)),
+        });
+        let mut v = V {
+            id: id.clone(),
+            learner,
+            status: "notStarted",
+            due,
+            deleted: false,
+            updated: created,
+        };
+        out.push(v.clone());
+        let mut at = created;
+        for _ in 0..rng.random_range(0..=4) {
+            if v.deleted {
+                break;
+            }
+            at = if rng.random_bool(0.08) {
+                // A change exactly at a fire instant is not yet seen by it.
+                match fires.iter().find(|f| **f > at) {
+                    Some(f) => *f,
+                    None => break,
+                }
+            } else {
+                at + Duration::seconds(rng.random_range(3_600..20 * 86_400))
+            };
+            if at >= end {
+                break;
+            }
+            match rng.random_range(0..10) {
+                0..=2 => v.status = "inProgress",
+                3..=4 => v.status = "completed",
+                5 => v.deleted = true,
+                6..=7 => {
+                    due = due.map(|d| d + Duration::days(rng.random_range(-10..40)));
+                    v.due = due;
+                }
+                8 => v.status = "expired",
+                _ => v.status = "notStarted",
+            }
+            v.updated = at;
+            out.push(v.clone());
+        }
+    }
+    // Completed, then deleted, in the week: a deletion is how it resolved.
+    let done = V {
+        id: "z-completed-then-deleted".into(),
+        learner: 5,
+        status: "notStarted",
+        due: Some(t("2026-11-01T00:00:00Z")),
+        deleted: false,
+        updated: t("2026-10-01T00:00:00Z"),
+    };
+    out.push(done.clone());
+    let completed = V {
+        status: "completed",
+        updated: t("2026-11-18T00:00:00Z"),
+        ..done.clone()
+    };
+    out.push(completed.clone());
+    out.push(V {
+        deleted: true,
+        updated: t("2026-11-19T00:00:00Z"),
+        ..completed
+    });
+    out
+}
+
+fn wire(v: &V) -> Assignment {
+    let at = |t: DateTime<Utc>| t.to_rfc3339();
+    serde_json::from_value(serde_json::json!({
+        "id": v.id,
+        "course": {"id": format!("course-{}", v.learner % 3)},
+        "learner": {"id": v.learner.to_string(), "type": "driver"},
+        "status": v.status,
+        "createdAtTime": "2026-08-31T00:00:00Z",
+        "updatedAtTime": at(v.updated),
+        "durationMinutes": 10,
+        "dueAtTime": v.due.map(at),
+        "completedAtTime": (v.status == "completed").then(|| at(v.updated)),
+        "deletedAtTime": v.deleted.then(|| at(v.updated)),
+    }))
+    .unwrap()
+}
+
+/// Two per-team jobs on the same mirror: the weekly overdue job (overdue,
+/// not started or in progress) with an escalation at 30 days, and one
+/// without filters (completed ones stay in it).
+fn config(dir: &Path) -> Config {
+    let source = format!(
+        r#"
+timezone = "America/Chicago"
+state_dir = "{state}"
+[samsara]
+base_url = "http://127.0.0.1:9"
+token = "t"
+[mirror]
+since = "2026-01-01T00:00:00Z"
+[webhooks.w]
+kind = "json"
+url = "http://127.0.0.1:9/hook"
+[teams.north]
+learners = ["1", "2", "3", "4", "5", "6"]
+manager = "n@example.com"
+escalation = "boss@example.com"
+[teams.south]
+learners = ["5", "6", "7", "8", "9", "10"]
+manager = "s@example.com"
+escalation = "boss@example.com"
+[[jobs]]
+name = "weekly"
+schedule = "0 8 * * Mon"
+window = {{ current = true }}
+filters = {{ overdue = true, status = ["notStarted", "inProgress"] }}
+per_team = true
+trend = 5
+deliver = [{{ webhook = "w" }}, {{ webhook = "w", min_days_overdue = 30 }}]
+[[jobs]]
+name = "everything"
+schedule = "0 8 * * Mon"
+window = {{ current = true }}
+per_team = true
+trend = 5
+due_soon = "3d"
+deliver = [{{ webhook = "w" }}]
+"#,
+        state = dir.join("state").display(),
+    );
+    config::load_str(&source, &dir.join("t.toml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}\n{source}"))
+}
+
+// ---- The simple computation ----
+
+/// Each id's newest version strictly before `at`.
+fn state(versions: &[V], at: DateTime<Utc>) -> BTreeMap<&str, &V> {
+    let mut out: BTreeMap<&str, &V> = BTreeMap::new();
+    for v in versions.iter().filter(|v| v.updated < at) {
+        if out
+            .get(v.id.as_str())
+            .is_none_or(|old| old.updated < v.updated)
+        {
+            out.insert(&v.id, v);
+        }
+    }
+    out
+}
+
+fn overdue(v: &V, at: DateTime<Utc>) -> bool {
+    matches!(v.status, "notStarted" | "inProgress") && v.due.is_some_and(|d| d < at)
+}
+
+struct Spec {
+    members: Vec<u32>,
+    only_overdue: bool,
+    min_days: Option<i64>,
+    due_soon: Duration,
+}
+
+/// The ids in the report at `at`.
+fn report_at<'a>(versions: &'a [V], at: DateTime<Utc>, spec: &Spec) -> BTreeMap<&'a str, &'a V> {
+    state(versions, at)
+        .into_iter()
+        .filter(|(_, v)| {
+            !v.deleted
+                && spec.members.contains(&v.learner)
+                && (!spec.only_overdue
+                    || (overdue(v, at) && matches!(v.status, "notStarted" | "inProgress")))
+                && spec.min_days.is_none_or(|n| {
+                    overdue(v, at) && (at - v.due.unwrap()).num_seconds() / 86_400 >= n
+                })
+        })
+        .collect()
+}
+
+struct Expected {
+    overdue_before: usize,
+    overdue_now: usize,
+    newly: BTreeSet<String>,
+    resolved: BTreeMap<String, &'static str>,
+    new_assignments: usize,
+    due_soon: BTreeSet<String>,
+    trend: Vec<(u64, u64, u64)>,
+}
+
+fn expected(versions: &[V], spec: &Spec) -> Expected {
+    let fires = fires();
+    let (since, fire) = (fires[3], fires[4]);
+    let before = report_at(versions, since, spec);
+    let now = report_at(versions, fire, spec);
+    let state_now = state(versions, fire);
+    let over_before: BTreeSet<&str> = before
+        .iter()
+        .filter(|(_, v)| overdue(v, since))
+        .map(|(id, _)| *id)
+        .collect();
+    let over_now: BTreeSet<&str> = now
+        .iter()
+        .filter(|(_, v)| overdue(v, fire))
+        .map(|(id, _)| *id)
+        .collect();
+    let resolved = over_before
+        .difference(&over_now)
+        .map(|id| {
+            let then = before[id];
+            let how = match state_now.get(id) {
+                Some(v) if v.deleted => "deleted",
+                Some(v) if v.status == "completed" => "completed",
+                Some(v) if v.due != then.due && !overdue(v, fire) => "due date moved",
+                _ => "left the report",
+            };
+            (id.to_string(), how)
+        })
+        .collect();
+    let due_soon = state_now
+        .values()
+        .filter(|v| {
+            !v.deleted
+                && spec.min_days.is_none()
+                && spec.members.contains(&v.learner)
+                && v.status != "completed"
+                && (!spec.only_overdue || matches!(v.status, "notStarted" | "inProgress"))
+                && v.due.is_some_and(|d| d >= fire && d < fire + spec.due_soon)
+        })
+        .map(|v| v.id.clone())
+        .collect();
+    let trend = fires
+        .iter()
+        .map(|&at| {
+            let r = report_at(versions, at, spec);
+            (
+                r.len() as u64,
+                r.values().filter(|v| overdue(v, at)).count() as u64,
+                r.values().filter(|v| v.status == "completed").count() as u64,
+            )
+        })
+        .collect();
+    Expected {
+        overdue_before: over_before.len(),
+        overdue_now: over_now.len(),
+        newly: over_now
+            .difference(&over_before)
+            .map(|s| s.to_string())
+            .collect(),
+        resolved,
+        new_assignments: now.keys().filter(|id| !before.contains_key(*id)).count(),
+        due_soon,
+        trend,
+    }
+}
+
+// ---- The real path ----
+
+async fn reports(config: &Config, job_name: &str) -> Vec<Report> {
+    let job = config.job(job_name).unwrap();
+    // The mirror reaches past the fire: no sync, so no request is made.
+    let client = Client::new(ClientSettings::new(
+        "http://127.0.0.1:9".parse().unwrap(),
+        "t".to_string().into(),
+    ))
+    .unwrap();
+    let data = job::fetch(config, job, &client, t(FIRE), None)
+        .await
+        .unwrap();
+    job::reports(config, job, &data, t(FIRE))
+}
+
+/// The mirror of `versions`, reaching `[since, Nov 28)`.
+fn load_mirror(dir: &Path, versions: &[V], since: DateTime<Utc>) {
+    let mirror = SqliteMirror::open(&dir.join("state")).unwrap();
+    let now = t("2026-11-28T00:00:00Z");
+    let sync = mirror.begin_sync(since, now, now).unwrap();
+    let page: Vec<Assignment> = versions.iter().map(wire).collect();
+    mirror.stage(sync, &page).unwrap();
+    let reach = Reach { since, end: now };
+    mirror
+        .commit(
+            sync,
+            reach,
+            &Lists::default(),
+            &SyncStats::default(),
+            false,
+            now,
+        )
+        .unwrap();
+}
+
+fn check(report: &Report, want: &Expected, what: &str) {
+    let changes = report
+        .changes
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: no changes"));
+    assert_eq!(changes.since, "2026-11-16T08:00:00-06:00", "{what}");
+    assert_eq!(
+        changes.overdue_before as usize, want.overdue_before,
+        "{what}: overdue_before"
+    );
+    assert_eq!(
+        changes.overdue_now as usize, want.overdue_now,
+        "{what}: overdue_now"
+    );
+    let newly: BTreeSet<String> = changes
+        .newly_overdue
+        .iter()
+        .map(|r| r.assignment_id.clone())
+        .collect();
+    assert_eq!(newly, want.newly, "{what}: newly_overdue");
+    let resolved: BTreeMap<String, &str> = changes
+        .resolved
+        .iter()
+        .map(|r| (r.row.assignment_id.clone(), r.how))
+        .collect();
+    assert_eq!(resolved, want.resolved, "{what}: resolved");
+    assert_eq!(
+        changes.new_assignments as usize, want.new_assignments,
+        "{what}: new_assignments"
+    );
+    let due: BTreeSet<String> = report
+        .due_soon
+        .iter()
+        .map(|r| r.assignment_id.clone())
+        .collect();
+    assert_eq!(due, want.due_soon, "{what}: due_soon");
+    let trend: Vec<(u64, u64, u64)> = report
+        .trend
+        .iter()
+        .map(|p| (p.assignments, p.overdue, p.completed))
+        .collect();
+    assert_eq!(trend, want.trend, "{what}: trend");
+    let at: Vec<&str> = report.trend.iter().map(|p| p.at.as_str()).collect();
+    assert_eq!(
+        at,
+        [
+            "2026-10-26T08:00:00-05:00",
+            "2026-11-02T08:00:00-06:00",
+            "2026-11-09T08:00:00-06:00",
+            "2026-11-16T08:00:00-06:00",
+            "2026-11-23T08:00:00-06:00",
+        ],
+        "{what}: trend instants, oldest first, in the job's timezone"
+    );
+    let last = report.trend.last().unwrap();
+    assert_eq!(
+        (last.assignments, last.overdue, last.completed),
+        (
+            report.totals.assignments,
+            report.totals.overdue,
+            report.totals.completed
+        ),
+        "{what}: the last trend point is the report's own totals"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_due_soon_trend_and_narrowing_agree_with_a_simple_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = config(dir.path());
+    let teams = [
+        ("north", vec![1, 2, 3, 4, 5, 6]),
+        ("south", vec![5, 6, 7, 8, 9, 10]),
+    ];
+
+    let mut hows = BTreeSet::new();
+    let weekly = reports(&config, "weekly").await;
+    assert_eq!(
+        weekly.len(),
+        4,
+        "two teams, each plain and narrowed to 30 days"
+    );
+    for report in &weekly {
+        let team = &report.team.as_ref().unwrap().name;
+        let members = teams.iter().find(|(n, _)| n == team).unwrap().1.clone();
+        let spec = Spec {
+            members,
+            only_overdue: true,
+            min_days: report.min_days_overdue.map(i64::from),
+            due_soon: Duration::days(7),
+        };
+        let want = expected(&versions, &spec);
+        check(
+            report,
+            &want,
+            &format!("weekly {team} {:?}", report.min_days_overdue),
+        );
+        hows.extend(want.resolved.values().copied());
+        assert!(
+            !want.newly.is_empty(),
+            "the data has newly overdue ones for {team}"
+        );
+        if report.min_days_overdue.is_none() {
+            assert!(
+                !want.due_soon.is_empty(),
+                "the data has due-soon ones for {team}"
+            );
+        } else {
+            assert!(
+                report.overdue.iter().all(|r| r.days_overdue.unwrap() >= 30),
+                "a narrowed report has only 30 days or more"
+            );
+            assert!(report.totals.overdue > 0);
+        }
+    }
+    let plain = &weekly[0];
+    let narrowed = &weekly[1];
+    assert_eq!(narrowed.min_days_overdue, Some(30));
+    assert!(narrowed.totals.overdue < plain.totals.overdue);
+
+    for report in reports(&config, "everything").await {
+        let team = &report.team.as_ref().unwrap().name;
+        let members = teams.iter().find(|(n, _)| n == team).unwrap().1.clone();
+        let spec = Spec {
+            members,
+            only_overdue: false,
+            min_days: None,
+            due_soon: Duration::days(3),
+        };
+        let want = expected(&versions, &spec);
+        check(&report, &want, &format!("everything {team}"));
+        hows.extend(want.resolved.values().copied());
+        assert!(
+            want.trend.iter().all(|p| p.2 > 0),
+            "completed ones are counted"
+        );
+    }
+    assert_eq!(
+        hows,
+        BTreeSet::from(["completed", "deleted", "due date moved", "left the report"]),
+        "the generated data resolves in every way"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_previous_fire_before_the_mirrors_reach_gives_no_changes_and_a_shorter_trend() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    // The mirror's reach starts after the previous fire (Nov 16).
+    load_mirror(dir.path(), &versions, t("2026-11-20T00:00:00Z"));
+    let mut config = config(dir.path());
+    config.mirror.since = t("2026-11-20T00:00:00Z");
+
+    for report in reports(&config, "weekly").await {
+        assert_eq!(report.changes, None, "since is before the mirror's reach");
+        assert_eq!(report.trend.len(), 1, "only this fire is within the reach");
+    }
+}
