@@ -306,7 +306,8 @@ pub async fn run(
     let telemetry = Telemetry::for_config(&config);
     telemetry.health.heartbeat(Utc::now());
     let (settings, _sample) = crate::sample::client_settings(&config.samsara).await?;
-    let client = Client::new(settings)
+    let limits = crate::rate_slots::shared_limits(&config.state_dir, &settings.token);
+    let client = Client::with_limits(settings, limits)
         .context("creating the HTTP client")?
         .observed(telemetry.metrics.clone());
     // The listener first, so that a taken port stops the start with a clear error.
