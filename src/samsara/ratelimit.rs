@@ -129,10 +129,10 @@ impl Limiter {
     /// Waits until one more request may be sent.
     pub async fn acquire(&self) {
         let _turn = self.queue.lock().await;
-        if let Some(shared) = &self.shared {
-            if self.acquire_shared(shared).await {
-                return;
-            }
+        if let Some(shared) = &self.shared
+            && self.acquire_shared(shared).await
+        {
+            return;
         }
         loop {
             match self.gcra.check() {
