@@ -31,8 +31,17 @@ struct RateLimitedStream {
     limited: AtomicU64,
 }
 
-impl Respond for Arc<RateLimitedStream> {
+/// The responder, shared with the code that reads its counters.
+struct Shared(Arc<RateLimitedStream>);
+
+impl Respond for Shared {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        self.0.answer(req)
+    }
+}
+
+impl RateLimitedStream {
+    fn answer(&self, req: &Request) -> ResponseTemplate {
         let now = Instant::now();
         {
             let mut arrivals = self.arrivals.lock().unwrap();
@@ -135,7 +144,7 @@ async fn three_exports(pages: usize, shared_store: bool) -> (Duration, u64, u64)
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/training-assignments/stream"))
-        .respond_with(responder.clone())
+        .respond_with(Shared(responder.clone()))
         .mount(&server)
         .await;
     let empty = json!({"data": [], "pagination": {"endCursor": "", "hasNextPage": false}});
