@@ -182,6 +182,8 @@ async fn three_exports(pages: usize, shared_store: bool) -> (Duration, u64, u64)
                 .arg(own.join("out.csv"))
                 .env("TW_BENCH_TOKEN", "bench-token")
                 .env_remove("TRAINWATCH_CONFIG")
+                // Their warnings (429s retried, names shown by id) would bury the figures.
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("trainwatch starts")
         })
