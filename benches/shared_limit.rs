@@ -166,6 +166,8 @@ async fn three_exports(pages: usize, shared_store: bool) -> (Duration, u64, u64)
             } else {
                 own.join("state")
             };
+            // As after any `run` or `sync`: export does not create state_dir.
+            std::fs::create_dir_all(&state).unwrap();
             let config = write_config(&own, &server.uri(), &state);
             Command::new(env!("CARGO_BIN_EXE_trainwatch"))
                 .arg("--config")

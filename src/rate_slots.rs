@@ -98,9 +98,16 @@ impl SlotBook for SqliteSlots {
 }
 
 /// The rate limits of a process on `state_dir`'s store: shared with every
-/// other process on it and on `token`. When the slot book cannot be opened
-/// the process paces alone ([`RateLimits::global`]), with a warning.
+/// other process on it and on `token`. When state_dir does not exist yet the
+/// process paces alone ([`RateLimits::global`]); when the slot book cannot
+/// be opened too, with a warning.
 pub fn shared_limits(state_dir: &Path, token: &SecretString) -> Arc<RateLimits> {
+    // A command that keeps no state (`export`, `preview`) does not create
+    // state_dir just for this (an export leaves nothing behind but its
+    // output). Once anything has run there, state_dir exists and is shared.
+    if !state_dir.is_dir() {
+        return RateLimits::global();
+    }
     match SqliteSlots::open(state_dir) {
         Ok(book) => Arc::new(RateLimits::shared(Arc::new(book), token.expose_secret())),
         Err(e) => {
