@@ -221,6 +221,15 @@ async fn raw_sync_throughput() {
         bytes += body.len();
         pages.push(body);
     }
+    // The floor: a typed parse of the same bytes on one core, nothing stored.
+    let parsing = Instant::now();
+    let mut parsed = 0usize;
+    for body in &pages {
+        let page: trainwatch::samsara::Page<trainwatch::samsara::Assignment> =
+            serde_json::from_slice(body).unwrap();
+        parsed += page.data.len();
+    }
+    let parse_secs = parsing.elapsed().as_secs_f64();
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/training-assignments/stream"))
@@ -270,6 +279,40 @@ async fn raw_sync_throughput() {
         status.bytes as f64 / 1e6,
         at_rest as f64 / 1e6,
         at_rest as f64 / status.versions.max(1) as f64
+    );
+    // A report over the mirror's every assignment: the state as of the end
+    // (newest version per id, deleted included), names resolved, rolled up.
+    let end = start + Duration::days(2 * 365 + 1);
+    let building = Instant::now();
+    let state = store.state_at(end).unwrap();
+    let read_secs = building.elapsed().as_secs_f64();
+    let names = trainwatch::mirror::read::names(&store).unwrap();
+    let meta = trainwatch::report::Meta {
+        job: trainwatch::report::JobInfo {
+            name: "audit".into(),
+            schedule: "5 0 1 * *".into(),
+            timezone: "UTC".into(),
+        },
+        window: trainwatch::window::Window { start: end, end },
+        kind: "current",
+        timezone: chrono_tz::UTC,
+        generated_at: end,
+        team: None,
+        include_deleted: true,
+    };
+    let built = trainwatch::report::build(&state, &meta, &names);
+    let build_secs = building.elapsed().as_secs_f64();
+    println!(
+        "report from the mirror: {} assignments (state as of the end) read in {read_secs:.2} s, report built in {build_secs:.2} s in all: {:.0} assignments/s",
+        built.totals.assignments,
+        state.len() as f64 / build_secs
+    );
+    drop((built, state));
+    let rate = report.stats.versions as f64 / secs;
+    let floor = parsed as f64 / parse_secs;
+    println!(
+        "typed-parse floor: {parsed} versions parsed in {parse_secs:.1} s on one core: {floor:.0} versions/s; the sync runs at {:.2} of it",
+        rate / floor
     );
     // The same sync into the Postgres store, when a server is named.
     if std::env::var(trainwatch::store::postgres::TEST_URL_VAR).is_err() {

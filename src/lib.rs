@@ -11,6 +11,7 @@
 //! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
 //! - [`deliver`]: where rendered reports leave: SMTP, webhooks, archive snapshots.
 //! - [`store`]: run history and the delivery ledger (SQLite).
+//! - [`rate_slots`]: the token's request slots, shared by the processes on one state store.
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`init`]: `trainwatch init`: the token's scopes checked, a first config written.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod names;
 pub mod outbox;
+pub mod rate_slots;
 pub mod render;
 pub mod report;
 pub mod retry;

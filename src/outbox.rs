@@ -17,6 +17,28 @@ use crate::render::filters::count;
 use crate::report::Report;
 use crate::window::Window;
 
+/// The largest CSV attached to an email: 10 MiB, about 13.4 MiB once
+/// base64-encoded, under the 20–25 MB most mail servers accept for a whole
+/// message. A larger report is refused (the run fails before anything is
+/// sent) with a pointer to the archive, which holds any number of rows.
+pub const MAX_CSV_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
+
+/// The refusal of a CSV attachment of `bytes` bytes and `rows` rows, or `Ok`
+/// when it fits [`MAX_CSV_ATTACHMENT_BYTES`].
+pub fn check_csv_attachment(bytes: usize, rows: usize) -> anyhow::Result<()> {
+    const MIB: f64 = 1024.0 * 1024.0;
+    anyhow::ensure!(
+        bytes <= MAX_CSV_ATTACHMENT_BYTES,
+        "the CSV attachment would be {:.1} MiB ({}), over the {} MiB an email may carry: \
+         set attach_csv = false and read the rows in the job's archive snapshot \
+         (an `archive` delivery writes assignments.csv of any size)",
+        bytes as f64 / MIB,
+        count(rows, "assignment"),
+        MAX_CSV_ATTACHMENT_BYTES / (1024 * 1024),
+    );
+    Ok(())
+}
+
 /// File names of an archive snapshot (the manifest is written with them).
 pub const ARCHIVE_FILES: [&str; 3] = ["assignments.csv", "assignments.json", "report.html"];
 
@@ -393,6 +415,9 @@ fn outgoing(
             if to.is_empty() {
                 return Ok(None);
             }
+            if e.attach_csv {
+                check_csv_attachment(csv.len(), report.assignments.len())?;
+            }
             let rendered = renderer.email(&e.template, report, e.subject.as_deref())?;
             let inline = inline_images(&rendered.html, report)?;
             let mut email = checked_email(
@@ -628,6 +653,17 @@ pub fn failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_csv_attachment_over_the_limit_is_refused_pointing_to_the_archive() {
+        assert!(check_csv_attachment(MAX_CSV_ATTACHMENT_BYTES, 70_000).is_ok());
+        let err = check_csv_attachment(MAX_CSV_ATTACHMENT_BYTES + 1, 70_001)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("10.0 MiB (70001 assignments)"), "{err}");
+        assert!(err.contains("over the 10 MiB"), "{err}");
+        assert!(err.contains("archive"), "{err}");
+    }
 
     #[test]
     fn the_excel_csv_starts_with_a_bom_ends_records_with_crlf_and_keeps_values() {

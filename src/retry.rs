@@ -80,6 +80,18 @@ impl RetryPolicy {
         (elapsed + delay <= self.max_elapsed).then_some(delay)
     }
 
+    /// How long to wait after a 429: its `Retry-After` (capped by
+    /// `max_retry_after`, 0 when absent) plus `floor`, plus up to half the
+    /// floor at random. The floor keeps clients that got tiny `Retry-After`
+    /// values (`0.002`) from coming back at once, together, into the same
+    /// full second; the jitter spreads them out.
+    pub fn rate_limited_delay(&self, retry_after: Option<Duration>, floor: Duration) -> Duration {
+        let after = retry_after
+            .unwrap_or(Duration::ZERO)
+            .min(self.max_retry_after);
+        after + floor + (floor / 2).mul_f64(rand::rng().random::<f64>())
+    }
+
     /// Exponential backoff with jitter: half the step fixed, half random, so
     /// that clients retrying together spread out but never retry at once.
     fn backoff(&self, attempt: u32) -> Duration {
@@ -129,6 +141,25 @@ mod tests {
             p.next_delay(&limited(3600.0), 1, Duration::ZERO),
             Some(p.max_retry_after)
         );
+    }
+
+    #[test]
+    fn a_429_waits_its_retry_after_plus_the_floor_with_jitter() {
+        let p = RetryPolicy::default();
+        let floor = Duration::from_secs(1);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let d = p.rate_limited_delay(Some(Duration::from_millis(2)), floor);
+            assert!(d >= Duration::from_millis(1002), "{d:?}");
+            assert!(d <= Duration::from_millis(1502), "{d:?}");
+            seen.insert(d);
+        }
+        assert!(seen.len() > 1, "no jitter: {seen:?}");
+        let d = p.rate_limited_delay(None, floor);
+        assert!(d >= floor && d <= floor * 3 / 2, "{d:?}");
+        let d = p.rate_limited_delay(Some(Duration::from_secs(3600)), floor);
+        assert!(d >= p.max_retry_after + floor, "{d:?}");
+        assert!(d <= p.max_retry_after + floor * 3 / 2, "capped: {d:?}");
     }
 
     #[test]

@@ -285,6 +285,7 @@ impl Runner for JobRunner {
         }
         self.telemetry
             .run_done(name, fire, &summary, started.elapsed());
+        release_memory();
     }
 
     fn skipped(&self, name: &str, fire: chrono::DateTime<Utc>) {
@@ -296,6 +297,19 @@ impl Runner for JobRunner {
         ) {
             tracing::error!(job = name, "recording a skipped fire: {e}");
         }
+    }
+}
+
+/// Hands the heap a run freed back to the system. glibc keeps freed memory
+/// in its arenas (one per thread that allocated): the service kept 149 MB
+/// after a big run's 312 MB peak. `malloc_trim` returns every arena's free
+/// whole pages, so the service goes back near its idle size between runs.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it has no
+    // preconditions and may be called from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -321,7 +335,8 @@ pub async fn run_as(
     let telemetry = Telemetry::for_config(&config);
     telemetry.health.heartbeat(Utc::now());
     let (settings, _sample) = crate::sample::client_settings(&config.samsara).await?;
-    let client = Client::new(settings)
+    let limits = crate::rate_slots::shared_limits(&config.state_dir, &settings.token);
+    let client = Client::with_limits(settings, limits)
         .context("creating the HTTP client")?
         .observed(telemetry.metrics.clone());
     // The listener first, so that a taken port stops the start with a clear error.

@@ -472,3 +472,38 @@ fn the_escalation_email_says_why_the_reader_gets_it() {
         serde_json::to_string_pretty(&teams).unwrap()
     );
 }
+
+#[test]
+fn only_templates_that_name_the_rows_get_them_in_their_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, source: &str| std::fs::write(dir.path().join(name), source).unwrap();
+    // A partial that lists rows, included by a Slack message that does not
+    // name them itself.
+    write("_list.slack.json", r#"{{ assignments | length }}"#);
+    write(
+        "viaparts.slack.json",
+        r#"{"text": "{% include "_list.slack.json" %} rows"}"#,
+    );
+    write("_list.txt", r#"{{ assignments | length }}"#);
+    let renderer = Renderer::new(Some(dir.path())).unwrap();
+    let report = report();
+    let rows = report.assignments.len();
+    let first = &report.assignments[0].assignment_id;
+    assert!(rows > 0);
+
+    let slack = renderer.slack("viaparts", &report).unwrap();
+    assert!(
+        slack[0].to_string().contains(&format!("{rows} rows")),
+        "{}",
+        slack[0]
+    );
+    let text = |source: &str| renderer.render_str(source, &report).unwrap();
+    assert_eq!(text("{{ assignments | length }}"), rows.to_string());
+    assert_eq!(text(r#"{% include "_list.txt" %}"#), rows.to_string());
+    assert_eq!(
+        text("{{ totals.assignments }}"),
+        report.totals.assignments.to_string()
+    );
+    // The whole-context variable counts as reading the rows as well.
+    assert!(text("{{ __tera_context }}").contains(first.as_str()));
+}

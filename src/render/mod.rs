@@ -278,6 +278,10 @@ pub struct Renderer {
     json: Tera,
     /// Template names (file names up to the first dot), partials excluded.
     names: BTreeSet<String>,
+    /// The template files that may read `assignments`, themselves or through
+    /// a template they include, extend or import: only their contexts carry
+    /// the rows (see [`reads_rows`]).
+    row_readers: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -342,6 +346,15 @@ impl Renderer {
             .filter_map(|f| f.split('.').next())
             .map(str::to_string)
             .collect();
+        let sources: BTreeMap<&str, &str> = files
+            .iter()
+            .map(|(name, (source, _))| (name.as_str(), source.as_str()))
+            .collect();
+        let row_readers = sources
+            .iter()
+            .filter(|(_, source)| reads_rows_through(source, &sources, &mut BTreeSet::new()))
+            .map(|(name, _)| name.to_string())
+            .collect();
         let mut take = |kind| instances.remove(&kind).expect("one instance per kind");
         Ok(Self {
             html: take(Kind::Html),
@@ -350,6 +363,7 @@ impl Renderer {
             msteams: take(Kind::MsTeams),
             json: take(Kind::Json),
             names,
+            row_readers,
         })
     }
 
@@ -367,7 +381,16 @@ impl Renderer {
         report: &Report,
         subject: Option<&str>,
     ) -> Result<RenderedEmail, RenderError> {
-        self.email_of(name, &context(report)?, subject)
+        let ctx = if [".html", ".txt", ".subject"]
+            .iter()
+            .any(|ext| self.row_readers.contains(&format!("{name}{ext}")))
+            || subject.is_some_and(|s| self.inline_reads_rows(s))
+        {
+            context(report)?
+        } else {
+            report_context(report)?
+        };
+        self.email_of(name, &ctx, subject)
     }
 
     /// The `on_failure` email ([`FAILURE_TEMPLATE`]).
@@ -405,7 +428,12 @@ impl Renderer {
     /// A one-off Tera string over the report, unescaped: recipients such as
     /// `{{ team.manager }}` and subjects.
     pub fn render_str(&self, tera_source: &str, report: &Report) -> Result<String, RenderError> {
-        render_inline(&self.text, tera_source, &context(report)?)
+        let ctx = if self.inline_reads_rows(tera_source) {
+            context(report)?
+        } else {
+            report_context(report)?
+        };
+        render_inline(&self.text, tera_source, &ctx)
     }
 
     /// Compiles `tera_source` (with trainwatch's filters) without rendering
@@ -433,7 +461,7 @@ impl Renderer {
         report: &Report,
     ) -> Result<Vec<serde_json::Value>, RenderError> {
         let file = format!("{name}.slack.json");
-        let payload = render_json(&self.slack, name, &file, &context(report)?)?;
+        let payload = render_json(&self.slack, name, &file, &self.context(&file, report)?)?;
         slack::split(payload).map_err(|message| RenderError::Payload {
             template: file,
             message,
@@ -444,7 +472,7 @@ impl Renderer {
     /// (`NAME.msteams.json`), cut to fit Teams' size limit (see [`msteams`]).
     pub fn msteams(&self, name: &str, report: &Report) -> Result<serde_json::Value, RenderError> {
         let file = format!("{name}.msteams.json");
-        let payload = render_json(&self.msteams, name, &file, &context(report)?)?;
+        let payload = render_json(&self.msteams, name, &file, &self.context(&file, report)?)?;
         msteams::fit(payload).map_err(|message| RenderError::Payload {
             template: file,
             message,
@@ -460,7 +488,14 @@ impl Renderer {
         report: &Report,
         include_assignments: bool,
     ) -> Result<serde_json::Value, RenderError> {
-        let mut data = serde_json::to_value(report).map_err(|source| RenderError::Json {
+        let to_value = || serde_json::to_value(report);
+        // Rows left out are never built as JSON values in the first place.
+        let data = if include_assignments {
+            to_value()
+        } else {
+            crate::report::without_rows(to_value)
+        };
+        let mut data = data.map_err(|source| RenderError::Json {
             template: format!("{name}.json"),
             source,
         })?;
@@ -483,12 +518,105 @@ impl Renderer {
 
     /// The archive's `report.html` ([`ARCHIVE_TEMPLATE`]).
     pub fn archive_html(&self, report: &Report) -> Result<String, RenderError> {
-        render(&self.html, "audit", ARCHIVE_TEMPLATE, &context(report)?)
+        render(
+            &self.html,
+            "audit",
+            ARCHIVE_TEMPLATE,
+            &self.context(ARCHIVE_TEMPLATE, report)?,
+        )
+    }
+
+    /// Whether an inline Tera string may read the rows, itself or through
+    /// a template it includes.
+    fn inline_reads_rows(&self, source: &str) -> bool {
+        reads_rows(source)
+            || template_refs(source).any(|r| r.is_none_or(|f| self.row_readers.contains(f)))
+    }
+
+    /// The context of `report` for template `file`: with the rows only when
+    /// it may read them.
+    fn context(&self, file: &str, report: &Report) -> Result<Context, RenderError> {
+        if self.row_readers.contains(file) {
+            context(report)
+        } else {
+            report_context(report)
+        }
     }
 }
 
 fn context<T: Serialize>(data: &T) -> Result<Context, RenderError> {
     Context::from_serialize(data).map_err(|e| RenderError::Context(Box::new(e)))
+}
+
+/// The context of `report` with `assignments` empty.
+fn report_context(report: &Report) -> Result<Context, RenderError> {
+    crate::report::without_rows(|| context(report))
+}
+
+/// Whether `source` may read the rows, itself or through the templates
+/// it names (`visiting` guards against include cycles).
+fn reads_rows_through<'a>(
+    source: &'a str,
+    sources: &BTreeMap<&'a str, &'a str>,
+    visiting: &mut BTreeSet<&'a str>,
+) -> bool {
+    reads_rows(source)
+        || template_refs(source).any(|r| match r {
+            // A name that is not a literal: it could be any template.
+            None => true,
+            Some(file) => match sources.get_key_value(file) {
+                Some((&name, &inner)) => {
+                    visiting.insert(name) && reads_rows_through(inner, sources, visiting)
+                }
+                None => false,
+            },
+        })
+}
+
+/// The templates a source includes, extends or imports: `Some(name)` for a
+/// quoted name, `None` for a tag whose target is not a literal.
+fn template_refs(source: &str) -> impl Iterator<Item = Option<&str>> {
+    source.split("{%").skip(1).flat_map(|tag| {
+        let tag = tag.split("%}").next().unwrap_or("");
+        let body = tag.trim_start_matches(['-', '+']).trim_start();
+        let refers = ["include", "extends", "import"]
+            .iter()
+            .any(|k| body.starts_with(k));
+        let names: Vec<Option<&str>> = if !refers {
+            Vec::new()
+        } else {
+            let quoted: Vec<Option<&str>> = body
+                .split(['"', '\''])
+                .skip(1)
+                .step_by(2)
+                .map(Some)
+                .collect();
+            if quoted.is_empty() {
+                vec![None]
+            } else {
+                quoted
+            }
+        };
+        names
+    })
+}
+
+/// Whether a template source may read the report's rows: it names
+/// `assignments` other than as a field of something else (`totals.assignments`
+/// is a count). Errs on the side of yes: the word in prose counts too, and a
+/// yes only costs memory, a wrong no would hide rows from a template.
+fn reads_rows(source: &str) -> bool {
+    // Tera's whole-context variable shows every field without naming any.
+    if source.contains("__tera_context") {
+        return true;
+    }
+    let word = "assignments";
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    source.match_indices(word).any(|(at, _)| {
+        let before = source[..at].chars().next_back();
+        let after = source[at + word.len()..].chars().next();
+        !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
+    })
 }
 
 /// Renders `file`, telling a missing file apart from a failing one.
@@ -613,6 +741,27 @@ mod tests {
             matches!(err, RenderError::Compile { line: Some(1), .. }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn only_sources_that_name_the_rows_read_them() {
+        assert!(reads_rows("{% for a in assignments %}"));
+        assert!(reads_rows("{{ assignments | length }}"));
+        assert!(reads_rows("{{assignments[:100]}}"));
+        assert!(!reads_rows(
+            "{{ totals.assignments }} in {{ courses | length }} courses"
+        ));
+        assert!(!reads_rows("{{ my_assignments_count }}"));
+        let r = Renderer::new(None).unwrap();
+        // The built-in audit email and archive page list rows; the overdue
+        // email (which extends `_email.html`) and the digests do not.
+        assert!(r.row_readers.contains("audit.html"));
+        assert!(r.row_readers.contains(ARCHIVE_TEMPLATE));
+        assert!(!r.row_readers.contains("overdue.html"));
+        assert!(!r.row_readers.contains("digest.msteams.json"));
+        assert!(r.inline_reads_rows("{% include \"audit.txt\" %}"));
+        assert!(!r.inline_reads_rows("{% include \"overdue.txt\" %}"));
+        assert!(r.inline_reads_rows("{% include name %}"));
     }
 
     #[test]

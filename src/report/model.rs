@@ -35,6 +35,7 @@ pub struct Report {
     /// then by due date (none last), learner name, id.
     pub outstanding: Vec<DetailRow>,
     /// Every assignment in the report, names resolved (the export rows).
+    #[serde(serialize_with = "rows_unless_omitted")]
     pub assignments: Vec<Row>,
     /// Names that could not be fetched and fell back to ids, and why.
     pub warnings: Vec<String>,
@@ -49,6 +50,36 @@ pub struct Report {
     pub due_soon: Vec<DetailRow>,
     /// Totals as of this and the previous scheduled fires, oldest first (current windows).
     pub trend: Vec<super::changes::TrendPoint>,
+}
+
+thread_local! {
+    /// Set while [`without_rows`] runs on this thread.
+    static OMIT_ROWS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every [`Report`] serialized on this thread having an empty
+/// `assignments`: for template contexts whose templates never read the rows
+/// (an organisation's million rows as template values cost gigabytes), and
+/// for a JSON body that leaves them out. A flag rather than a second struct,
+/// so fields added to `Report` reach every context without a list to update.
+pub fn without_rows<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OMIT_ROWS.set(self.0);
+        }
+    }
+    let _reset = Reset(OMIT_ROWS.replace(true));
+    f()
+}
+
+fn rows_unless_omitted<S: serde::Serializer>(rows: &[Row], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq as _;
+    if OMIT_ROWS.get() {
+        s.serialize_seq(Some(0))?.end()
+    } else {
+        rows.serialize(s)
+    }
 }
 
 /// `job` in the context.

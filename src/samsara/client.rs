@@ -37,6 +37,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// 9,000 pages at the API's 5 requests per second, far beyond any real
 /// report, yet an endless cursor stops within the half hour.
 pub const DEFAULT_MAX_FETCH_TIME: Duration = Duration::from_secs(30 * 60);
+/// The least a 429 waits beyond its `Retry-After` (plus up to half of it at random).
+pub const DEFAULT_RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
+/// How long one request may keep being answered 429 before the fetch fails.
+/// 429s are the server pacing us, not errors: they are bounded by this time,
+/// not by the attempt budget.
+pub const DEFAULT_MAX_RATE_LIMITED: Duration = Duration::from_secs(10 * 60);
 
 /// Hooks for progress display, metrics and tests. Every method has a no-op default.
 pub trait Observer: Send + Sync {
@@ -67,6 +73,10 @@ pub struct ClientSettings {
     pub max_fetch_time: Duration,
     /// The largest response body read; a larger one fails the fetch.
     pub max_body_bytes: usize,
+    /// The least a 429 waits beyond its `Retry-After`.
+    pub rate_limit_floor: Duration,
+    /// How long one request may be answered 429 before it fails.
+    pub max_rate_limited: Duration,
 }
 
 impl ClientSettings {
@@ -86,6 +96,8 @@ impl ClientSettings {
             concurrency: DEFAULT_CONCURRENCY,
             max_fetch_time: c.max_fetch_time,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rate_limit_floor: DEFAULT_RATE_LIMIT_FLOOR,
+            max_rate_limited: DEFAULT_MAX_RATE_LIMITED,
         }
     }
 
@@ -101,6 +113,8 @@ impl ClientSettings {
             concurrency: DEFAULT_CONCURRENCY,
             max_fetch_time: DEFAULT_MAX_FETCH_TIME,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rate_limit_floor: DEFAULT_RATE_LIMIT_FLOOR,
+            max_rate_limited: DEFAULT_MAX_RATE_LIMITED,
         }
     }
 }
@@ -691,7 +705,11 @@ impl Client {
             settings.requests_per_second,
         );
         let started = Instant::now();
-        let mut attempt = 0u32;
+        // Attempts in all (for the message); failures other than 429, which
+        // spend the policy's attempt budget; time spent waiting after 429s,
+        // which has its own bound and does not count against the policy's.
+        let (mut attempt, mut errors) = (0u32, 0u32);
+        let mut limited_for = Duration::ZERO;
         loop {
             attempt += 1;
             limiter.acquire().await;
@@ -704,7 +722,21 @@ impl Client {
                 Err(fatal) => return Err(fatal),
             };
             let elapsed = started.elapsed();
-            match settings.retry.next_delay(&failure, attempt, elapsed) {
+            let next = match &failure {
+                AttemptFailure::RateLimited { retry_after } => {
+                    let delay = settings
+                        .retry
+                        .rate_limited_delay(*retry_after, settings.rate_limit_floor);
+                    limited_for += delay;
+                    (limited_for <= settings.max_rate_limited).then_some(delay)
+                }
+                _ => {
+                    errors += 1;
+                    let spent = elapsed.saturating_sub(limited_for);
+                    settings.retry.next_delay(&failure, errors, spent)
+                }
+            };
+            match next {
                 Some(delay) => {
                     tracing::warn!(
                         endpoint = place.endpoint.path(),

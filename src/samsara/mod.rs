@@ -10,10 +10,11 @@ mod wire;
 
 pub use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 pub use client::{
-    COURSE_STATUSES, Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME, Dedup,
-    FetchStats, Fetched, Names, Observer, StreamError,
+    COURSE_STATUSES, Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME,
+    DEFAULT_MAX_RATE_LIMITED, DEFAULT_RATE_LIMIT_FLOOR, Dedup, FetchStats, Fetched, Names,
+    Observer, StreamError,
 };
 pub use error::{ApiError, Endpoint, Place};
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
-pub use ratelimit::{Limiter, RateLimits};
+pub use ratelimit::{Limiter, RateLimits, SlotBook, WallClock, system_clock};
 pub use wire::*;

@@ -9,9 +9,17 @@
 //! evenly, so *any* one-second window holds at most `rate` of them (a
 //! burst-sized bucket would allow `2 × rate - 1` in some windows). Its clock
 //! is tokio's, so tests run it under a paused clock.
+//!
+//! Processes sharing a state store also share the token's budget: a
+//! [`RateLimits::shared`] registry books each request's slot from a
+//! [`SlotBook`] (the store's `rate_slots` table, see `crate::rate_slots`),
+//! so three processes on one token together send `rate` requests a second,
+//! not three times that. The in-process GCRA stays the path for tests and
+//! for a book that cannot be reached (with a warning).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -41,6 +49,45 @@ impl Clock for TokioClock {
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
 
+/// Where the processes sharing a token book their request slots.
+pub trait SlotBook: Send + Sync + std::fmt::Debug {
+    /// Books the next slot of `key` — at or after `now_ns` (nanoseconds since
+    /// the epoch) and `period` after the slot booked before it — and returns
+    /// its time. Must be atomic across processes.
+    fn book(&self, key: &str, period: Duration, now_ns: i64) -> Result<i64, String>;
+}
+
+/// The wall clock slots are booked on, in nanoseconds since the epoch (every
+/// process must read the same clock; tests map tokio's paused clock onto it).
+pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock as a [`WallClock`].
+pub fn system_clock() -> WallClock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    })
+}
+
+/// A limiter's share of a [`SlotBook`].
+struct Shared {
+    book: Arc<dyn SlotBook>,
+    key: String,
+    clock: WallClock,
+    /// The book failed once: said once in the log, not per request.
+    warned: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("book", &self.book)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Paces requests to at most `rate` per second, first come first served.
 #[derive(Debug)]
 pub struct Limiter {
@@ -49,6 +96,8 @@ pub struct Limiter {
     /// tokio's Mutex is fair: waiters get their turn in arrival order.
     queue: tokio::sync::Mutex<()>,
     rate: u32,
+    period: Duration,
+    shared: Option<Shared>,
 }
 
 impl Limiter {
@@ -67,6 +116,8 @@ impl Limiter {
             clock,
             queue: tokio::sync::Mutex::new(()),
             rate,
+            period,
+            shared: None,
         }
     }
 
@@ -78,6 +129,11 @@ impl Limiter {
     /// Waits until one more request may be sent.
     pub async fn acquire(&self) {
         let _turn = self.queue.lock().await;
+        if let Some(shared) = &self.shared
+            && self.acquire_shared(shared).await
+        {
+            return;
+        }
         loop {
             match self.gcra.check() {
                 Ok(()) => return,
@@ -90,10 +146,56 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Books a slot from the shared book and sleeps until it; false when
+    /// the book failed (the caller then paces in-process).
+    async fn acquire_shared(&self, shared: &Shared) -> bool {
+        let (book, key, period) = (shared.book.clone(), shared.key.clone(), self.period);
+        let now = (shared.clock)();
+        // SQLite waits on other processes' locks: off the async threads.
+        let booked = tokio::task::spawn_blocking(move || book.book(&key, period, now)).await;
+        let failure = match booked {
+            Ok(Ok(slot)) => {
+                let wait = slot.saturating_sub((shared.clock)());
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_nanos(wait as u64)).await;
+                }
+                return true;
+            }
+            Ok(Err(e)) => e,
+            Err(e) => e.to_string(),
+        };
+        if !shared.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "the shared rate limit could not be booked ({failure}); \
+                 pacing this process alone, other processes on the token may cause 429s"
+            );
+        }
+        false
+    }
+}
+
+/// How slots are shared by a [`RateLimits`] registry.
+struct SharedConfig {
+    book: Arc<dyn SlotBook>,
+    /// A fingerprint of the token (never the token): the budget is the token's.
+    token_tag: String,
+    clock: WallClock,
+}
+
 /// The limiters of a process, one per (base URL, endpoint path).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RateLimits {
     limiters: Mutex<HashMap<(String, &'static str), Arc<Limiter>>>,
+    shared: Option<SharedConfig>,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("shared", &self.shared.as_ref().map(|s| &s.book))
+            .finish_non_exhaustive()
+    }
 }
 
 impl RateLimits {
@@ -103,11 +205,41 @@ impl RateLimits {
         GLOBAL.get_or_init(Default::default).clone()
     }
 
+    /// A registry whose limiters book their slots from `book`, shared with
+    /// every process using the same book and `token`.
+    pub fn shared(book: Arc<dyn SlotBook>, token: &str) -> Self {
+        Self::shared_with_clock(book, token, system_clock())
+    }
+
+    /// [`Self::shared`] on a given wall clock (tests: tokio's paused one).
+    pub fn shared_with_clock(book: Arc<dyn SlotBook>, token: &str, clock: WallClock) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(token.as_bytes());
+        Self {
+            limiters: Mutex::default(),
+            shared: Some(SharedConfig {
+                book,
+                token_tag: hex::encode(&digest[..8]),
+                clock,
+            }),
+        }
+    }
+
     /// The limiter for `endpoint` at `base_url`, created at `rate` on first use.
     pub fn get(&self, base_url: &str, endpoint: &'static str, rate: u32) -> Arc<Limiter> {
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((base_url.trim_end_matches('/').to_string(), endpoint))
-            .or_insert_with(|| Arc::new(Limiter::new(rate)))
+        let base = base_url.trim_end_matches('/').to_string();
+        map.entry((base.clone(), endpoint))
+            .or_insert_with(|| {
+                let mut limiter = Limiter::new(rate);
+                limiter.shared = self.shared.as_ref().map(|s| Shared {
+                    book: s.book.clone(),
+                    key: format!("{base}{endpoint} {}", s.token_tag),
+                    clock: s.clock.clone(),
+                    warned: AtomicBool::new(false),
+                });
+                Arc::new(limiter)
+            })
             .clone()
     }
 }
