@@ -441,6 +441,123 @@ async fn a_driver_who_moved_yards_is_in_the_old_team_before_the_move_and_the_new
     assert!(movers_rows.is_subset(&rows_second["South"]));
 }
 
+/// Every team's report of `weekly` fired at `fire`: team name → report.
+async fn reports_at(
+    config: &Config,
+    client: &trainwatch::samsara::Client,
+    fire: DateTime<Utc>,
+) -> BTreeMap<String, trainwatch::report::Report> {
+    let job = config.job("weekly").unwrap();
+    let data = job::fetch(config, job, client, fire, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    job::reports(config, job, &data, fire)
+        .into_iter()
+        .map(|r| (r.team.clone().unwrap().name, r))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_driver_who_moved_yards_has_left_the_old_teams_report_and_is_newly_overdue_in_the_other()
+{
+    let mut before = with_movers(5, "111", "121");
+    // Two of the mover's assignments, untouched and overdue since before
+    // the previous fire (as a driver who changes yards often has).
+    for n in 0..2 {
+        let mut v = common::assignment(
+            &format!("a-1001-overdue-{n}"),
+            "1001",
+            "c1",
+            "notStarted",
+            &rfc(t0() + Duration::hours(n)),
+        );
+        v["createdAtTime"] = json!(rfc(t0() - Duration::days(1)));
+        v["dueAtTime"] = json!(rfc(t0() + Duration::days(2 + n)));
+        before.assignments.push(v);
+    }
+    // Between the two fires 1001 moves from North Yard A to South Yard.
+    let mut after = with_movers(5, "121", "121");
+    after.assignments = before.assignments.clone();
+    let server = SampleServer::start_with(content(&before)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        server.base_url.as_str(),
+        "mirror",
+        "{ current = true }",
+    );
+    let client = common::client(server.base_url.as_str());
+    let job = config.job("weekly").unwrap();
+    let now_fire = t0() + Duration::days(21);
+    let since = job::previous_fires(job, now_fire, 1)[0];
+
+    // The mirror syncs at the previous fire with the old tags, then at
+    // this one with the new.
+    server.set_now(Some(since));
+    let then = reports_at(&config, &client, since).await;
+    server.set_now(Some(now_fire));
+    let (active, deactivated) = wire_drivers(&after);
+    server.set_drivers(active, deactivated);
+    let now = reports_at(&config, &client, now_fire).await;
+
+    let movers_overdue = |report: &trainwatch::report::Report| -> BTreeSet<String> {
+        report
+            .overdue
+            .iter()
+            .filter(|r| r.learner.id == "driver-1001")
+            .map(|r| r.assignment_id.clone())
+            .collect()
+    };
+    // Overdue in North's report at the previous fire and still overdue now,
+    // but now in South's report.
+    let moved: BTreeSet<String> = movers_overdue(&then["North"])
+        .intersection(&movers_overdue(&now["South"]))
+        .cloned()
+        .collect();
+    assert!(
+        !moved.is_empty(),
+        "the mover has overdue training that moved"
+    );
+    assert!(movers_overdue(&now["North"]).is_empty());
+
+    let north = now["North"].changes.as_ref().expect("North's changes");
+    let left: BTreeSet<String> = north
+        .resolved
+        .iter()
+        .filter(|r| r.how == "left the report")
+        .map(|r| r.row.assignment_id.clone())
+        .collect();
+    assert_eq!(
+        left, moved,
+        "North: exactly the mover's overdue left the report"
+    );
+
+    let south = now["South"].changes.as_ref().expect("South's changes");
+    let newly: BTreeSet<String> = south
+        .newly_overdue
+        .iter()
+        .map(|r| r.assignment_id.clone())
+        .collect();
+    assert!(moved.is_subset(&newly), "South: {moved:?} not in {newly:?}");
+    assert!(
+        south
+            .resolved
+            .iter()
+            .all(|r| !moved.contains(&r.row.assignment_id)),
+        "what moved in is not also resolved"
+    );
+    let movers_rows_now = now["South"]
+        .assignments
+        .iter()
+        .filter(|a| a.learner_id == "driver-1001")
+        .count() as u64;
+    assert!(
+        south.new_assignments >= movers_rows_now,
+        "the mover's {movers_rows_now} assignments are new to South ({} new)",
+        south.new_assignments
+    );
+}
+
 #[tokio::test]
 async fn from_the_api_a_move_shows_at_the_next_run() {
     let before = with_movers(6, "112", "121");
