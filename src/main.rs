@@ -12,8 +12,15 @@ async fn main() -> ExitCode {
     if !matches!(cli.command, cli::Command::Run) {
         end_quietly_on_a_closed_pipe();
     }
+    // The service logs each run and sync at info; a one-shot command prints
+    // what it did itself, so by default it logs only what went wrong
+    // (warnings: retries, names that fell back to ids).
+    let default_level = match cli.command {
+        cli::Command::Run => "warn,trainwatch=info",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,trainwatch=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Colour codes only for a person at a terminal: in a pipe, a file or a
     // journal they are noise. NO_COLOR (https://no-color.org) turns them off.
     let colour = std::io::stderr().is_terminal()
