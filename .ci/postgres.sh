@@ -41,10 +41,15 @@ if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
   fi
 fi
 
-port=55432
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-  port=$((port + 1))
-done
+# The first port from $1 that nothing answers on.
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 1))
+  done
+  echo "$port"
+}
+port=$(free_port 55432)
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/trainwatch-pg.XXXXXX")"
 echo "$bin" >"$dir/bindir"
@@ -58,9 +63,19 @@ fi
 "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 # fsync off: a throwaway cluster for tests, where speed matters and a power cut does not.
-"${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >&2 \
-  || { cat "$dir/server.log" >&2; exit 1; }
+# A port free when probed can still be refused at bind (another process
+# took it, or a server just stopped there): then the next free one, a few times.
+started=""
+for attempt in 1 2 3 4 5; do
+  if "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >&2; then
+    started=yes
+    break
+  fi
+  say "could not start on port $port (attempt $attempt); trying the next free port"
+  port=$(free_port $((port + 1)))
+done
+[ -n "$started" ] || { cat "$dir/server.log" >&2; exit 1; }
 say "started Postgres ($bin) on 127.0.0.1:$port, data in $dir"
 echo "export TRAINWATCH_TEST_PG_URL=postgres://postgres@127.0.0.1:$port/postgres"
 echo "export TRAINWATCH_TEST_PG_DIR=$dir"
