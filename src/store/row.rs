@@ -11,11 +11,17 @@ use super::{Claim, DeliveryRecord, Outcome, RunRecord, Status};
 pub(super) trait Columns {
     /// The backend's error for a column that cannot be read as asked.
     type Error;
+    /// An integer (ids, counts; SQLite's 0/1 flags too).
     fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    /// An integer that may be NULL.
     fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    /// Text.
     fn text(&self, i: usize) -> Result<String, Self::Error>;
+    /// Text that may be NULL.
     fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    /// A time, however the backend stores it.
     fn time(&self, i: usize) -> Result<DateTime<Utc>, Self::Error>;
+    /// A time that may be NULL.
     fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>, Self::Error>;
 }
 
