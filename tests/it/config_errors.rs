@@ -4,7 +4,7 @@ use std::path::Path;
 
 use trainwatch::config::{ConfigErrors, load_str};
 
-mod common;
+use crate::common;
 
 use common::secrets::{HOOK, PASSWORD, TOKEN, env};
 
@@ -28,7 +28,7 @@ deliver = [{ archive = { dir = "out" } }]
 
 #[test]
 fn five_mistakes_in_five_places_are_all_reported_with_their_positions() {
-    let source = include_str!("fixtures/config/five_mistakes.toml");
+    let source = include_str!("../fixtures/config/five_mistakes.toml");
     // The missing variable is SLACK_WEBHOOK_URL: leave it out of this environment.
     let env = |name: &str| (name == "SAMSARA_API_TOKEN").then(|| TOKEN.to_string());
     let err = load_str(source, Path::new("five_mistakes.toml"), &env).unwrap_err();

@@ -4,7 +4,7 @@
 //! team's rows are checked against a deliberately simple second
 //! computation of membership: walk each driver's tag up to the top.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The Samsara client against a real HTTP server on loopback (wiremock).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

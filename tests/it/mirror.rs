@@ -3,7 +3,7 @@
 //! equal the API's, its current window equals a simple second computation,
 //! and an interrupted sync leaves it as it was.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

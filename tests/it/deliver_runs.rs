@@ -2,7 +2,7 @@
 //! snapshot and an email with the CSV to an SMTP server on loopback, twice;
 //! and a failed run telling its on_failure target.
 
-mod smtp_support;
+use crate::smtp_support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 //! Needs a Postgres server: `eval "$(bash .ci/postgres.sh)"` sets
 //! `TRAINWATCH_TEST_PG_URL` (CI does); without it the test says so loudly.
 
-mod smtp_support;
+use crate::smtp_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! limit without being read whole, and errors name the endpoint and page,
 //! never the request URL with its query string.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

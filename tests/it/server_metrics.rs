@@ -1,7 +1,7 @@
 //! `GET /metrics` of the real server on loopback: the exposition is parsed,
 //! not searched, and every series and value is checked.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! Teams Workflows and generic JSON webhooks against a real local receiver.
 
-mod webhook_support;
+use crate::webhook_support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The built-in templates, escaping, overrides from templates_dir and
 //! template errors.
 
-mod render_fixture;
+use crate::render_fixture;
 
 use render_fixture::{ACCENTED, COURSE, NASTY, report};
 use serde_json::Value;

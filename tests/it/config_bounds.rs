@@ -7,7 +7,7 @@ use std::path::Path;
 
 use trainwatch::config::{ConfigErrors, load, load_str};
 
-mod common;
+use crate::common;
 
 use common::secrets::{PASSWORD, TOKEN};
 

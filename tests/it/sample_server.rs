@@ -1,7 +1,7 @@
 //! The real client against the sample server: what it fetches is exactly
 //! what the API's semantics give over the raw sample files.
 
-mod sample_support;
+use crate::sample_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -13,7 +13,7 @@ use trainwatch::learner::LearnerId;
 use trainwatch::samsara::Status;
 use trainwatch::window::{Period, WindowSpec};
 
-mod common;
+use crate::common;
 
 use common::secrets::{HOOK, PASSWORD, TOKEN, env};
 

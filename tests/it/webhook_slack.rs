@@ -1,8 +1,8 @@
 //! Slack incoming webhooks against a real local receiver, under tokio's
 //! paused clock: retries, permanent failures, digests and pacing.
 
-mod common;
-mod webhook_support;
+use crate::common;
+use crate::webhook_support;
 
 use std::sync::Arc;
 use std::time::Duration;

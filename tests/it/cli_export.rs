@@ -1,6 +1,6 @@
 //! The real binary: `export` and `validate` against a local Samsara (wiremock).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

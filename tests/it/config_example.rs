@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use trainwatch::config::{Delivery, load_str};
 use trainwatch::window::WindowSpec;
 
-const EXAMPLE: &str = include_str!("../config.toml");
-const README: &str = include_str!("../README.md");
+const EXAMPLE: &str = include_str!("../../config.toml");
+const README: &str = include_str!("../../README.md");
 
 /// The variables the example reads, with made-up values.
 fn env(name: &str) -> Option<String> {

@@ -3,7 +3,7 @@
 //! SQLite slot book, so together they stay within the token's rate; and 429s
 //! wait their `Retry-After` plus a floor without spending the attempt budget.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `export --out FILE` writes exactly what `export` prints, through a
 //! buffer, and the file gets the user's usual mode (0666 less the umask).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

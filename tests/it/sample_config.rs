@@ -1,7 +1,7 @@
 //! `sample/config.toml` and `samsara.sample_data`: the sample config loads
 //! with no environment, and its jobs fetch through the sample server.
 
-mod sample_support;
+use crate::sample_support;
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};

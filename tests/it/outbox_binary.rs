@@ -5,7 +5,7 @@
 //! restarted service sends exactly the rest: every manager gets exactly one
 //! email for that fire, and `history` shows the run as finished later.
 
-mod smtp_support;
+use crate::smtp_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! real SMTP server on loopback and parsed back), and a run whose previous
 //! fire predates the mirror's reach renders without `changes`.
 
-mod smtp_support;
+use crate::smtp_support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

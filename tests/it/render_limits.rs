@@ -1,6 +1,6 @@
 //! Slack's and Teams' limits hold however big the report is.
 
-mod render_fixture;
+use crate::render_fixture;
 
 use render_fixture::{report, with_courses, with_overdue};
 use serde_json::Value;

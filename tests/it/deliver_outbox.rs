@@ -3,7 +3,7 @@
 //! four emails are refused sends a failure notice that says exactly which
 //! went out and which did not, once.
 
-mod smtp_support;
+use crate::smtp_support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -19,8 +19,8 @@ use trainwatch::names::{
 use trainwatch::samsara::{Assignment, Course, Driver, Page};
 use trainwatch::window::{Period, WindowSpec, compute};
 
-const EXAMPLE: &str = include_str!("../config.toml");
-const STREAM_PAGE: &str = include_str!("../sample/api/stream-page-01.json");
+const EXAMPLE: &str = include_str!("../../config.toml");
+const STREAM_PAGE: &str = include_str!("../../sample/api/stream-page-01.json");
 
 /// A fixed environment: the example's variables, set; others unset.
 fn env(name: &str) -> Option<String> {

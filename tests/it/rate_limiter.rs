@@ -1,6 +1,6 @@
 //! The limiter on its own, under tokio's paused clock.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

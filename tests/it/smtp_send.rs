@@ -2,7 +2,7 @@
 //! plain, STARTTLS and implicit TLS with a private CA, AUTH, what arrives on
 //! the server side, failure classes, retries, and one session per run.
 
-mod smtp_support;
+use crate::smtp_support;
 
 use std::time::Duration;
 

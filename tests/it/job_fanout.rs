@@ -1,6 +1,6 @@
 //! Per-team fan-out: one fetch of the union of the teams' learners, rows split per team.
 
-mod common;
+use crate::common;
 
 use common::{assignment, page};
 use serde_json::json;
