@@ -4,21 +4,15 @@
 //! went out and which did not, once.
 
 use crate::smtp_support;
+use crate::support::TestRun;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use smtp_support::{Script, TestSmtp};
-use trainwatch::config::{self, ArchiveDelivery, Config, Delivery, EmailDelivery, WhenEmpty};
-use trainwatch::deliver::dispatch::Dispatcher;
-use trainwatch::deliver::webhook::WebhookSender;
+use smtp_support::Script;
+use trainwatch::config::{ArchiveDelivery, Config, Delivery, EmailDelivery, WhenEmpty};
 use trainwatch::job::{self, DeliveryOutcome};
 use trainwatch::render::Renderer;
-use trainwatch::retry::RetryPolicy;
-use trainwatch::samsara::{Client, RateLimits};
-use trainwatch::store::Store;
 
 const JOB: &str = "weekly-overdue";
 
@@ -26,23 +20,10 @@ fn fire() -> DateTime<Utc> {
     "2026-11-23T14:00:00Z".parse().unwrap()
 }
 
-fn policy() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 2,
-        max_elapsed: Duration::from_secs(5),
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        max_retry_after: Duration::from_secs(1),
-    }
-}
-
-/// The sample config, mail to `smtp`, state in `dir`, the weekly job
-/// sending every team (empty or not) to `deliver`, failures to ops.
-fn sample_config(smtp: &TestSmtp, dir: &Path, deliver: Vec<Delivery>) -> Config {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut config = config::load(&root.join("sample/config.toml")).unwrap();
-    config.smtp = Some(smtp.config("127.0.0.1"));
-    config.state_dir = dir.join("state");
+/// The sample config of `app`, the weekly job sending every team (empty
+/// or not) to `deliver`, failures to ops.
+fn sample_config(app: &TestRun, deliver: Vec<Delivery>) -> Config {
+    let mut config = app.config.clone();
     let job = config.jobs.iter_mut().find(|j| j.name == JOB).unwrap();
     job.when_empty = WhenEmpty::Send;
     job.deliver = deliver;
@@ -58,50 +39,20 @@ fn sample_config(smtp: &TestSmtp, dir: &Path, deliver: Vec<Delivery>) -> Config 
     config
 }
 
-async fn run(config: &Config, store: &Store) -> job::RunSummary {
-    let job = config.job(JOB).unwrap();
-    let (settings, _server) = trainwatch::sample::client_settings(&config.samsara)
-        .await
-        .unwrap();
-    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
-    let renderer = Renderer::new(None).unwrap();
-    let webhooks = WebhookSender::with_settings(
-        Some(Duration::from_secs(5)),
-        Arc::new(RateLimits::default()),
-    )
-    .unwrap();
-    let dispatcher = Dispatcher::with_parts(config, None, webhooks, policy()).unwrap();
-    let summary = job::run(
-        config,
-        job,
-        &client,
-        &renderer,
-        store,
-        &dispatcher,
-        fire(),
-        Utc::now,
-    )
-    .await
-    .unwrap();
-    dispatcher.close().await;
-    summary
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn each_team_of_a_per_team_archive_gets_its_own_snapshot_and_manifest() {
-    let smtp = TestSmtp::plain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("audit");
+    let app = TestRun::sample().smtp().start().await;
+    let dir = app.path();
+    let archive = dir.join("audit");
     let config = sample_config(
-        &smtp,
-        dir.path(),
+        &app,
         vec![Delivery::Archive(ArchiveDelivery {
             dir: archive.clone(),
         })],
     );
-    let store = Store::open(&config.state_dir).unwrap();
+    let store = app.store();
 
-    let summary = run(&config, &store).await;
+    let summary = app.job_with(&config, JOB, fire(), &store).await;
 
     assert!(!summary.failed(), "{summary:?}");
     assert_eq!(
@@ -139,7 +90,7 @@ async fn each_team_of_a_per_team_archive_gets_its_own_snapshot_and_manifest() {
         );
     }
 
-    let again = run(&config, &store).await;
+    let again = app.job_with(&config, JOB, fire(), &store).await;
     assert!(
         again
             .deliveries
@@ -151,18 +102,19 @@ async fn each_team_of_a_per_team_archive_gets_its_own_snapshot_and_manifest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_notice_names_what_went_out_and_what_did_not() {
-    let smtp = TestSmtp::start(Script {
-        refuse_recipients: vec![
-            "sam.lee@example.com".into(),
-            "renee.gagnon@example.com".into(),
-        ],
-        ..Script::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
+    let app = TestRun::sample()
+        .smtp_script(Script {
+            refuse_recipients: vec![
+                "sam.lee@example.com".into(),
+                "renee.gagnon@example.com".into(),
+            ],
+            ..Script::default()
+        })
+        .start()
+        .await;
+    let smtp = app.smtp();
     let config = sample_config(
-        &smtp,
-        dir.path(),
+        &app,
         vec![Delivery::Email(EmailDelivery {
             to: vec!["{{ team.manager }}".into()],
             cc: vec![],
@@ -173,9 +125,9 @@ async fn a_failure_notice_names_what_went_out_and_what_did_not() {
             csv_excel: false,
         })],
     );
-    let store = Store::open(&config.state_dir).unwrap();
+    let store = app.store();
 
-    let summary = run(&config, &store).await;
+    let summary = app.job_with(&config, JOB, fire(), &store).await;
 
     assert!(summary.failed());
     let messages = smtp.messages();
@@ -242,17 +194,19 @@ fn email_to_managers() -> Vec<Delivery> {
 async fn a_transient_failure_is_sent_by_the_services_outbox_pass_once_its_retry_is_due() {
     use std::collections::VecDeque;
     // Both attempts of the run at the first email get "421 try later".
-    let smtp = TestSmtp::start(Script {
-        data_replies: VecDeque::from([(421, "try later".into()), (421, "try later".into())]),
-        ..Script::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = sample_config(&smtp, dir.path(), email_to_managers());
+    let app = TestRun::sample()
+        .smtp_script(Script {
+            data_replies: VecDeque::from([(421, "try later".into()), (421, "try later".into())]),
+            ..Script::default()
+        })
+        .start()
+        .await;
+    let smtp = app.smtp();
+    let mut config = sample_config(&app, email_to_managers());
     config.jobs.iter_mut().for_each(|j| j.on_failure.clear());
-    let store = Store::open(&config.state_dir).unwrap();
+    let store = app.store();
 
-    let first = run(&config, &store).await;
+    let first = app.job_with(&config, JOB, fire(), &store).await;
     assert!(first.failed());
     assert_eq!(smtp.messages().len(), 3, "three of four teams");
     let failed = store
@@ -267,17 +221,7 @@ async fn a_transient_failure_is_sent_by_the_services_outbox_pass_once_its_retry_
 
     // The service's pass before it is due sends nothing; at its time, it sends it.
     let job = config.job(JOB).unwrap();
-    let dispatcher = Dispatcher::with_parts(
-        &config,
-        None,
-        WebhookSender::with_settings(
-            Some(Duration::from_secs(5)),
-            Arc::new(RateLimits::default()),
-        )
-        .unwrap(),
-        policy(),
-    )
-    .unwrap();
+    let dispatcher = app.dispatcher(&config);
     let control = job::Control::default();
     let early = retry_at - chrono::TimeDelta::seconds(1);
     let none = job::resume_pending(&config, job, &store, &dispatcher, || early, &control)
@@ -306,29 +250,16 @@ async fn a_transient_failure_is_sent_by_the_services_outbox_pass_once_its_retry_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fire_whose_job_another_process_holds_waits_then_is_recorded_as_failed() {
-    let smtp = TestSmtp::plain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = sample_config(&smtp, dir.path(), email_to_managers());
-    let store = Store::open(&config.state_dir).unwrap();
-    let other_process = Store::open(&config.state_dir).unwrap();
+    let app = TestRun::sample().smtp().start().await;
+    let smtp = app.smtp();
+    let config = sample_config(&app, email_to_managers());
+    let store = app.store();
+    let other_process = app.store();
     let _held = other_process.lock_job(JOB).unwrap();
 
     let job = config.job(JOB).unwrap();
-    let (settings, _server) = trainwatch::sample::client_settings(&config.samsara)
-        .await
-        .unwrap();
-    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
-    let dispatcher = Dispatcher::with_parts(
-        &config,
-        None,
-        WebhookSender::with_settings(
-            Some(Duration::from_secs(5)),
-            Arc::new(RateLimits::default()),
-        )
-        .unwrap(),
-        policy(),
-    )
-    .unwrap();
+    let (client, _server) = app.data_client(&config).await;
+    let dispatcher = app.dispatcher(&config);
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let control = job::Control::new(stopped, Duration::from_millis(300));
     let summary = job::run_controlled(

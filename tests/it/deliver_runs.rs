@@ -3,89 +3,22 @@
 //! and a failed run telling its on_failure target.
 
 use crate::smtp_support;
-
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use crate::support::TestRun;
 
 use chrono::{DateTime, Utc};
-use smtp_support::TestSmtp;
-use trainwatch::config::{self, Config, Delivery};
-use trainwatch::deliver::dispatch::Dispatcher;
-use trainwatch::deliver::webhook::WebhookSender;
-use trainwatch::job::{self, DeliveryOutcome};
-use trainwatch::render::Renderer;
-use trainwatch::retry::RetryPolicy;
-use trainwatch::samsara::{Client, RateLimits};
-use trainwatch::store::Store;
+use trainwatch::job::DeliveryOutcome;
 
 fn fire() -> DateTime<Utc> {
     "2026-11-01T05:05:00Z".parse().unwrap()
 }
 
-fn policy() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 2,
-        max_elapsed: Duration::from_secs(5),
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        max_retry_after: Duration::from_secs(1),
-    }
-}
-
-/// The sample config with its mail going to `smtp`, its archive and state in `dir`.
-fn sample_config(smtp: &TestSmtp, dir: &Path) -> Config {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut config = config::load(&root.join("sample/config.toml")).unwrap();
-    config.smtp = Some(smtp.config("127.0.0.1"));
-    config.state_dir = dir.join("state");
-    for job in &mut config.jobs {
-        for d in &mut job.deliver {
-            if let Delivery::Archive(a) = d {
-                a.dir = dir.join("audit");
-            }
-        }
-    }
-    config
-}
-
-async fn run(config: &Config, name: &str, store: &Store) -> job::RunSummary {
-    let job = config.job(name).unwrap();
-    let (settings, _server) = trainwatch::sample::client_settings(&config.samsara)
-        .await
-        .unwrap();
-    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
-    let renderer = Renderer::new(None).unwrap();
-    let webhooks = WebhookSender::with_settings(
-        Some(Duration::from_secs(5)),
-        Arc::new(RateLimits::default()),
-    )
-    .unwrap();
-    let dispatcher = Dispatcher::with_parts(config, None, webhooks, policy()).unwrap();
-    let summary = job::run(
-        config,
-        job,
-        &client,
-        &renderer,
-        store,
-        &dispatcher,
-        fire(),
-        Utc::now,
-    )
-    .await
-    .unwrap();
-    dispatcher.close().await;
-    summary
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_monthly_audit_is_archived_and_emailed_once_even_when_run_twice() {
-    let smtp = TestSmtp::plain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = sample_config(&smtp, dir.path());
-    let store = Store::open(&config.state_dir).unwrap();
+    let app = TestRun::sample().smtp().start().await;
+    let (smtp, dir) = (app.smtp(), app.path());
+    let store = app.store();
 
-    let first = run(&config, "monthly-audit", &store).await;
+    let first = app.job("monthly-audit", fire(), &store).await;
 
     assert!(!first.failed(), "{first:?}");
     let outcomes: Vec<_> = first.deliveries.iter().map(|d| d.outcome.clone()).collect();
@@ -106,7 +39,7 @@ async fn the_monthly_audit_is_archived_and_emailed_once_even_when_run_twice() {
         Some("Training audit — October 2026")
     );
     let attachment = parsed.attachments().next().expect("the CSV attachment");
-    let folder = std::fs::read_dir(dir.path().join("audit/monthly-audit"))
+    let folder = std::fs::read_dir(dir.join("audit/monthly-audit"))
         .unwrap()
         .next()
         .unwrap()
@@ -124,7 +57,7 @@ async fn the_monthly_audit_is_archived_and_emailed_once_even_when_run_twice() {
     assert_eq!(manifest["query"]["startTime"], "2026-10-01T05:00:00.000Z");
     assert_eq!(manifest["query"]["endTime"], "2026-11-01T05:00:00.000Z");
 
-    let second = run(&config, "monthly-audit", &store).await;
+    let second = app.job("monthly-audit", fire(), &store).await;
 
     assert!(!second.failed(), "{second:?}");
     assert!(
@@ -142,17 +75,17 @@ async fn the_monthly_audit_is_archived_and_emailed_once_even_when_run_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_whose_fetch_fails_sends_nothing_but_the_on_failure_email() {
-    let smtp = TestSmtp::plain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = sample_config(&smtp, dir.path());
+    let app = TestRun::sample().smtp().start().await;
+    let (smtp, dir) = (app.smtp(), app.path());
+    let mut config = app.config.clone();
     config.samsara.sample_data = None;
     config.samsara.base_url = format!("http://127.0.0.1:{}", smtp_support::closed_port())
         .parse()
         .unwrap();
     config.samsara.max_attempts = 1;
-    let store = Store::open(&config.state_dir).unwrap();
+    let store = app.store();
 
-    let summary = run(&config, "monthly-audit", &store).await;
+    let summary = app.job_with(&config, "monthly-audit", fire(), &store).await;
 
     assert!(summary.failed());
     let error = summary.error.clone().unwrap();
@@ -167,7 +100,7 @@ async fn a_run_whose_fetch_fails_sends_nothing_but_the_on_failure_email() {
     let text = parsed.body_text(0).unwrap();
     assert!(text.contains("fetching assignments"), "{text}");
     assert!(
-        !dir.path().join("audit").exists(),
+        !dir.join("audit").exists(),
         "no archive from a failed fetch"
     );
     let runs = store.runs(Some("monthly-audit"), 1).unwrap();
@@ -177,42 +110,21 @@ async fn a_run_whose_fetch_fails_sends_nothing_but_the_on_failure_email() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_team_without_a_manager_is_skipped_with_a_reason_and_the_other_managers_get_their_email()
 {
-    let smtp = TestSmtp::plain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = sample_config(&smtp, dir.path());
+    let app = TestRun::sample().smtp().start().await;
+    let smtp = app.smtp();
+    let mut config = app.config.clone();
     // As a team from tags without a manager would come (validate rejects it in the file).
     config.teams.get_mut("south-yard").unwrap().manager = None;
-    let store = Store::open(&config.state_dir).unwrap();
-    let job = config.job("weekly-overdue").unwrap();
-    let (settings, _server) = trainwatch::sample::client_settings(&config.samsara)
-        .await
-        .unwrap();
-    let client = Client::with_limits(settings, Arc::new(RateLimits::default())).unwrap();
-    let dispatcher = Dispatcher::with_parts(
-        &config,
-        None,
-        WebhookSender::with_settings(
-            Some(Duration::from_secs(5)),
-            Arc::new(RateLimits::default()),
-        )
-        .unwrap(),
-        policy(),
-    )
-    .unwrap();
+    let store = app.store();
 
-    let summary = job::run(
-        &config,
-        job,
-        &client,
-        &Renderer::new(None).unwrap(),
-        &store,
-        &dispatcher,
-        "2026-11-23T14:00:00Z".parse().unwrap(),
-        Utc::now,
-    )
-    .await
-    .unwrap();
-    dispatcher.close().await;
+    let summary = app
+        .job_with(
+            &config,
+            "weekly-overdue",
+            "2026-11-23T14:00:00Z".parse().unwrap(),
+            &store,
+        )
+        .await;
 
     assert!(!summary.failed(), "{summary:?}");
     let skipped: Vec<_> = summary

@@ -3,7 +3,9 @@
 //! failure still names its file: `mirror::some_test`. Run one of them with
 //! `cargo test --test it mirror::`.
 
-// Helpers shared by the modules below.
+// The harness (TestRun) and the helpers shared by the modules below.
+mod support;
+
 mod common;
 mod render_fixture;
 mod sample_support;

@@ -30,15 +30,9 @@ fn email() -> Email {
     }
 }
 
-/// Retries without real waiting: 1–5 ms backoff.
+/// Retries without real waiting: up to three attempts, 10–100 ms apart.
 fn quick_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        max_elapsed: Duration::from_secs(10),
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_retry_after: Duration::from_secs(1),
-    }
+    crate::support::fast_retry(3)
 }
 
 #[tokio::test]

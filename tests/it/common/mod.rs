@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use trainwatch::samsara::{Client, ClientSettings, Endpoint, Observer, RateLimits, RetryPolicy};
+use trainwatch::samsara::{Client, ClientSettings, Endpoint, Observer, RateLimits};
 
 /// One assignment as the stream endpoint sends it.
 pub fn assignment(id: &str, learner: &str, course: &str, status: &str, updated: &str) -> Value {
@@ -35,13 +35,7 @@ pub fn settings(uri: &str) -> ClientSettings {
     let mut s = ClientSettings::new(uri.parse().unwrap(), SecretString::from("test-token"));
     s.timeout = None;
     s.requests_per_second = 1000;
-    s.retry = RetryPolicy {
-        max_attempts: 6,
-        max_elapsed: Duration::from_secs(60),
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(100),
-        max_retry_after: Duration::from_secs(5),
-    };
+    s.retry = crate::support::fast_retry(6);
     s
 }
 

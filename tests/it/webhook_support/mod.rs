@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -135,13 +134,7 @@ async fn receive(
 
 /// Fast retries, generous budget; `Retry-After` honoured up to 5 s.
 pub fn policy() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        max_elapsed: Duration::from_secs(60),
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(100),
-        max_retry_after: Duration::from_secs(5),
-    }
+    crate::support::fast_retry(4)
 }
 
 /// A sender with no timers in its HTTP client (see
