@@ -6,13 +6,11 @@
 //! email for that fire, and `history` shows the run as finished later.
 
 use crate::smtp_support;
+use crate::support::service::{Service, received_by_manager, trainwatch, write_per_team_config};
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use chrono::{Timelike, Utc};
 use smtp_support::{Script, TestSmtp};
 
@@ -21,63 +19,13 @@ const TEAMS: usize = 40;
 /// A service config: one per-team email job of 40 teams that fires once,
 /// a few seconds from now, and mail to `smtp`.
 fn write_config(dir: &Path, smtp: &TestSmtp) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fire = Utc::now() + chrono::TimeDelta::seconds(4);
-    let mut teams = String::new();
-    for i in 1..=TEAMS {
-        teams.push_str(&format!(
-            "[teams.team-{i:02}]\nmanager = \"Manager {i:02} <m{i:02}@example.com>\"\nlearners = [\"driver-281474\"]\n\n"
-        ));
-    }
-    let config = format!(
-        r#"timezone = "UTC"
-state_dir = "{state}"
-catch_up = "1h"
-
-[samsara]
-sample_data = "{api}"
-requests_per_second = 100
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-from = "Training Reports <training@example.com>"
-
-{teams}
-[[jobs]]
-name = "per-team"
-schedule = "{s} {m} {h} * * *"
-window = {{ last = "365d" }}
-per_team = true
-when_empty = "send"
-deliver = [{{ email = {{ to = ["{{{{ team.manager }}}}"], template = "overdue" }} }}]
-"#,
-        state = dir.join("state").display(),
-        api = root.join("sample/api").display(),
-        port = smtp.addr.port(),
-        s = fire.second(),
-        m = fire.minute(),
-        h = fire.hour(),
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    path
+    let schedule = format!("{} {} {} * * *", fire.second(), fire.minute(), fire.hour());
+    write_per_team_config(dir, smtp, TEAMS, &schedule, "1h", "")
 }
 
-fn trainwatch(config: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("trainwatch").unwrap();
-    cmd.arg("--config").arg(config);
-    cmd
-}
-
-fn start_service(config: &Path, log: &Path) -> Child {
-    trainwatch(config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+fn start_service(config: &Path, log: &Path) -> Service {
+    Service::start(config, log, None)
 }
 
 /// Waits (up to a minute) until `done` holds for the messages received.
@@ -107,18 +55,6 @@ fn history(config: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Recipient → the Message-IDs of the messages it received.
-fn received_by_manager(smtp: &TestSmtp) -> BTreeMap<String, Vec<String>> {
-    let mut by = BTreeMap::<String, Vec<String>>::new();
-    for m in smtp.messages() {
-        let id = m.parsed().message_id().unwrap_or_default().to_string();
-        for r in &m.recipients {
-            by.entry(r.clone()).or_default().push(id.clone());
-        }
-    }
-    by
-}
-
 async fn stopped_part_way_then_restarted(signal: &str) {
     let smtp = TestSmtp::start(Script {
         data_delay: Duration::from_millis(300),
@@ -135,12 +71,8 @@ async fn stopped_part_way_then_restarted(signal: &str) {
     wait_for(&smtp, "the first ten emails", &first_log, |n| n >= 10).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stopped_at = Instant::now();
-    let status = Command::new("kill")
-        .args([signal, &service.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = service.wait().unwrap();
+    service.signal(signal);
+    let exit = service.child.wait().unwrap();
     if signal == "-TERM" {
         assert_eq!(
             exit.code(),
@@ -180,11 +112,8 @@ async fn stopped_part_way_then_restarted(signal: &str) {
     wait_for(&smtp, "all forty emails", &second_log, |n| n >= TEAMS).await;
     // Time for a duplicate to show up, if the service were to send one.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    Command::new("kill")
-        .args(["-TERM", &service.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(service.wait().unwrap().code(), Some(0));
+    service.signal("-TERM");
+    assert_eq!(service.child.wait().unwrap().code(), Some(0));
 
     let received = received_by_manager(&smtp);
     let expected: Vec<String> = (1..=TEAMS)

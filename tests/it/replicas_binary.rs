@@ -11,13 +11,12 @@
 //! `TRAINWATCH_TEST_PG_URL` (CI does); without it the test says so loudly.
 
 use crate::smtp_support;
+use crate::support::service::{JOB, Service, trainwatch, write_per_team_config};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use secrecy::ExposeSecret as _;
 use smtp_support::{Script, TestSmtp};
 use trainwatch::store::{RunRecord, Store, postgres::PgStore};
@@ -31,103 +30,35 @@ const DATA_DELAY: Duration = Duration::from_millis(250);
 /// its claim and the first send of the takeover.
 const TAKEOVER_SLACK: Duration = Duration::from_secs(2);
 
+/// Three replicas' config: a Postgres store at `url` with a short lease, a
+/// health server each, and the per-team job every 10 seconds.
 fn write_config(dir: &Path, smtp: &TestSmtp, url: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut teams = String::new();
-    for i in 1..=TEAMS {
-        teams.push_str(&format!(
-            "[teams.team-{i:02}]\nmanager = \"Manager {i:02} <m{i:02}@example.com>\"\nlearners = [\"driver-281474\"]\n\n"
-        ));
-    }
-    let config = format!(
-        r#"timezone = "UTC"
-state_dir = "{state}"
-catch_up = "0"
-
-[store]
-url = "{url}"
-lease = "{lease}s"
-
-[server]
-listen = "127.0.0.1:0"
-
-[samsara]
-sample_data = "{api}"
-requests_per_second = 100
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-from = "Training Reports <training@example.com>"
-
-{teams}
-[[jobs]]
-name = "per-team"
-schedule = "*/10 * * * * *"
-window = {{ last = "365d" }}
-per_team = true
-when_empty = "send"
-deliver = [{{ email = {{ to = ["{{{{ team.manager }}}}"], template = "overdue" }} }}]
-"#,
-        state = dir.join("state").display(),
-        api = root.join("sample/api").display(),
-        port = smtp.addr.port(),
-        lease = LEASE.as_secs(),
+    let extra = format!(
+        "\n[store]\nurl = \"{url}\"\nlease = \"{}s\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n",
+        LEASE.as_secs()
     );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    path
+    write_per_team_config(dir, smtp, TEAMS, "*/10 * * * * *", "0", &extra)
 }
 
-struct Replica {
-    id: String,
-    child: Child,
-    log: PathBuf,
-}
+type Replica = Service;
 
 fn start(config: &Path, id: &str, dir: &Path) -> Replica {
-    let log = dir.join(format!("{id}.log"));
-    let child = Command::cargo_bin("trainwatch")
-        .unwrap()
-        .arg("--config")
-        .arg(config)
-        .args(["--replica-id", id, "run"])
-        .env("TRAINWATCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Replica {
-        id: id.to_string(),
-        child,
-        log,
-    }
+    Service::start(config, &dir.join(format!("{id}.log")), Some(id))
 }
 
 fn signal(r: &Replica, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &r.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {sig} {}", r.id);
+    r.signal(sig);
 }
 
 fn logs(replicas: &[Replica]) -> String {
     replicas
         .iter()
-        .map(|r| {
-            format!(
-                "--- {} ---\n{}",
-                r.id,
-                std::fs::read_to_string(&r.log).unwrap_or_default()
-            )
-        })
+        .map(|r| format!("--- {} ---\n{}", r.id, r.log()))
         .collect()
 }
 
 fn runs(store: &Store) -> Vec<RunRecord> {
-    store.runs(Some("per-team"), 200).unwrap()
+    store.runs(Some(JOB), 200).unwrap()
 }
 
 /// Polls the store until `pick` finds a run, at most `max`.
@@ -164,7 +95,7 @@ fn mid_run(r: &RunRecord, on: &[&str]) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_replicas_send_each_fire_once_through_a_kill_and_a_stall_past_the_lease() {
-    let Some(url) = trainwatch::store::postgres::test_database("replicas_binary") else {
+    let Some(url) = crate::support::postgres("replicas_binary") else {
         return;
     };
     let smtp = TestSmtp::start(Script {
@@ -390,11 +321,8 @@ async fn three_replicas_send_each_fire_once_through_a_kill_and_a_stall_past_the_
         "the paused replica noticed: {paused_log}"
     );
     // history shows every replica's runs, each with the replica that ran it.
-    let out = Command::cargo_bin("trainwatch")
-        .unwrap()
-        .arg("--config")
-        .arg(&config)
-        .args(["history", "per-team", "--limit", "100"])
+    let out = trainwatch(&config)
+        .args(["history", JOB, "--limit", "100"])
         .output()
         .unwrap();
     let history = String::from_utf8_lossy(&out.stdout);

@@ -13,6 +13,8 @@
 //! [`service`] drives the real binary as a service.
 #![allow(dead_code)] // not every helper is used by every module yet
 
+pub mod service;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
