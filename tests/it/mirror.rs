@@ -3,7 +3,7 @@
 //! equal the API's, its current window equals a simple second computation,
 //! and an interrupted sync leaves it as it was.
 
-use crate::common;
+use crate::support::TestRun;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -17,7 +17,7 @@ use trainwatch::config::{self, Config};
 use trainwatch::export::Row;
 use trainwatch::job;
 use trainwatch::mirror::{self, MirrorStore, SqliteMirror};
-use trainwatch::sample::{SampleContent, SampleServer};
+use trainwatch::sample::SampleContent;
 
 /// The generated organisation's first instant; DST starts in Chicago on Mar 8.
 fn t0() -> DateTime<Utc> {
@@ -327,10 +327,13 @@ proptest! {
             _ => (1..5).map(|i| t0() + Duration::days(i * 8)).collect(), // regular
         };
         runtime().block_on(async {
-            let server = SampleServer::start_with(content(&org, page_size)).await.unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            let config = config(dir.path(), server.base_url.as_str(), overlap, &window, &filters);
-            let client = common::client(server.base_url.as_str());
+            let app = TestRun::generated(content(&org, page_size))
+                .config(|dir, uri| config(dir, uri, overlap, &window, &filters))
+                .start()
+                .await;
+            let server = app.server();
+            let config = app.config.clone();
+            let client = app.client();
             let store = SqliteMirror::open(&config.state_dir).unwrap();
             for at in &syncs {
                 server.set_now(Some(*at));
@@ -447,8 +450,6 @@ fn the_current_window_is_the_newest_version_before_the_fire_instant_then_the_fil
             &[]
         };
         rt.block_on(async {
-            let server = SampleServer::start_with(content(&org, 7)).await.unwrap();
-            let dir = tempfile::tempdir().unwrap();
             let mut f = Vec::new();
             if !learners.is_empty() {
                 f.push(format!(
@@ -467,15 +468,14 @@ fn the_current_window_is_the_newest_version_before_the_fire_instant_then_the_fil
                 f.push("include_deleted = true".into());
             }
             let filters = format!("{{ {} }}", f.join(", "));
-            let mut config = config(
-                dir.path(),
-                server.base_url.as_str(),
-                "10m",
-                "{ current = true }",
-                &filters,
-            );
+            let app = TestRun::generated(content(&org, 7))
+                .config(|dir, uri| config(dir, uri, "10m", "{ current = true }", &filters))
+                .start()
+                .await;
+            let server = app.server();
+            let mut config = app.config.clone();
             config.mirror.since = from - Duration::days(1);
-            let client = common::client(server.base_url.as_str());
+            let client = app.client();
             // Synced in two steps, the second reaching past nothing new.
             let store = SqliteMirror::open(&config.state_dir).unwrap();
             server.set_now(Some(t0()));
@@ -556,17 +556,14 @@ async fn a_sync_failing_mid_way_leaves_the_mirror_as_it_was_and_the_next_one_com
     let mut rng = StdRng::seed_from_u64(7);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 80, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ current = true }",
-        "{}",
-    );
+    let app = TestRun::generated(content(&org, 5))
+        .config(|dir, uri| config(dir, uri, "10m", "{ current = true }", "{}"))
+        .start()
+        .await;
+    let server = app.server();
+    let mut config = app.config.clone();
     config.samsara.max_attempts = 2;
-    let client = common::client(server.base_url.as_str());
+    let client = app.client();
     let store = SqliteMirror::open(&config.state_dir).unwrap();
     let half = t0() + Duration::days(20);
     server.set_now(Some(half));
@@ -619,16 +616,13 @@ async fn a_sync_to_an_instant_the_mirror_already_reaches_reads_nothing() {
     let mut rng = StdRng::seed_from_u64(3);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 10, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ current = true }",
-        "{}",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org, 5))
+        .config(|dir, uri| config(dir, uri, "10m", "{ current = true }", "{}"))
+        .start()
+        .await;
+    let server = app.server();
+    let config = app.config.clone();
+    let client = app.client();
     let store = SqliteMirror::open(&config.state_dir).unwrap();
     mirror::sync(&store, &client, &config.mirror, fire, None)
         .await
@@ -652,16 +646,12 @@ async fn concurrent_jobs_share_one_sync() {
     let mut rng = StdRng::seed_from_u64(5);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 30, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ current = true }",
-        "{}",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org, 5))
+        .config(|dir, uri| config(dir, uri, "10m", "{ current = true }", "{}"))
+        .start()
+        .await;
+    let config = app.config.clone();
+    let client = app.client();
     let job = config.job("from-mirror").unwrap();
     let (a, b) = tokio::join!(
         job::fetch(&config, job, &client, fire, None),
@@ -875,17 +865,13 @@ async fn a_window_starting_before_since_is_read_from_the_api() {
     let mut rng = StdRng::seed_from_u64(9);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 10, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     // since is 2026-02-01: a 90-day window reaches before it.
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ last = \"90d\" }",
-        "{}",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org, 5))
+        .config(|dir, uri| config(dir, uri, "10m", "{ last = \"90d\" }", "{}"))
+        .start()
+        .await;
+    let config = app.config.clone();
+    let client = app.client();
     let job = config.job("from-mirror").unwrap();
     let data = job::fetch(&config, job, &client, fire, None).await.unwrap();
     assert!(!data.assignments.is_empty());
@@ -1055,16 +1041,13 @@ async fn a_rebuild_replaces_the_mirror_in_one_go_and_a_failed_one_keeps_the_old(
     let mut rng = StdRng::seed_from_u64(21);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 40, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 4)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ current = true }",
-        "{}",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org, 4))
+        .config(|dir, uri| config(dir, uri, "10m", "{ current = true }", "{}"))
+        .start()
+        .await;
+    let server = app.server();
+    let config = app.config.clone();
+    let client = app.client();
     let store = SqliteMirror::open(&config.state_dir).unwrap();
     mirror::sync(&store, &client, &config.mirror, fire, None)
         .await
@@ -1107,16 +1090,12 @@ async fn a_sync_never_reaches_past_the_real_clock() {
     let mut rng = StdRng::seed_from_u64(4);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 5, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ current = true }",
-        "{}",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org, 5))
+        .config(|dir, uri| config(dir, uri, "10m", "{ current = true }", "{}"))
+        .start()
+        .await;
+    let config = app.config.clone();
+    let client = app.client();
     let store = SqliteMirror::open(&config.state_dir).unwrap();
     let before = Utc::now();
     let report = mirror::sync(
@@ -1187,24 +1166,29 @@ fn two_processes_syncing_at_once_make_one_sync_and_the_other_waits_for_it() {
 /// it exports the API's rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_mirror_answers_as_the_sqlite_one_and_as_the_api() {
-    let Some(url) = trainwatch::store::postgres::test_database("postgres_mirror") else {
+    let Some(url) = crate::support::postgres("postgres_mirror") else {
         return;
     };
     let mut rng = StdRng::seed_from_u64(11);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 80, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 5)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ start = \"2026-03-05T00:00:00Z\", end = \"2026-04-01T00:00:00Z\" }",
-        "{}",
-    );
+    let app = TestRun::generated(content(&org, 5))
+        .config(|dir, uri| {
+            config(
+                dir,
+                uri,
+                "10m",
+                "{ start = \"2026-03-05T00:00:00Z\", end = \"2026-04-01T00:00:00Z\" }",
+                "{}",
+            )
+        })
+        .start()
+        .await;
+    let (server, dir) = (app.server(), &app.dir);
+    let mut config = app.config.clone();
     config.samsara.max_attempts = 2;
     config.store.url = Some(url.clone());
-    let client = common::client(server.base_url.as_str());
+    let client = app.client();
     let pg = mirror::open(&config).unwrap();
     let half = t0() + Duration::days(20);
     server.set_now(Some(half));
@@ -1276,23 +1260,20 @@ async fn the_postgres_mirror_answers_as_the_sqlite_one_and_as_the_api() {
 /// one sync; the other waits for the sync lease and finds the mirror there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_syncing_one_postgres_mirror_at_once_make_one_sync() {
-    let Some(url) = trainwatch::store::postgres::test_database("postgres_mirror_sync") else {
+    let Some(url) = crate::support::postgres("postgres_mirror_sync") else {
         return;
     };
     let mut rng = StdRng::seed_from_u64(13);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 40, t0(), fire);
-    let server = SampleServer::start_with(content(&org, 3)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "10m",
-        "{ current = true }",
-        "{}",
-    );
+    let app = TestRun::generated(content(&org, 3))
+        .config(|dir, uri| config(dir, uri, "10m", "{ current = true }", "{}"))
+        .start()
+        .await;
+    let server = app.server();
+    let config = app.config.clone();
     server.set_now(Some(fire));
-    let client = common::client(server.base_url.as_str());
+    let client = app.client();
     let lease = std::time::Duration::from_secs(30);
     let a = mirror::postgres::PgMirror::open(&url, lease, "replica-a".into()).unwrap();
     let b = mirror::postgres::PgMirror::open(&url, lease, "replica-b".into()).unwrap();

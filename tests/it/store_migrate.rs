@@ -25,7 +25,7 @@ fn delivery(key: &str) -> NewDelivery<'_> {
 
 #[test]
 fn a_sqlite_store_copied_into_postgres_never_sends_a_delivered_key_again() {
-    let Some(url) = trainwatch::store::postgres::test_database("store_migrate") else {
+    let Some(url) = crate::support::postgres("store_migrate") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

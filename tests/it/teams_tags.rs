@@ -5,6 +5,7 @@
 //! computation of membership: walk each driver's tag up to the top.
 
 use crate::common;
+use crate::support::TestRun;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -288,15 +289,12 @@ fn assert_rows_match_the_simple_computation(
 async fn per_team_reports_from_the_mirror_have_exactly_the_rows_of_the_tag_members() {
     for seed in 1..=4 {
         let org = organisation(seed);
-        let server = SampleServer::start_with(content(&org)).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(
-            dir.path(),
-            server.base_url.as_str(),
-            "mirror",
-            "{ current = true }",
-        );
-        let client = common::client(server.base_url.as_str());
+        let app = TestRun::generated(content(&org))
+            .config(|dir, uri| config(dir, uri, "mirror", "{ current = true }"))
+            .start()
+            .await;
+        let config = app.config.clone();
+        let client = app.client();
         let fire = t0() + Duration::days(21);
 
         let rows = rows_per_team(&config, &client, fire).await;
@@ -315,15 +313,12 @@ async fn per_team_reports_from_the_mirror_have_exactly_the_rows_of_the_tag_membe
 async fn per_team_reports_from_the_api_have_exactly_the_rows_of_the_tag_members() {
     for seed in 1..=4 {
         let org = organisation(seed);
-        let server = SampleServer::start_with(content(&org)).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(
-            dir.path(),
-            server.base_url.as_str(),
-            "api",
-            "{ last = \"365d\" }",
-        );
-        let client = common::client(server.base_url.as_str());
+        let app = TestRun::generated(content(&org))
+            .config(|dir, uri| config(dir, uri, "api", "{ last = \"365d\" }"))
+            .start()
+            .await;
+        let config = app.config.clone();
+        let client = app.client();
         let fire = t0() + Duration::days(21);
 
         let rows = rows_per_team(&config, &client, fire).await;
@@ -339,10 +334,12 @@ async fn a_job_filtered_to_a_team_made_from_a_tag_counts_only_its_members() {
         ("mirror", "{ current = true }"),
         ("api", "{ last = \"365d\" }"),
     ] {
-        let server = SampleServer::start_with(content(&org)).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), server.base_url.as_str(), source, window);
-        let client = common::client(server.base_url.as_str());
+        let app = TestRun::generated(content(&org))
+            .config(|dir, uri| config(dir, uri, source, window))
+            .start()
+            .await;
+        let config = app.config.clone();
+        let client = app.client();
         let fire = t0() + Duration::days(21);
         let job = config.job("north-only").unwrap();
 
@@ -370,15 +367,13 @@ async fn a_driver_who_moved_yards_is_in_the_old_team_before_the_move_and_the_new
     // Between the two runs 1001 moves from North Yard A to South Yard.
     let mut after = with_movers(5, "121", "121");
     after.assignments = before.assignments.clone();
-    let server = SampleServer::start_with(content(&before)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "mirror",
-        "{ current = true }",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&before))
+        .config(|dir, uri| config(dir, uri, "mirror", "{ current = true }"))
+        .start()
+        .await;
+    let server = app.server();
+    let config = app.config.clone();
+    let client = app.client();
     let first = t0() + Duration::days(14);
     let second = first + Duration::days(7);
 
@@ -478,15 +473,13 @@ async fn a_driver_who_moved_yards_has_left_the_old_teams_report_and_is_newly_ove
     // Between the two fires 1001 moves from North Yard A to South Yard.
     let mut after = with_movers(5, "121", "121");
     after.assignments = before.assignments.clone();
-    let server = SampleServer::start_with(content(&before)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "mirror",
-        "{ current = true }",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&before))
+        .config(|dir, uri| config(dir, uri, "mirror", "{ current = true }"))
+        .start()
+        .await;
+    let server = app.server();
+    let config = app.config.clone();
+    let client = app.client();
     let job = config.job("weekly").unwrap();
     let now_fire = t0() + Duration::days(21);
     let since = job::previous_fires(job, now_fire, 1)[0];
@@ -563,15 +556,13 @@ async fn from_the_api_a_move_shows_at_the_next_run() {
     let before = with_movers(6, "112", "121");
     let mut after = with_movers(6, "121", "121");
     after.assignments = before.assignments.clone();
-    let server = SampleServer::start_with(content(&before)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "api",
-        "{ last = \"365d\" }",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&before))
+        .config(|dir, uri| config(dir, uri, "api", "{ last = \"365d\" }"))
+        .start()
+        .await;
+    let server = app.server();
+    let config = app.config.clone();
+    let client = app.client();
     let fire = t0() + Duration::days(21);
 
     let rows_first = rows_per_team(&config, &client, fire).await;
@@ -587,17 +578,14 @@ async fn from_the_api_a_move_shows_at_the_next_run() {
 async fn a_tag_that_does_not_exist_fails_the_run_naming_it() {
     let org = organisation(3);
     for source in ["mirror", "api"] {
-        let server = SampleServer::start_with(content(&org)).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = config(
-            dir.path(),
-            server.base_url.as_str(),
-            source,
-            "{ last = \"365d\" }",
-        );
+        let app = TestRun::generated(content(&org))
+            .config(|dir, uri| config(dir, uri, source, "{ last = \"365d\" }"))
+            .start()
+            .await;
+        let mut config = app.config.clone();
         config.teams.get_mut("north").unwrap().members =
             trainwatch::config::Members::Tag("Nort".into());
-        let client = common::client(server.base_url.as_str());
+        let client = app.client();
         let job = config.job("weekly").unwrap();
 
         let err = job::fetch(&config, job, &client, t0() + Duration::days(21), None)
@@ -615,15 +603,12 @@ async fn a_tag_that_does_not_exist_fails_the_run_naming_it() {
 #[tokio::test]
 async fn the_teams_listing_says_source_member_count_and_manager_for_each_team() {
     let org = organisation(2);
-    let server = SampleServer::start_with(content(&org)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "mirror",
-        "{ current = true }",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org))
+        .config(|dir, uri| config(dir, uri, "mirror", "{ current = true }"))
+        .start()
+        .await;
+    let config = app.config.clone();
+    let client = app.client();
     let at = t0() + Duration::days(21);
     let store = SqliteMirror::open(&config.state_dir).unwrap();
     mirror::sync(&store, &client, &config.mirror, at, None)
@@ -940,15 +925,12 @@ managers = {{ "North Yard" = "Dana Ortiz <dana@example.com>" }}
 #[tokio::test]
 async fn an_instant_before_the_mirror_knew_any_tags_uses_the_first_tags_and_says_so() {
     let org = organisation(8);
-    let server = SampleServer::start_with(content(&org)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "mirror",
-        "{ current = true }",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org))
+        .config(|dir, uri| config(dir, uri, "mirror", "{ current = true }"))
+        .start()
+        .await;
+    let config = app.config.clone();
+    let client = app.client();
     let store = SqliteMirror::open(&config.state_dir).unwrap();
     let synced = t0() + Duration::days(21);
     mirror::sync(&store, &client, &config.mirror, synced, None)
@@ -991,10 +973,12 @@ async fn a_job_whose_team_has_nobody_in_it_reports_nothing_rather_than_everybody
         ("mirror", "{ current = true }"),
         ("api", "{ last = \"365d\" }"),
     ] {
-        let server = SampleServer::start_with(content(&org)).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), server.base_url.as_str(), source, window);
-        let client = common::client(server.base_url.as_str());
+        let app = TestRun::generated(content(&org))
+            .config(|dir, uri| config(dir, uri, source, window))
+            .start()
+            .await;
+        let config = app.config.clone();
+        let client = app.client();
         let job = config.job("north-only").unwrap();
 
         let data = job::fetch(&config, job, &client, t0() + Duration::days(21), None)
@@ -1009,15 +993,13 @@ async fn a_job_whose_team_has_nobody_in_it_reports_nothing_rather_than_everybody
 #[tokio::test]
 async fn an_archive_of_a_team_from_a_tag_names_its_members_in_the_manifest_query() {
     let org = organisation(11);
-    let server = SampleServer::start_with(content(&org)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(
-        dir.path(),
-        server.base_url.as_str(),
-        "mirror",
-        "{ current = true }",
-    );
-    let client = common::client(server.base_url.as_str());
+    let app = TestRun::generated(content(&org))
+        .config(|dir, uri| config(dir, uri, "mirror", "{ current = true }"))
+        .start()
+        .await;
+    let dir = &app.dir;
+    let mut config = app.config.clone();
+    let client = app.client();
     let archive = trainwatch::config::Delivery::Archive(trainwatch::config::ArchiveDelivery {
         dir: dir.path().join("audit"),
     });
