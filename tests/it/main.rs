@@ -25,6 +25,7 @@ mod config_store;
 mod config_teams;
 mod daemon_binary;
 mod daemon_core;
+mod daemon_scheduler;
 mod deliver_outbox;
 mod deliver_resume;
 mod deliver_runs;
