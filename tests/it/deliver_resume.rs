@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
+
+use crate::support::TestRun;
 
 const FIRE: &str = "2026-11-23T08:00:00-06:00";
 
@@ -36,8 +38,8 @@ impl Respond for HangsOnThird {
 
 /// A config on the bundled sample: the weekly report per team (4 teams) to a json webhook.
 fn write_config(dir: &Path, hook: &str) -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sample = trainwatch::config::load(&root.join("sample/config.toml")).unwrap();
+    let root = crate::support::root();
+    let sample = trainwatch::config::load(&crate::support::sample_config_path()).unwrap();
     let mut teams = String::new();
     for (name, team) in &sample.teams {
         let learners: Vec<String> = team
@@ -90,7 +92,8 @@ fn run_once(config: &Path) -> std::process::Command {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_part_way_is_finished_by_the_next_with_no_duplicate_and_nothing_lost() {
-    let server = MockServer::start().await;
+    let app = TestRun::sample().wiremock().start().await;
+    let server = app.wiremock();
     let keys = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("POST"))
         .and(path("/hook"))
@@ -98,9 +101,9 @@ async fn a_run_killed_part_way_is_finished_by_the_next_with_no_duplicate_and_not
             seen: AtomicUsize::new(0),
             keys: keys.clone(),
         })
-        .mount(&server)
+        .mount(server)
         .await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = &app.dir;
     let config = write_config(dir.path(), &format!("{}/hook", server.uri()));
 
     // 1. Start a run; kill it while the third team's report is in flight.

@@ -1166,13 +1166,11 @@ fn two_processes_syncing_at_once_make_one_sync_and_the_other_waits_for_it() {
 /// it exports the API's rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_mirror_answers_as_the_sqlite_one_and_as_the_api() {
-    let Some(url) = crate::support::postgres("postgres_mirror") else {
-        return;
-    };
     let mut rng = StdRng::seed_from_u64(11);
     let fire = t0() + Duration::days(40);
     let org = organisation(&mut rng, 80, t0(), fire);
     let app = TestRun::generated(content(&org, 5))
+        .postgres("postgres_mirror")
         .config(|dir, uri| {
             config(
                 dir,
@@ -1184,6 +1182,9 @@ async fn the_postgres_mirror_answers_as_the_sqlite_one_and_as_the_api() {
         })
         .start()
         .await;
+    let Some(url) = app.pg.clone() else {
+        return;
+    };
     let (server, dir) = (app.server(), &app.dir);
     let mut config = app.config.clone();
     config.samsara.max_attempts = 2;

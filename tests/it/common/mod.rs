@@ -1,6 +1,5 @@
 //! Shared helpers for the integration tests: wire-format records and a
 //! client pointed at a local server.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! categories, overdue rows whose names are HTML- and JSON-special or
 //! non-ASCII, and a null completion rate. Its window crosses the end of
 //! daylight saving time in America/Chicago.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,6 @@
 //! Shared by the `sample_*` tests: the bundled sample read straight from its
 //! files, and what the API should answer, recomputed here in Rust (not taken
 //! from the generator's summary).
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! mailin-embedded (an SMTP server library, blocking, rustls for STARTTLS)
 //! behind a small front door that counts TCP connections and can terminate
 //! implicit TLS. Everything binds port 0 on 127.0.0.1.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // benches/smtp_send.rs includes this file and uses a subset
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdListener};

@@ -11,7 +11,6 @@
 //! ```
 //!
 //! [`service`] drives the real binary as a service.
-#![allow(dead_code)] // not every helper is used by every module yet
 
 pub mod service;
 
@@ -119,6 +118,13 @@ impl TestRun {
     /// The temporary dir's path.
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The wiremock server (the run was built with [`Builder::wiremock`]).
+    pub fn wiremock(&self) -> &MockServer {
+        self.wiremock
+            .as_ref()
+            .expect("TestRun built without .wiremock()")
     }
 
     /// The local SMTP server (the run was built with [`Builder::smtp`]).
@@ -241,12 +247,6 @@ impl<'a> Builder<'a> {
     /// A fresh Postgres database named after `test`, when `TRAINWATCH_TEST_PG_URL` is set.
     pub fn postgres(mut self, test: &str) -> Self {
         self.postgres = Some(test.to_string());
-        self
-    }
-
-    /// The deliveries' retry policy (default: [`fast_retry`]`(2)`).
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
         self
     }
 

@@ -1,7 +1,6 @@
 //! A webhook receiver for the `webhook_*` tests: a real HTTP server on
 //! `127.0.0.1:0`, spawned on the test's own runtime, so that it stamps each
 //! arrival with tokio's (paused) clock and answers from a script.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
