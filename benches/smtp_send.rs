@@ -7,7 +7,7 @@
 //! `cargo bench --bench smtp_send`
 //! (`TRAINWATCH_BENCH_EMAILS=200` for a shorter run.)
 
-#[path = "../tests/smtp_support/mod.rs"]
+#[path = "../tests/it/smtp_support/mod.rs"]
 mod smtp_support;
 
 use std::fmt::Write as _;

@@ -14,7 +14,7 @@
 //! - [`Daemon::start_timer`]: tokio timers against a [`Clock`], so tests
 //!   drive the daemon with tokio's paused clock.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,6 +92,8 @@ pub struct Daemon<R: Runner> {
     runs: Mutex<JoinSet<()>>,
     triggers: Mutex<JoinSet<()>>,
     scheduler: tokio::sync::Mutex<Option<tokio_cron_scheduler::JobScheduler>>,
+    /// The fire each job's one-shot is armed for (production trigger).
+    armed: Mutex<BTreeMap<String, DateTime<Utc>>>,
     skipped: AtomicU64,
 }
 
@@ -105,6 +107,7 @@ impl<R: Runner> Daemon<R> {
             runs: Mutex::new(JoinSet::new()),
             triggers: Mutex::new(JoinSet::new()),
             scheduler: tokio::sync::Mutex::new(None),
+            armed: Mutex::default(),
             skipped: AtomicU64::new(0),
         })
     }
@@ -125,6 +128,13 @@ impl<R: Runner> Daemon<R> {
         let mut v: Vec<_> = self.lock_running().iter().cloned().collect();
         v.sort();
         v
+    }
+
+    /// The next fire of each job that [`Daemon::start_scheduler`] has armed
+    /// a one-shot for, by job name (a test sees the trigger re-arm).
+    pub fn armed(&self) -> Vec<(String, DateTime<Utc>)> {
+        let armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        armed.iter().map(|(j, t)| (j.clone(), *t)).collect()
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -275,6 +285,7 @@ fn arm<'a, R: Runner>(
             tracing::info!(job = %job.name, "the schedule has no future fire");
             return Ok(());
         };
+        let (weak, name) = (daemon.clone(), job.name.clone());
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         let instant = std::time::Instant::now() + wait;
         let one_shot = tokio_cron_scheduler::Job::new_one_shot_at_instant_async(
@@ -295,6 +306,12 @@ fn arm<'a, R: Runner>(
             },
         )?;
         scheduler.add(one_shot).await?;
+        if let Some(d) = weak.upgrade() {
+            d.armed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, next);
+        }
         Ok(())
     })
 }

@@ -38,7 +38,7 @@
 //! #107), so trainwatch never uses it to decide *when*: the daemon sleeps
 //! until the instant [`next_fire`] returns.
 //!
-//! croner 3's timezone-aware search was checked (`tests/schedule_croner.rs`)
+//! croner 3's timezone-aware search was checked (`tests/it/schedule_croner.rs`)
 //! and is not trusted with DST: searching forward from the second pass of a
 //! repeated hour it returns the *first* pass, an instant before the start;
 //! hourly schedules lose the repeated hour; `0,30 2 * * *` skips the spring-
