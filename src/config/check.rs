@@ -243,7 +243,7 @@ fn address_problem(renderer: &Renderer, report: &Report, source: &str) -> Option
             _ => format!("`{source}` renders empty"),
         });
     }
-    if crate::deliver::email::parse_mailbox(rendered).is_err() {
+    if crate::mailbox::Mailbox::parse(rendered).is_err() {
         return Some(format!(
             "`{source}` renders `{rendered}`, which is not a mailbox: write `Name <address@example.com>` or `address@example.com`"
         ));
@@ -392,11 +392,11 @@ fn synthetic_history(
     if let Some(first) = assignments.first() {
         let mut then = first.clone();
         then.id = "synthetic-resolved".into();
-        then.status = crate::samsara::Status::NotStarted;
+        then.status = crate::status::Status::NotStarted;
         then.due_at_time = Some(since - Duration::days(40));
         then.completed_at_time = None;
         let mut now = then.clone();
-        now.status = crate::samsara::Status::Completed;
+        now.status = crate::status::Status::Completed;
         now.completed_at_time = Some(fire - Duration::days(1));
         previous.push(then);
         state_now.insert(now.id.clone(), now);

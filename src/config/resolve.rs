@@ -23,22 +23,15 @@ use super::raw::{
 };
 use super::types::*;
 use super::{BUILTIN_TEMPLATES, env, parse_duration};
+use crate::defaults;
 use crate::learner::LearnerId;
-use crate::samsara::Status;
+use crate::status::Status;
 use crate::window::{Period, WindowSpec};
 
-const DEFAULT_BASE_URL: &str = "https://api.samsara.com/";
-/// Points of `trend` when a job sets none: this fire and the 7 before it.
-const DEFAULT_TREND: u32 = 8;
 /// At most this many trend points: each costs one read of the mirror's state.
 const MAX_TREND: i64 = 52;
 /// At most a century of days overdue (as durations are bounded).
 const MAX_DAYS_OVERDUE: i64 = 36_525;
-
-/// The token used with `sample_data` when none is configured.
-const SAMPLE_TOKEN: &str = "sample-data";
-/// The Samsara API gives up on a request after 90 s; ours must end first.
-const API_TIMEOUT: Duration = Duration::from_secs(90);
 const CRON_SHAPE: &str = "expected 5 fields `MIN HOUR DAY MONTH WEEKDAY` (like `0 8 * * Mon`) \
      or 6 with seconds first `SEC MIN HOUR DAY MONTH WEEKDAY` (like `30 0 8 * * Mon`)";
 const WINDOW_FORMS: &str = "`{ last = \"7d\" }`, `{ previous = \"week\" }`, \
@@ -172,8 +165,8 @@ impl Cx<'_, '_> {
             );
         }
         let templates_dir = raw.templates_dir.as_ref().map(|d| self.templates_dir(d));
-        let catch_up = self.duration(&raw.catch_up, Duration::from_secs(6 * 3600), true);
-        let retention = self.duration(&raw.retention, Duration::from_secs(90 * 86400), true);
+        let catch_up = self.duration(&raw.catch_up, defaults::CATCH_UP, true);
+        let retention = self.duration(&raw.retention, defaults::RETENTION, true);
         let server = raw.server.as_ref().and_then(|s| {
             let listen = self.require(&s.get_ref().listen, &s.span(), "listen", "[server]")?;
             match listen.get_ref().trim().parse::<SocketAddr>() {
@@ -451,7 +444,9 @@ impl Cx<'_, '_> {
         let span = s.span();
         let s = s.get_ref();
         let base_url = match &s.base_url {
-            None => Some(Url::parse(DEFAULT_BASE_URL).expect("the default base URL is valid")),
+            None => {
+                Some(Url::parse(defaults::SAMSARA_BASE_URL).expect("the default base URL is valid"))
+            }
             Some(value) => self.base_url(value),
         };
         // With sample data the token is optional, even if the folder is wrong:
@@ -462,17 +457,21 @@ impl Cx<'_, '_> {
             .is_some_and(|v| !v.get_ref().trim().is_empty());
         let sample_data = s.sample_data.as_ref().and_then(|v| self.sample_data(v));
         let token = match &s.token {
-            None if wants_sample => Some(SecretString::from(SAMPLE_TOKEN)),
+            None if wants_sample => Some(SecretString::from(defaults::SAMPLE_TOKEN)),
             _ => self
                 .require(&s.token, &span, "token", "[samsara]")
                 .filter(|token| self.header_safe(token, "samsara.token", true))
                 .and_then(|token| self.secret(token, "samsara.token")),
         };
-        let requests_per_second =
-            self.integer(&s.requests_per_second, 5u32, 1..=100, "requests_per_second");
-        let timeout = self.duration(&s.timeout, Duration::from_secs(60), false);
+        let requests_per_second = self.integer(
+            &s.requests_per_second,
+            defaults::REQUESTS_PER_SECOND,
+            1..=100,
+            "requests_per_second",
+        );
+        let timeout = self.duration(&s.timeout, defaults::REQUEST_TIMEOUT, false);
         if let Some(value) = &s.timeout
-            && timeout >= API_TIMEOUT
+            && timeout >= defaults::API_TIMEOUT
         {
             self.problem(
                     value.span(),
@@ -494,13 +493,14 @@ impl Cx<'_, '_> {
                 None
             }
         });
-        let max_attempts = self.integer(&s.max_attempts, 6u32, 1..=100, "max_attempts");
-        let max_retry_time = self.duration(&s.max_retry_time, Duration::from_secs(120), true);
-        let max_fetch_time = self.duration(
-            &s.max_fetch_time,
-            crate::samsara::DEFAULT_MAX_FETCH_TIME,
-            false,
+        let max_attempts = self.integer(
+            &s.max_attempts,
+            defaults::MAX_ATTEMPTS,
+            1..=100,
+            "max_attempts",
         );
+        let max_retry_time = self.duration(&s.max_retry_time, defaults::MAX_RETRY_TIME, true);
+        let max_fetch_time = self.duration(&s.max_fetch_time, defaults::MAX_FETCH_TIME, false);
         Some(SamsaraConfig {
             base_url: base_url?,
             token: token?,
@@ -690,9 +690,9 @@ impl Cx<'_, '_> {
             },
         };
         let default_port = match security {
-            SmtpSecurity::StartTls => 587,
-            SmtpSecurity::Tls => 465,
-            SmtpSecurity::None => 25,
+            SmtpSecurity::StartTls => defaults::SMTP_PORT_STARTTLS,
+            SmtpSecurity::Tls => defaults::SMTP_PORT_TLS,
+            SmtpSecurity::None => defaults::SMTP_PORT_PLAIN,
         };
         let port = self.integer(&s.port, default_port, 1..=65535, "port");
         match (&s.username, &s.password) {
@@ -720,7 +720,7 @@ impl Cx<'_, '_> {
             .require(&s.from, &span, "from", "[smtp]")
             .filter(|f| self.mailbox(f, "from"))
             .map(|f| f.get_ref().trim().to_string());
-        let timeout = self.duration(&s.timeout, Duration::from_secs(30), false);
+        let timeout = self.duration(&s.timeout, defaults::SMTP_TIMEOUT, false);
         Some(SmtpConfig {
             host: host?,
             port,
@@ -1117,21 +1117,18 @@ impl Cx<'_, '_> {
                 format!("`window = {{ current = true }}` reads the state of every assignment from the mirror, but {why}: enable the mirror and use `source = \"mirror\"`, or give the job a `last`/`previous` window"),
             );
         }
-        let due_soon = chrono::Duration::from_std(self.duration(
-            &job.due_soon,
-            Duration::from_secs(7 * 86_400),
-            false,
-        ))
-        .unwrap_or(chrono::Duration::days(7));
+        let due_soon =
+            chrono::Duration::from_std(self.duration(&job.due_soon, defaults::DUE_SOON, false))
+                .unwrap_or(chrono::Duration::days(7));
         let trend = match &job.trend {
-            None => DEFAULT_TREND,
+            None => defaults::TREND,
             Some(n) if (1..=MAX_TREND).contains(n.get_ref()) => *n.get_ref() as u32,
             Some(n) => {
                 self.problem(
                     n.span(),
                     format!("`trend = {}` is out of range: use 1 to {MAX_TREND} points (this fire and the ones before it)", n.get_ref()),
                 );
-                DEFAULT_TREND
+                defaults::TREND
             }
         };
         let min_days_overdue = job
@@ -1281,7 +1278,7 @@ impl Cx<'_, '_> {
                         format!("`since_last_run = false` is not a window: set it to true, or write one of {WINDOW_FORMS}"),
                     );
                 }
-                let max = self.duration(&w.max, Duration::from_secs(30 * 86_400), false);
+                let max = self.duration(&w.max, defaults::SINCE_LAST_RUN_MAX, false);
                 flag.get_ref().then_some(WindowSpec::SinceLastRun { max })
             }
             ["current"] => {
@@ -1779,7 +1776,7 @@ struct Names<'r> {
 /// `Name <local@domain>` or `local@domain`, checked structurally only.
 /// A mailbox as the sender will parse it (the same parser validates and sends).
 fn is_mailbox(text: &str) -> bool {
-    crate::deliver::email::parse_mailbox(text).is_ok()
+    crate::mailbox::Mailbox::parse(text).is_ok()
 }
 
 /// `a/b/../c/./d` → `a/c/d`, lexically (no file system access, so it works
