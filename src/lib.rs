@@ -24,6 +24,7 @@
 //! - [`server`]: the optional `[server]` listener: `/healthz` and `/metrics`.
 //! - [`names`]: untrusted names kept as data: path components, one-line text, CSV cells.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;

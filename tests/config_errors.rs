@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use trainwatch::config::{ConfigErrors, load_str};
+use trainwatch::check::load_str;
+use trainwatch::config::ConfigErrors;
 
 mod common;
 

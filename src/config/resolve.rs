@@ -22,7 +22,7 @@ use super::raw::{
     self, Opt, RawConfig, RawDelivery, RawFilters, RawJob, RawWindow, Strings, closest,
 };
 use super::types::*;
-use super::{BUILTIN_TEMPLATES, env, parse_duration};
+use super::{BUILTIN_TEMPLATES, ConfigCheck, env, parse_duration};
 use crate::defaults;
 use crate::learner::LearnerId;
 use crate::status::Status;
@@ -45,6 +45,7 @@ pub(crate) fn load(
     source: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    check: &dyn ConfigCheck,
     diag: &mut Diag<'_>,
 ) -> Option<Config> {
     let (mut root, syntax_errors) = DeTable::parse_recoverable(source);
@@ -72,6 +73,7 @@ pub(crate) fn load(
         .unwrap_or_else(|_| parent.to_path_buf());
     let mut cx = Cx {
         diag,
+        check,
         base,
         template_files: None,
         mirror_enabled: true,
@@ -81,6 +83,8 @@ pub(crate) fn load(
 
 struct Cx<'d, 's> {
     diag: &'d mut Diag<'s>,
+    /// The checks that need templates and reports ([`crate::check`]).
+    check: &'d dyn ConfigCheck,
     /// The config file's folder: relative paths are taken from here.
     base: PathBuf,
     /// Template names found in `templates_dir` (file names up to the first dot).
@@ -293,7 +297,11 @@ impl Cx<'_, '_> {
         // Rendering is worth trying only on a config without other problems.
         if self.diag.is_empty() {
             let raw_jobs: Vec<_> = raw.jobs.iter().flat_map(|j| j.get_ref()).collect();
-            super::check::deliveries(&config, &raw_jobs, self.diag);
+            let diag = &mut *self.diag;
+            self.check
+                .deliveries(&config, &raw_jobs, &mut |span, message| {
+                    diag.push(span, message)
+                });
         }
         Some(config)
     }
@@ -335,13 +343,7 @@ impl Cx<'_, '_> {
                     .collect();
                 self.template_files = Some((path.clone(), names));
                 // Every template must compile before anything runs.
-                if let Err(err) = crate::render::Renderer::new(Some(&path)) {
-                    let mut message = format!("in templates_dir: {err}");
-                    let mut cause = std::error::Error::source(&err);
-                    while let Some(c) = cause {
-                        message.push_str(&format!(": {}", first_line(&c.to_string())));
-                        cause = c.source();
-                    }
+                if let Some(message) = self.check.templates_dir(&path) {
                     self.problem(dir.span(), message);
                 }
             }
@@ -1640,12 +1642,9 @@ impl Cx<'_, '_> {
     /// Whether a Tera string (a subject, an address) compiles; a problem at
     /// its span if not.
     fn compiles(&mut self, source: &Spanned<String>, what: &str) -> bool {
-        match crate::render::Renderer::check_str(source.get_ref()) {
+        match self.check.template_str(source.get_ref()) {
             Ok(()) => true,
-            Err(err) => {
-                let cause = std::error::Error::source(&err)
-                    .map(|c| format!(": {}", first_line(&c.to_string())))
-                    .unwrap_or_default();
+            Err(cause) => {
                 self.problem(
                     source.span(),
                     format!("this {what} template does not compile{cause}"),
@@ -1807,11 +1806,6 @@ fn shown_name(name: &str) -> String {
         Some((cut, _)) => format!("`{}…`", &line[..cut]),
         None => format!("`{line}`"),
     }
-}
-
-/// The first line of a multi-line report (Tera adds a code frame below it).
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default().trim_end()
 }
 
 #[cfg(test)]
