@@ -30,7 +30,7 @@ deliver = [{{ webhook = "w" }}]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    config::load_str(&source, Path::new("/tmp/t.toml"), &move |name| {
+    trainwatch::check::load_str(&source, Path::new("/tmp/t.toml"), &move |name| {
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
 }
