@@ -4,7 +4,7 @@
 //! Monday fails now, in `validate`, at the config line that causes it.
 //!
 //! [`crate::config`] resolves the file without knowing about templates or
-//! reports; it asks a [`ConfigCheck`] for these checks and reports their
+//! reports; it asks a `ConfigCheck` for these checks and reports their
 //! problems at the config values concerned. [`load`] and [`load_str`] are the
 //! full load every command uses.
 //!

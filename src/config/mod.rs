@@ -14,7 +14,7 @@
 //!
 //! Checks that need templates or reports (compiling templates, the dry
 //! render of every delivery) belong to [`crate::check`], which sits above
-//! everything else; it is handed in as a [`ConfigCheck`] so that this module
+//! everything else; it is handed in as a `ConfigCheck` so that this module
 //! imports only leaves. [`crate::check::load`] is the full load.
 //!
 //! Values that came from the environment are never quoted in a message:
