@@ -3,6 +3,10 @@
 //! # Layout
 //! Data flows one way: `config` → `window` → `samsara` (fetch) → report → deliver.
 //! - [`config`]: raw TOML → typed [`config::Config`], every problem at once with file:line:col.
+//! - [`check`]: the config checks that need templates and reports (the dry render); `check::load` is the full load.
+//! - [`defaults`]: every default value, defined once.
+//! - [`mailbox`]: `Name <address>` parsed once, for the config and the email sender.
+//! - [`status`]: a training assignment's status (re-exported by `samsara`).
 //! - [`window`]: pure (fire time, timezone, spec) → `[start, end)`.
 //! - [`schedule`]: pure (cron, timezone, instant) → fire instants, DST-correct.
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
