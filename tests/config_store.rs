@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use secrecy::ExposeSecret as _;
-use trainwatch::config::{self, Config, ConfigErrors};
+use trainwatch::config::{Config, ConfigErrors};
 
 fn load(store: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
     let source = format!(
