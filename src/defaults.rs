@@ -42,8 +42,29 @@ pub const MAX_FETCH_TIME: Duration = Duration::from_secs(30 * 60);
 /// The largest API response body read: 64 times a large page (512 drivers,
 /// or a few hundred assignments, are under 1 MB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// How many split queries of one fetch run at once (they share the limiter).
+pub const FETCH_CONCURRENCY: usize = 4;
+/// The least a 429 waits beyond its `Retry-After` (plus up to half of it at random).
+pub const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
+/// How long one request may keep being answered 429 before the fetch fails:
+/// 429s are the server pacing us, bounded by time, not by the attempt budget.
+pub const MAX_RATE_LIMITED: Duration = Duration::from_secs(10 * 60);
 /// The token used with `samsara.sample_data` when none is configured.
 pub const SAMPLE_TOKEN: &str = "sample-data";
+
+// --- retries (the API client and the senders) ------------------------------
+
+/// The first backoff of a retry; it doubles with each attempt.
+pub const RETRY_BASE_DELAY: Duration = Duration::from_millis(500);
+/// The longest backoff between two attempts.
+pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
+/// `Retry-After` values above this are capped to it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+// --- webhooks ---------------------------------------------------------------
+
+/// One webhook request's timeout (Slack, Teams, JSON).
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
 // --- [store] ----------------------------------------------------------------
 
