@@ -7,9 +7,13 @@
 
 use std::fmt;
 
-/// A parsed mailbox: an optional display name and an address.
+/// A parsed mailbox: an optional display name and an address, with the
+/// text it was parsed from (trimmed), which is how it is shown and stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mailbox(lettre::message::Mailbox);
+pub struct Mailbox {
+    text: String,
+    parsed: lettre::message::Mailbox,
+}
 
 /// Why a text is not a mailbox.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +24,16 @@ impl Mailbox {
     /// Parses `Name <address>` or a bare address; surrounding whitespace is
     /// ignored. Checked structurally only (no DNS).
     pub fn parse(text: &str) -> Result<Self, MailboxError> {
-        Ok(Self(text.trim().parse()?))
+        let text = text.trim();
+        Ok(Self {
+            parsed: text.parse()?,
+            text: text.to_string(),
+        })
+    }
+
+    /// The mailbox as written (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 }
 
@@ -34,13 +47,13 @@ impl std::str::FromStr for Mailbox {
 
 impl fmt::Display for Mailbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        f.write_str(&self.text)
     }
 }
 
 impl From<Mailbox> for lettre::message::Mailbox {
     fn from(mailbox: Mailbox) -> Self {
-        mailbox.0
+        mailbox.parsed
     }
 }
 
@@ -57,7 +70,8 @@ mod tests {
             "<root@localhost>",
             "  training@mail.example.co.uk ",
         ] {
-            assert!(Mailbox::parse(ok).is_ok(), "{ok}");
+            let mailbox = Mailbox::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(mailbox.as_str(), ok.trim());
         }
     }
 

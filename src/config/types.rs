@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::learner::LearnerId;
+use crate::mailbox::Mailbox;
 pub use crate::schedule::Schedule;
 use crate::status::Status;
 use crate::window::WindowSpec;
@@ -157,7 +158,7 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     /// `Name <address>` or a bare address.
-    pub from: String,
+    pub from: Mailbox,
     pub timeout: Duration,
 }
 

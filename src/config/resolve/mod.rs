@@ -37,6 +37,7 @@ use super::types::*;
 use super::{BUILTIN_TEMPLATES, ConfigCheck, env, parse_duration};
 use crate::defaults;
 use crate::learner::LearnerId;
+use crate::mailbox::Mailbox;
 use crate::status::Status;
 use crate::window::{Period, WindowSpec};
 
@@ -506,12 +507,6 @@ struct Names<'r> {
     webhooks: BTreeSet<&'r str>,
     /// `[teams_from_tags]` is set: more teams exist at run time, named after tags.
     from_tags: bool,
-}
-
-/// `Name <local@domain>` or `local@domain`, checked structurally only.
-/// A mailbox as the sender will parse it (the same parser validates and sends).
-fn is_mailbox(text: &str) -> bool {
-    crate::mailbox::Mailbox::parse(text).is_ok()
 }
 
 /// `a/b/../c/./d` → `a/c/d`, lexically (no file system access, so it works

@@ -5,15 +5,21 @@ use super::*;
 impl Cx<'_, '_> {
     /// Checks `Name <address>` or `address` structurally.
     pub(super) fn mailbox(&mut self, value: &Spanned<String>, what: &str) -> bool {
-        if is_mailbox(value.get_ref()) {
-            return true;
+        self.parse_mailbox(value, what).is_some()
+    }
+
+    /// `Name <address>` or `address`, parsed; a problem at its span if it
+    /// is not a mailbox.
+    pub(super) fn parse_mailbox(&mut self, value: &Spanned<String>, what: &str) -> Option<Mailbox> {
+        if let Ok(mailbox) = Mailbox::parse(value.get_ref()) {
+            return Some(mailbox);
         }
         let shown = self.quote(value);
         self.problem(
             value.span(),
             format!("{what} {shown} is not a mailbox: {MAILBOX_SHAPE}"),
         );
-        false
+        None
     }
 
     pub(super) fn smtp(&mut self, s: &Spanned<raw::RawSmtp>) -> Option<SmtpConfig> {
@@ -76,8 +82,7 @@ impl Cx<'_, '_> {
             .and_then(|p| self.secret(p, "smtp.password"));
         let from = self
             .require(&s.from, &span, "from", "[smtp]")
-            .filter(|f| self.mailbox(f, "from"))
-            .map(|f| f.get_ref().trim().to_string());
+            .and_then(|f| self.parse_mailbox(f, "from"));
         let timeout = self.duration(&s.timeout, defaults::SMTP_TIMEOUT, false);
         Some(SmtpConfig {
             host: host?,
