@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{self, Config, Job};
+use crate::config::{Config, Job};
 use crate::export::{self, Format};
 use crate::render::filters::{count, noun_count};
 use crate::samsara::{Client, Endpoint, Observer};
@@ -1052,7 +1052,7 @@ fn human_size(bytes: usize) -> String {
 
 /// Loads the config, printing every problem on failure.
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    config::load(path).map_err(|errors| {
+    crate::check::load(path).map_err(|errors| {
         eprintln!("{errors}");
         eprintln!("{}", count(errors.problems.len(), "problem"));
         ExitCode::from(EXIT_USAGE)

@@ -270,7 +270,7 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
 
         let env = |name: &str| (name == TOKEN_VAR).then(|| "t".to_string());
-        let loaded = crate::config::load_str(&text, &path, &env);
+        let loaded = crate::check::load_str(&text, &path, &env);
 
         let config = loaded.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

@@ -3,6 +3,10 @@
 //! # Layout
 //! Data flows one way: `config` → `window` → `samsara` (fetch) → report → deliver.
 //! - [`config`]: raw TOML → typed [`config::Config`], every problem at once with file:line:col.
+//! - [`check`]: the config checks that need templates and reports (the dry render); `check::load` is the full load.
+//! - [`defaults`]: every default value, defined once.
+//! - [`mailbox`]: `Name <address>` parsed once, for the config and the email sender.
+//! - [`status`]: a training assignment's status (re-exported by `samsara`).
 //! - [`window`]: pure (fire time, timezone, spec) → `[start, end)`.
 //! - [`schedule`]: pure (cron, timezone, instant) → fire instants, DST-correct.
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
@@ -24,14 +28,17 @@
 //! - [`server`]: the optional `[server]` listener: `/healthz` and `/metrics`.
 //! - [`names`]: untrusted names kept as data: path components, one-line text, CSV cells.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod defaults;
 pub mod deliver;
 pub mod export;
 pub mod init;
 pub mod job;
 pub mod learner;
+pub mod mailbox;
 pub mod metrics;
 pub mod mirror;
 pub mod names;
@@ -45,6 +52,7 @@ pub mod samsara;
 pub mod schedule;
 pub mod server;
 pub mod service;
+pub mod status;
 pub mod store;
 pub mod teams;
 pub mod window;

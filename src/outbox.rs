@@ -421,7 +421,7 @@ fn outgoing(
             let rendered = renderer.email(&e.template, report, e.subject.as_deref())?;
             let inline = inline_images(&rendered.html, report)?;
             let mut email = checked_email(
-                &smtp.from,
+                smtp.from.as_str(),
                 [to, addresses(&e.cc, "cc")?, addresses(&e.bcc, "bcc")?],
                 rendered,
                 match (e.attach_csv, e.csv_excel) {
@@ -594,7 +594,7 @@ pub fn failure(
                     .context("an email delivery needs [smtp]")?;
                 let rendered = renderer.failure_email(ctx, e.subject.as_deref())?;
                 let email = checked_email(
-                    &smtp.from,
+                    smtp.from.as_str(),
                     [e.to.clone(), e.cc.clone(), e.bcc.clone()],
                     rendered,
                     None,

@@ -54,7 +54,14 @@ use croner::Cron;
 use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds, Year};
 
-use crate::config::Schedule;
+/// A job's schedule: the expression as written and its parsed form.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// As written in the config.
+    pub expr: String,
+    /// Parsed; 5-field expressions fire at second 0.
+    pub cron: Cron,
+}
 
 /// Upper bound on matching local times examined in one search; far above
 /// what any real schedule needs (a per-second schedule across a repeated

@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn a_window_beyond_the_calendar_is_an_error_not_a_panic() {
         let fire = utc("2026-03-09T13:00:00Z");
-        let century = Duration::from_secs(crate::config::MAX_DURATION_SECONDS);
+        let century = Duration::from_secs(crate::defaults::MAX_DURATION_SECONDS);
         assert!(compute(&WindowSpec::Last(century), fire, Chicago, None).is_ok());
         let err = compute(
             &WindowSpec::Last(Duration::from_secs(99_999_999 * 7 * 86_400)),

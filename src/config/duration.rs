@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// The longest duration: 100 years of 365.25 days.
-pub const MAX_SECONDS: u64 = 36_525 * 86_400;
+pub const MAX_SECONDS: u64 = crate::defaults::MAX_DURATION_SECONDS;
 
 /// The forms a duration may take, for messages.
 const SHAPE: &str = "write a whole number and a unit: `90s`, `30m`, `6h`, `7d` or `2w` (or `0`)";

@@ -12,19 +12,26 @@
 //! 4. resolve raw strings into the typed [`Config`], collecting every
 //!    semantic problem with the span of the value concerned.
 //!
+//! Checks that need templates or reports (compiling templates, the dry
+//! render of every delivery) belong to [`crate::check`], which sits above
+//! everything else; it is handed in as a `ConfigCheck` so that this module
+//! imports only leaves. [`crate::check::load`] is the full load.
+//!
 //! Values that came from the environment are never quoted in a message:
 //! tokens, passwords and webhook URLs are secrets.
 
-mod check;
 mod diag;
 mod duration;
 mod env;
-mod raw;
+pub(crate) mod raw;
 mod resolve;
 mod types;
 
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use toml::Spanned;
 
 pub use duration::{MAX_SECONDS as MAX_DURATION_SECONDS, parse_duration};
 pub use types::*;
@@ -33,9 +40,57 @@ pub use types::*;
 /// file `<templates_dir>/<name>.*`.
 pub const BUILTIN_TEMPLATES: [&str; 5] = ["overdue", "digest", "audit", "failure", "escalation"];
 
+/// The checks of a configuration that need more than the configuration:
+/// the template engine, the rollup and the renderer. Implemented by
+/// [`crate::check`]; each returns what is wrong, and the configuration
+/// reports it at the value concerned with `file:line:col`.
+pub(crate) trait ConfigCheck {
+    /// The message when a template in `dir` (the `templates_dir`, which
+    /// exists) does not compile.
+    fn templates_dir(&self, dir: &Path) -> Option<String>;
+    /// Whether an inline Tera string (a subject, a recipient) compiles; the
+    /// error is the cause to append to the message (`": …"`, or empty).
+    fn template_str(&self, source: &str) -> Result<(), String>;
+    /// The dry render of a configuration without other problems: each
+    /// problem at its span in the file. `raw_jobs` are the jobs of
+    /// `config`, as written, in the same order.
+    fn deliveries(
+        &self,
+        config: &Config,
+        raw_jobs: &[&Spanned<raw::RawJob>],
+        problem: &mut dyn FnMut(Range<usize>, String),
+    );
+}
+
+/// No checks beyond the configuration's own: templates are not compiled and
+/// deliveries are not rendered (see [`crate::check::load`] for those).
+struct NoCheck;
+
+impl ConfigCheck for NoCheck {
+    fn templates_dir(&self, _dir: &Path) -> Option<String> {
+        None
+    }
+    fn template_str(&self, _source: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn deliveries(
+        &self,
+        _config: &Config,
+        _raw_jobs: &[&Spanned<raw::RawJob>],
+        _problem: &mut dyn FnMut(Range<usize>, String),
+    ) {
+    }
+}
+
 /// Reads and resolves the configuration file at `path`, taking `${VAR}`
-/// values from the process environment.
+/// values from the process environment. Templates are neither compiled nor
+/// rendered: [`crate::check::load`] is the full load.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &NoCheck)
+}
+
+/// [`load`], with `check`'s checks added.
+pub(crate) fn load_with(path: &Path, check: &dyn ConfigCheck) -> Result<Config, ConfigErrors> {
     let source = read_capped(path).map_err(|message| ConfigErrors {
         problems: vec![Problem {
             path: path.to_path_buf(),
@@ -44,7 +99,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message,
         }],
     })?;
-    load_str(&source, path, &|name| std::env::var(name).ok())
+    load_str_with(&source, path, &|name| std::env::var(name).ok(), check)
 }
 
 /// The largest configuration file read: ten times the size of a config with
@@ -84,14 +139,25 @@ fn read_capped(path: &Path) -> Result<String, String> {
 }
 
 /// Resolves configuration text as if read from `path` (used for messages and
-/// to resolve relative paths), taking `${VAR}` values from `env`.
+/// to resolve relative paths), taking `${VAR}` values from `env`. Like
+/// [`load`], without the checks of [`crate::check::load_str`].
 pub fn load_str(
     source: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    load_str_with(source, path, env, &NoCheck)
+}
+
+/// [`load_str`], with `check`'s checks added.
+pub(crate) fn load_str_with(
+    source: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    check: &dyn ConfigCheck,
+) -> Result<Config, ConfigErrors> {
     let mut diag = diag::Diag::new(source);
-    let config = resolve::load(source, path, env, &mut diag);
+    let config = resolve::load(source, path, env, check, &mut diag);
     match config {
         Some(config) if diag.is_empty() => Ok(config),
         _ => Err(ConfigErrors {

@@ -13,7 +13,9 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::learner::LearnerId;
-use crate::samsara::Status;
+use crate::mailbox::Mailbox;
+pub use crate::schedule::Schedule;
+use crate::status::Status;
 use crate::window::WindowSpec;
 
 /// The whole configuration file, resolved.
@@ -63,10 +65,10 @@ impl Default for MirrorConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            since: chrono::DateTime::from_timestamp(1_577_836_800, 0)
+            since: chrono::DateTime::from_timestamp(crate::defaults::MIRROR_SINCE_UNIX, 0)
                 .expect("2020-01-01 is a valid instant"),
-            overlap: Duration::from_secs(600),
-            refresh: Duration::from_secs(3600),
+            overlap: crate::defaults::MIRROR_OVERLAP,
+            refresh: crate::defaults::MIRROR_REFRESH,
         }
     }
 }
@@ -103,7 +105,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: None,
-            lease: Duration::from_secs(120),
+            lease: crate::defaults::LEASE,
         }
     }
 }
@@ -156,7 +158,7 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     /// `Name <address>` or a bare address.
-    pub from: String,
+    pub from: Mailbox,
     pub timeout: Duration,
 }
 
@@ -225,15 +227,6 @@ pub struct TeamsFromTags {
     pub managers: BTreeMap<String, String>,
     /// The escalation mailbox of every team made from tags.
     pub escalation: Option<String>,
-}
-
-/// A job's schedule: the expression as written and its parsed form.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    /// As written in the config.
-    pub expr: String,
-    /// Parsed; 5-field expressions fire at second 0.
-    pub cron: croner::Cron,
 }
 
 /// `when_empty` of a job.

@@ -66,7 +66,7 @@ pub enum EmailError {
     Address {
         field: &'static str,
         value: String,
-        source: lettre::address::AddressError,
+        source: crate::mailbox::MailboxError,
     },
     #[error("the email has no recipient (to is empty after rendering)")]
     NoRecipient,
@@ -76,17 +76,14 @@ pub enum EmailError {
     InlineType { content_id: String, value: String },
 }
 
-/// Parses `Name <address>` or a bare address, as sending will.
-pub fn parse_mailbox(value: &str) -> Result<Mailbox, lettre::address::AddressError> {
-    value.trim().parse()
-}
-
 fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, EmailError> {
-    parse_mailbox(value).map_err(|source| EmailError::Address {
-        field,
-        value: value.to_string(),
-        source,
-    })
+    crate::mailbox::Mailbox::parse(value)
+        .map(Mailbox::from)
+        .map_err(|source| EmailError::Address {
+            field,
+            value: value.to_string(),
+            source,
+        })
 }
 
 impl Email {

@@ -5,66 +5,12 @@
 //! missing `id`, `learner`, `status`, `updatedAtTime` or `durationMinutes` is
 //! a malformed response, never a silently skipped record.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::learner::LearnerId;
 
-/// A training assignment's status: an open enum.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
-    NotStarted,
-    InProgress,
-    Completed,
-    /// A value this version of trainwatch does not know, kept as sent.
-    Other(String),
-}
-
-impl Status {
-    /// The API's spelling.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::NotStarted => "notStarted",
-            Self::InProgress => "inProgress",
-            Self::Completed => "completed",
-            Self::Other(s) => s,
-        }
-    }
-
-    /// Parses the API's spelling; anything else becomes [`Status::Other`].
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "notStarted" => Self::NotStarted,
-            "inProgress" => Self::InProgress,
-            "completed" => Self::Completed,
-            other => Self::Other(other.to_string()),
-        }
-    }
-
-    /// The statuses a filter may name (the ones the API accepts).
-    pub const FILTERABLE: [&'static str; 3] = ["notStarted", "inProgress", "completed"];
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Status {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Status {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Ok(Self::from_wire(&s))
-    }
-}
+pub use crate::status::Status;
 
 /// `{"data": [...], "pagination": {...}}`: one page of any list endpoint.
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use trainwatch::config::{ConfigErrors, load, load_str};
+use trainwatch::check::{load, load_str};
+use trainwatch::config::ConfigErrors;
 
 use crate::common;
 

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use trainwatch::config::{ConfigErrors, load_str};
+use trainwatch::check::load_str;
+use trainwatch::config::ConfigErrors;
 
 use crate::common;
 
@@ -131,7 +132,7 @@ fn syntax_errors_are_reported_with_positions() {
 
 #[test]
 fn an_unreadable_file_names_the_file_and_the_reason() {
-    let err = trainwatch::config::load(Path::new("/no/such/dir/trainwatch.toml")).unwrap_err();
+    let err = trainwatch::check::load(Path::new("/no/such/dir/trainwatch.toml")).unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("/no/such/dir/trainwatch.toml:1:1: cannot read"),

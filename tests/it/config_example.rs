@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use trainwatch::config::{Delivery, load_str};
+use trainwatch::check::load_str;
+use trainwatch::config::Delivery;
 use trainwatch::window::WindowSpec;
 
 const EXAMPLE: &str = include_str!("../../config.toml");

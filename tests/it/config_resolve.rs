@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
+use trainwatch::check::load_str;
 use trainwatch::config::{
     Config, Delivery, EmailDelivery, SmtpSecurity, WebhookDelivery, WebhookKind, WhenEmpty,
-    load_str,
 };
 use trainwatch::learner::LearnerId;
 use trainwatch::samsara::Status;
@@ -362,8 +362,8 @@ deliver = [{ archive = { dir = "audit/../snapshots" } }]
     let plain = dir.path().join("sub/config.toml");
     let winding = dir.path().join("sub/./../sub/config.toml");
 
-    let a = trainwatch::config::load(&plain).unwrap();
-    let b = trainwatch::config::load(&winding).unwrap();
+    let a = trainwatch::check::load(&plain).unwrap();
+    let b = trainwatch::check::load(&winding).unwrap();
 
     let real = std::fs::canonicalize(dir.path()).unwrap();
     assert_eq!(a.state_dir, real.join("state/db"));

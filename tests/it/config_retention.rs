@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use trainwatch::config::load_str;
+use trainwatch::check::load_str;
 
 const JOB: &str = r#"
 [samsara]

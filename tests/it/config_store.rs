@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use secrecy::ExposeSecret as _;
-use trainwatch::config::{self, Config, ConfigErrors};
+use trainwatch::config::{Config, ConfigErrors};
 
 fn load(store: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
     let source = format!(
@@ -30,7 +30,7 @@ deliver = [{{ webhook = "w" }}]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    config::load_str(&source, Path::new("/tmp/t.toml"), &move |name| {
+    trainwatch::check::load_str(&source, Path::new("/tmp/t.toml"), &move |name| {
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
 }

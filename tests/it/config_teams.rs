@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use trainwatch::config::{Members, load_str};
+use trainwatch::check::load_str;
+use trainwatch::config::Members;
 
 const JOB: &str = r#"
 [samsara]

@@ -179,7 +179,7 @@ fn validate_refuses_an_escalation_delivery_for_a_team_without_a_contact() {
         "manager = \"South Manager <south@example.com>\"\nescalation = \"Safety Director <safety@example.com>\"\n",
         "manager = \"South Manager <south@example.com>\"\n",
     );
-    let errors = config::load_str(&source, "t.toml".as_ref(), &|_| None)
+    let errors = trainwatch::check::load_str(&source, "t.toml".as_ref(), &|_| None)
         .unwrap_err()
         .to_string();
     assert!(

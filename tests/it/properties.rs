@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
-use trainwatch::config::{MAX_DURATION_SECONDS, load_str, parse_duration};
+use trainwatch::check::load_str;
+use trainwatch::config::{MAX_DURATION_SECONDS, parse_duration};
 use trainwatch::names::{
     MAX_NAME_BYTES, csv_text, one_line, path_component, path_component_problem,
 };

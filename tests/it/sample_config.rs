@@ -8,7 +8,8 @@ use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
-use trainwatch::config::{Config, load, load_str};
+use trainwatch::check::{load, load_str};
+use trainwatch::config::Config;
 use trainwatch::export::{self, Format};
 use trainwatch::sample::{SAMPLE_TOKEN, client_settings};
 use trainwatch::samsara::{Client, RateLimits};

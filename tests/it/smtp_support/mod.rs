@@ -256,7 +256,7 @@ impl TestSmtp {
             security,
             username: None,
             password: None,
-            from: "Training Reports <training@example.com>".to_string(),
+            from: "Training Reports <training@example.com>".parse().unwrap(),
             timeout: Duration::from_secs(10),
         }
     }

@@ -1,6 +1,12 @@
-//! The dry render: every delivery of every job rendered and addressed
-//! against synthetic reports, so that what would fail at 08:00 on Monday
-//! fails now, in `validate`, at the config line that causes it.
+//! The configuration checks that need the rest of trainwatch: templates
+//! compiled, and the dry render, every delivery of every job rendered and
+//! addressed against synthetic reports, so that what would fail at 08:00 on
+//! Monday fails now, in `validate`, at the config line that causes it.
+//!
+//! [`crate::config`] resolves the file without knowing about templates or
+//! reports; it asks a `ConfigCheck` for these checks and reports their
+//! problems at the config values concerned. [`load`] and [`load_str`] are the
+//! full load every command uses.
 //!
 //! Compiling a template proves its syntax only; `{{ team.manger }}` compiles
 //! and fails when rendered, and `{{ team.manager }}` renders empty for a team
@@ -10,13 +16,14 @@
 //! them and the real renderer renders them.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use toml::Spanned;
 
-use super::diag::Diag;
-use super::raw::{RawDelivery, RawJob};
-use super::types::{Config, Delivery, Job, WhenEmpty};
+use crate::config::raw::{RawDelivery, RawJob};
+use crate::config::{Config, ConfigCheck, ConfigErrors, Delivery, Job, WebhookKind, WhenEmpty};
 use crate::job::JobData;
 use crate::learner::LearnerId;
 use crate::render::{FailureContext, Renderer};
@@ -28,9 +35,64 @@ use crate::window::{self, Window};
 /// Chicago; any instant would do, a fixed one keeps messages stable).
 const FIRE: &str = "2026-01-05T14:00:00Z";
 
+/// Reads and resolves the configuration file at `path`, with every check:
+/// what [`crate::config::load`] checks, templates compiled and every
+/// delivery rendered.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    crate::config::load_with(path, &Checks)
+}
+
+/// [`load`] of configuration text as if read from `path`, taking `${VAR}`
+/// values from `env`.
+pub fn load_str(
+    source: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    crate::config::load_str_with(source, path, env, &Checks)
+}
+
+/// The checks [`crate::config`] cannot make on its own: Tera and the dry render.
+struct Checks;
+
+impl ConfigCheck for Checks {
+    fn templates_dir(&self, dir: &Path) -> Option<String> {
+        // Every template must compile before anything runs.
+        let err = Renderer::new(Some(dir)).err()?;
+        let mut message = format!("in templates_dir: {err}");
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            message.push_str(&format!(": {}", first_line(&c.to_string())));
+            cause = c.source();
+        }
+        Some(message)
+    }
+
+    fn template_str(&self, source: &str) -> Result<(), String> {
+        Renderer::check_str(source).map_err(|err| {
+            std::error::Error::source(&err)
+                .map(|c| format!(": {}", first_line(&c.to_string())))
+                .unwrap_or_default()
+        })
+    }
+
+    fn deliveries(
+        &self,
+        config: &Config,
+        raw_jobs: &[&Spanned<RawJob>],
+        problem: &mut dyn FnMut(Range<usize>, String),
+    ) {
+        deliveries(config, raw_jobs, problem);
+    }
+}
+
 /// Renders every delivery of every job in `config` (whose jobs are
 /// `raw_jobs`, in the same order), reporting failures at their spans.
-pub(crate) fn deliveries(config: &Config, raw_jobs: &[&Spanned<RawJob>], diag: &mut Diag<'_>) {
+fn deliveries(
+    config: &Config,
+    raw_jobs: &[&Spanned<RawJob>],
+    diag: &mut dyn FnMut(Range<usize>, String),
+) {
     // A templates_dir that does not compile was reported already.
     let Ok(renderer) = Renderer::new(config.templates_dir.as_deref()) else {
         return;
@@ -80,7 +142,7 @@ pub(crate) fn deliveries(config: &Config, raw_jobs: &[&Spanned<RawJob>], diag: &
                                 } else {
                                     whom
                                 };
-                            diag.push(span, format!("{message}{whom}"));
+                            diag(span, format!("{message}{whom}"));
                         }
                     }
                 }
@@ -103,7 +165,7 @@ pub(crate) fn deliveries(config: &Config, raw_jobs: &[&Spanned<RawJob>], diag: &
                         .as_ref()
                         .or(raw_email.get_ref().template.as_ref())
                         .map_or(raw_email.span(), Spanned::span);
-                    diag.push(
+                    diag(
                         span,
                         format!("the failure email does not render: {}", causes(&err)),
                     );
@@ -134,7 +196,7 @@ fn check_delivery(
     report: &Report,
     delivery: &Delivery,
     raw: &Spanned<RawDelivery>,
-    out: &mut Vec<(std::ops::Range<usize>, String)>,
+    out: &mut Vec<(Range<usize>, String)>,
 ) {
     let whole = raw.span();
     let raw = raw.get_ref();
@@ -178,9 +240,9 @@ fn check_delivery(
                 return;
             };
             let rendered = match hook.kind {
-                super::WebhookKind::Slack => renderer.slack(&w.template, report).map(drop),
-                super::WebhookKind::MsTeams => renderer.msteams(&w.template, report).map(drop),
-                super::WebhookKind::Json => renderer
+                WebhookKind::Slack => renderer.slack(&w.template, report).map(drop),
+                WebhookKind::MsTeams => renderer.msteams(&w.template, report).map(drop),
+                WebhookKind::Json => renderer
                     .json_body(&w.template, report, w.include_assignments)
                     .map(drop),
             };
@@ -243,7 +305,7 @@ fn address_problem(renderer: &Renderer, report: &Report, source: &str) -> Option
             _ => format!("`{source}` renders empty"),
         });
     }
-    if crate::deliver::email::parse_mailbox(rendered).is_err() {
+    if crate::mailbox::Mailbox::parse(rendered).is_err() {
         return Some(format!(
             "`{source}` renders `{rendered}`, which is not a mailbox: write `Name <address@example.com>` or `address@example.com`"
         ));
@@ -392,11 +454,11 @@ fn synthetic_history(
     if let Some(first) = assignments.first() {
         let mut then = first.clone();
         then.id = "synthetic-resolved".into();
-        then.status = crate::samsara::Status::NotStarted;
+        then.status = crate::status::Status::NotStarted;
         then.due_at_time = Some(since - Duration::days(40));
         then.completed_at_time = None;
         let mut now = then.clone();
-        now.status = crate::samsara::Status::Completed;
+        now.status = crate::status::Status::Completed;
         now.completed_at_time = Some(fire - Duration::days(1));
         previous.push(then);
         state_now.insert(now.id.clone(), now);
