@@ -31,15 +31,17 @@ impl Outcome {
         }
     }
 
-    /// The outcome a stored word names (an unknown word reads as running).
-    pub(super) fn parse(s: &str) -> Self {
-        match s {
+    /// The outcome a stored word names; an unknown word is an error (a
+    /// newer or damaged store), never read as some outcome.
+    pub(super) fn parse(s: &str) -> Result<Self, UnknownWord> {
+        Ok(match s {
+            "running" => Self::Running,
             "succeeded" => Self::Succeeded,
             "failed" => Self::Failed,
             "interrupted" => Self::Interrupted,
             "skipped" => Self::Skipped,
-            _ => Self::Running,
-        }
+            _ => return Err(UnknownWord::new("run outcome", s)),
+        })
     }
 }
 
@@ -58,12 +60,32 @@ pub enum Status {
 }
 
 impl Status {
-    /// The status a stored word names (an unknown word reads as pending).
-    pub(super) fn parse(s: &str) -> Self {
-        match s {
+    /// The status a stored word names; an unknown word is an error, never
+    /// read as pending (which would send the delivery again).
+    pub(super) fn parse(s: &str) -> Result<Self, UnknownWord> {
+        Ok(match s {
+            "pending" => Self::Pending,
             "delivered" => Self::Delivered,
             "failed" => Self::Failed,
-            _ => Self::Pending,
+            _ => return Err(UnknownWord::new("delivery status", s)),
+        })
+    }
+}
+
+/// A stored word the store does not know (written by a newer trainwatch,
+/// or by hand): reading it is an error naming the column and the word.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} {word:?} in the store (written by a newer trainwatch?)")]
+pub struct UnknownWord {
+    what: &'static str,
+    word: String,
+}
+
+impl UnknownWord {
+    fn new(what: &'static str, word: &str) -> Self {
+        Self {
+            what,
+            word: word.chars().take(40).collect(),
         }
     }
 }

@@ -23,6 +23,10 @@ pub(super) trait Columns {
     fn time(&self, i: usize) -> Result<DateTime<Utc>, Self::Error>;
     /// A time that may be NULL.
     fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>, Self::Error>;
+    /// A run's outcome word; an unknown one is the backend's conversion error.
+    fn outcome(&self, i: usize) -> Result<Outcome, Self::Error>;
+    /// A delivery's status word; an unknown one is the backend's conversion error.
+    fn status(&self, i: usize) -> Result<Status, Self::Error>;
 }
 
 /// A count or attempt number as stored (a signed integer) as `u32`, saturating.
@@ -59,7 +63,7 @@ pub(super) fn run<C: Columns>(r: &C) -> Result<RunRecord, C::Error> {
         window: r.opt_time(3)?.zip(r.opt_time(4)?),
         started_at: r.time(5)?,
         finished_at: r.opt_time(6)?,
-        outcome: Outcome::parse(&r.text(7)?),
+        outcome: r.outcome(7)?,
         records: r.opt_int(8)?.map(u64_of),
         error: r.opt_text(9)?,
         deliveries: (n(10)?, n(11)?, n(12)?),
@@ -83,7 +87,7 @@ pub(super) fn delivery<C: Columns>(r: &C) -> Result<DeliveryRecord, C::Error> {
         job: r.text(2)?,
         target: r.text(3)?,
         recipient: r.text(4)?,
-        status: Status::parse(&r.text(5)?),
+        status: r.status(5)?,
         attempts: u32_of(r.int(6)?),
         last_error: r.opt_text(7)?,
         payload: r.opt_text(8)?,
@@ -110,7 +114,7 @@ pub(super) const NEW_CLAIM: Claim = Claim::Send {
 /// What claiming a recorded delivery finds in its row (from
 /// [`claim_columns`]): delivered, or to be sent from the parts already confirmed.
 pub(super) fn claim<C: Columns>(r: &C) -> Result<Claim, C::Error> {
-    Ok(if Status::parse(&r.text(0)?) == Status::Delivered {
+    Ok(if r.status(0)? == Status::Delivered {
         Claim::AlreadyDelivered {
             sent_at: r.opt_time(2)?,
         }

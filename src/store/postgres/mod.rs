@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::StoreError;
 use super::row::Columns;
+use super::{Outcome, Status, StoreError};
 
 mod leases;
 mod migrations;
@@ -363,5 +363,43 @@ impl Columns for tokio_postgres::Row {
     }
     fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>, Self::Error> {
         self.try_get(i)
+    }
+    fn outcome(&self, i: usize) -> Result<Outcome, Self::Error> {
+        self.try_get::<_, Word<Outcome>>(i).map(|w| w.0)
+    }
+    fn status(&self, i: usize) -> Result<Status, Self::Error> {
+        self.try_get::<_, Word<Status>>(i).map(|w| w.0)
+    }
+}
+
+/// A stored word (`text`) read as the store's enum; an unknown one is a
+/// conversion error naming the word, never a guess.
+struct Word<T>(T);
+
+/// The enums stored as words, and how each is read.
+trait Stored: Sized {
+    fn parse(s: &str) -> Result<Self, super::records::UnknownWord>;
+}
+impl Stored for Outcome {
+    fn parse(s: &str) -> Result<Self, super::records::UnknownWord> {
+        Outcome::parse(s)
+    }
+}
+impl Stored for Status {
+    fn parse(s: &str) -> Result<Self, super::records::UnknownWord> {
+        Status::parse(s)
+    }
+}
+
+impl<'a, T: Stored> tokio_postgres::types::FromSql<'a> for Word<T> {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let s = <&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+        Ok(Word(T::parse(s)?))
+    }
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::FromSql>::accepts(ty)
     }
 }

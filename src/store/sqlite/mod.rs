@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::row::Columns;
-use super::{StoreError, replica_id};
+use super::{Outcome, Status, StoreError, replica_id};
 
 mod locks;
 mod migrations;
@@ -33,10 +33,25 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_ts(s: &str) -> DateTime<Utc> {
+/// A stored time; one that is not RFC 3339 (a damaged or hand-edited
+/// store) is an error for column `i`, never read as some other time.
+fn parse_ts(s: &str, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+/// A stored word read through `parse`, its error reported for column `i`.
+fn word<T>(
+    s: &str,
+    i: usize,
+    parse: fn(&str) -> Result<T, super::records::UnknownWord>,
+) -> rusqlite::Result<T> {
+    parse(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// How long a connection waits for another process's write to finish
@@ -160,8 +175,8 @@ pub(in crate::store) fn schema_version(c: &Connection) -> rusqlite::Result<usize
     Ok(usize::try_from(v).unwrap_or(usize::MAX))
 }
 
-/// SQLite's columns: times as RFC 3339 text (an unreadable one reads as
-/// the earliest time, as it always has), flags and counts as integers.
+/// SQLite's columns: times as RFC 3339 text (an unreadable one is an
+/// error), flags and counts as integers.
 impl Columns for rusqlite::Row<'_> {
     type Error = rusqlite::Error;
     fn int(&self, i: usize) -> rusqlite::Result<i64> {
@@ -177,9 +192,17 @@ impl Columns for rusqlite::Row<'_> {
         self.get(i)
     }
     fn time(&self, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-        Ok(parse_ts(&self.get::<_, String>(i)?))
+        parse_ts(&self.get::<_, String>(i)?, i)
     }
     fn opt_time(&self, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-        Ok(self.get::<_, Option<String>>(i)?.as_deref().map(parse_ts))
+        self.get::<_, Option<String>>(i)?
+            .map(|s| parse_ts(&s, i))
+            .transpose()
+    }
+    fn outcome(&self, i: usize) -> rusqlite::Result<Outcome> {
+        word(&self.get::<_, String>(i)?, i, Outcome::parse)
+    }
+    fn status(&self, i: usize) -> rusqlite::Result<Status> {
+        word(&self.get::<_, String>(i)?, i, Status::parse)
     }
 }

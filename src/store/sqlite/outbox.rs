@@ -125,7 +125,8 @@ impl SqliteStore {
                 Some(error) => {
                     let retry = attempt
                         .transient
-                        .then(|| next_retry(parse_ts(&created), rounds + 1, now))
+                        .then(|| parse_ts(&created, 1).map(|c| next_retry(c, rounds + 1, now)))
+                        .transpose()?
                         .flatten();
                     tx.execute(
                         "UPDATE deliveries SET status = 'failed', attempts = attempts + ?2, parts_done = ?3,

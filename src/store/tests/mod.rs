@@ -488,3 +488,42 @@ async fn a_run_waits_for_a_job_locked_by_another_process_and_gives_up_when_told(
         );
     }
 }
+
+#[test]
+fn an_unknown_stored_word_or_time_is_an_error_never_a_guess() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = t("2026-03-09T14:00:00Z");
+    let store = Store::open(dir.path()).unwrap();
+    let run = store.begin_run("weekly", now, now).unwrap();
+    store.claim(run, &delivery("k1"), now).unwrap();
+    let db = Connection::open(dir.path().join("trainwatch.db")).unwrap();
+    // A status from a newer trainwatch: read as pending, it would be sent again.
+    db.execute(
+        "UPDATE deliveries SET status = 'bounced' WHERE key = 'k1'",
+        [],
+    )
+    .unwrap();
+    let err = store.claim(run, &delivery("k1"), now).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("unknown delivery status \"bounced\""),
+        "{err:#}"
+    );
+    db.execute(
+        "UPDATE deliveries SET status = 'pending' WHERE key = 'k1'",
+        [],
+    )
+    .unwrap();
+    db.execute("UPDATE runs SET outcome = 'paused'", [])
+        .unwrap();
+    let err = store.runs(None, 10).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("unknown run outcome \"paused\""),
+        "{err:#}"
+    );
+    db.execute(
+        "UPDATE runs SET outcome = 'running', started_at = 'yesterday'",
+        [],
+    )
+    .unwrap();
+    assert!(store.runs(None, 10).is_err());
+}
