@@ -358,16 +358,11 @@ async fn run_once(
         .deliveries
         .iter()
         .map(|d| {
-            let (outcome, attempts) = match &d.outcome {
-                DeliveryOutcome::Delivered { attempts } => {
-                    ("delivered".to_string(), attempts.to_string())
-                }
-                DeliveryOutcome::AlreadyDelivered => ("already delivered".to_string(), "-".into()),
-                DeliveryOutcome::AlreadyArchived => ("already archived".to_string(), "-".into()),
-                DeliveryOutcome::Failed { attempts, error } => {
-                    (format!("FAILED: {error}"), attempts.to_string())
-                }
-            };
+            let outcome = d.outcome.to_string();
+            let attempts = d
+                .outcome
+                .attempts()
+                .map_or_else(|| "-".to_string(), |n| n.to_string());
             let target = if d.resumed {
                 format!("{} (resumed)", d.target)
             } else {

@@ -7,6 +7,7 @@
 //! - [`schedule`]: pure (cron, timezone, instant) → fire instants, DST-correct.
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
 //! - [`job`]: the one place that sequences a run (window → fetch → names → reports).
+//! - [`ledger`]: the deliveries' claim → send → record protocol, and resume.
 //! - [`report`]: the rollup into the report data every template sees.
 //! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
 //! - [`deliver`]: where rendered reports leave: SMTP, webhooks, archive snapshots.
@@ -32,6 +33,7 @@ pub mod export;
 pub mod init;
 pub mod job;
 pub mod learner;
+pub mod ledger;
 pub mod metrics;
 pub mod mirror;
 pub mod names;

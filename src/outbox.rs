@@ -63,13 +63,57 @@ pub enum Payload {
     },
 }
 
+/// What a delivery is sent by: the kinds a delivery (and the ledger) knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryKind {
+    Email,
+    Slack,
+    MsTeams,
+    Json,
+    Archive,
+}
+
+impl DeliveryKind {
+    /// Every kind, in the order they are listed to people.
+    pub const ALL: [DeliveryKind; 5] = [
+        DeliveryKind::Email,
+        DeliveryKind::Slack,
+        DeliveryKind::MsTeams,
+        DeliveryKind::Json,
+        DeliveryKind::Archive,
+    ];
+
+    /// Its name in the ledger, metrics and output: `email`, `slack`,
+    /// `msteams`, `json` or `archive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Email => "email",
+            DeliveryKind::Slack => "slack",
+            DeliveryKind::MsTeams => "msteams",
+            DeliveryKind::Json => "json",
+            DeliveryKind::Archive => "archive",
+        }
+    }
+
+    /// The kind named `name` ([`DeliveryKind::as_str`]); `None` for any other name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for DeliveryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One message (or snapshot) for one recipient.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// Index of the delivery in the job's `deliver` list.
     pub delivery: usize,
-    /// `email`, `slack`, `msteams`, `json` or `archive`.
-    pub kind: &'static str,
+    /// What sends it.
+    pub kind: DeliveryKind,
     /// Which target, stably across runs: `email overdue`, `webhook NAME`,
     /// `archive DIR`. Part of the idempotency key.
     pub target: String,
@@ -103,22 +147,6 @@ impl Outgoing {
             Payload::MsTeams(v) | Payload::Json(v) => v.to_string().len(),
             Payload::Archive { files, .. } => files.iter().map(|f| f.1.len()).sum(),
         }
-    }
-
-    /// The idempotency key of this delivery: stable per (job, window,
-    /// target, team, recipient), so a re-run of the same window finds it in
-    /// the ledger, and receivers can deduplicate (`Idempotency-Key`,
-    /// derived `Message-ID`).
-    pub fn key(&self, job: &str, window: &crate::window::Window) -> String {
-        let material = format!(
-            "{job}\n{}\n{}\n{}\n{}\n{}",
-            window.start.timestamp_millis(),
-            window.end.timestamp_millis(),
-            self.target,
-            self.team.as_deref().unwrap_or(""),
-            self.recipient,
-        );
-        crate::deliver::archive::sha256_hex(material.as_bytes())
     }
 }
 
@@ -330,14 +358,14 @@ fn missing_contact(report: &Report, delivery: &Delivery) -> Option<&'static str>
     .map(|(field, _)| field)
 }
 
-fn kind_of(config: &Config, delivery: &Delivery) -> &'static str {
+fn kind_of(config: &Config, delivery: &Delivery) -> DeliveryKind {
     match delivery {
-        Delivery::Email(_) => "email",
-        Delivery::Archive(_) => "archive",
+        Delivery::Email(_) => DeliveryKind::Email,
+        Delivery::Archive(_) => DeliveryKind::Archive,
         Delivery::Webhook(w) => match config.webhooks.get(&w.webhook).map(|h| h.kind) {
-            Some(WebhookKind::Slack) => "slack",
-            Some(WebhookKind::MsTeams) => "msteams",
-            Some(WebhookKind::Json) | None => "json",
+            Some(WebhookKind::Slack) => DeliveryKind::Slack,
+            Some(WebhookKind::MsTeams) => DeliveryKind::MsTeams,
+            Some(WebhookKind::Json) | None => DeliveryKind::Json,
         },
     }
 }
