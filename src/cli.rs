@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{self, Config, Job};
-use crate::export::{self, Format};
+use crate::export;
 use crate::render::filters::{count, noun_count};
 use crate::samsara::{Client, Endpoint, Observer};
 
@@ -60,6 +60,24 @@ pub enum StoreCommand {
         #[arg(long)]
         to: Option<String>,
     },
+}
+
+/// Output format of `export` (as [`crate::report::rows::Format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+impl From<Format> for export::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Jsonl => export::Format::Jsonl,
+            Format::Csv => export::Format::Csv,
+        }
+    }
 }
 
 /// `--log-format`.
@@ -1112,7 +1130,8 @@ async fn export_cmd(
                 .tempfile_in(dir)
                 .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
             let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
-            let summary = export::export(config, job, &client, at, format, &mut buffered).await?;
+            let summary =
+                export::export(config, job, &client, at, format.into(), &mut buffered).await?;
             buffered
                 .into_inner()
                 .map_err(|e| e.into_error())
@@ -1125,7 +1144,7 @@ async fn export_cmd(
         None => {
             // One write per buffer, not one per line (stdout is line-buffered).
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            export::export(config, job, &client, at, format, &mut out).await?
+            export::export(config, job, &client, at, format.into(), &mut out).await?
         }
     };
     for w in &summary.warnings {

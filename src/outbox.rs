@@ -10,11 +10,12 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::config::{Config, Delivery, Job, WebhookKind, WhenEmpty};
+use crate::data::{JobData, build_query, query_for};
 use crate::deliver::email::Email;
-use crate::export::{Format, build_query, write_rows};
 use crate::render::Renderer;
 use crate::render::filters::count;
 use crate::report::Report;
+use crate::report::rows::{Format, write_rows};
 use crate::window::Window;
 
 /// The largest CSV attached to an email: 10 MiB, about 13.4 MiB once
@@ -245,8 +246,46 @@ pub fn build_with_teams(
     teams: &crate::teams::Teams,
     renderer: &Renderer,
 ) -> anyhow::Result<Outbox> {
-    let query = match crate::export::query_for(&job.filters, teams, window) {
-        Some(q) => params(&q),
+    build_with_query(
+        config,
+        job,
+        window,
+        reports,
+        query_for(&job.filters, teams, window).as_ref(),
+        renderer,
+    )
+}
+
+/// The outbox of a run's `reports` of `data`: the archive manifests name
+/// the stream query the fetch asked ([`JobData::query`]).
+pub fn build_for(
+    config: &Config,
+    job: &Job,
+    data: &JobData,
+    reports: &[Report],
+    renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    build_with_query(
+        config,
+        job,
+        data.window,
+        reports,
+        data.query.as_ref(),
+        renderer,
+    )
+}
+
+/// [`build`] with the manifests' `query` given (`None`: nobody was asked about).
+fn build_with_query(
+    config: &Config,
+    job: &Job,
+    window: Window,
+    reports: &[Report],
+    query: Option<&crate::samsara::AssignmentQuery>,
+    renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    let query = match query {
+        Some(q) => params(q),
         // Nobody in the job's teams: no query was sent, and the manifest says so.
         None => {
             let mut q = params(&crate::samsara::AssignmentQuery::new(

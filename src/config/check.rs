@@ -17,7 +17,7 @@ use toml::Spanned;
 use super::diag::Diag;
 use super::raw::{RawDelivery, RawJob};
 use super::types::{Config, Delivery, Job, WhenEmpty};
-use crate::job::JobData;
+use crate::data::JobData;
 use crate::learner::LearnerId;
 use crate::render::{FailureContext, Renderer};
 use crate::report::{JobInfo, Report, WindowInfo};
@@ -368,6 +368,7 @@ fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
         names,
         stats: FetchStats::default(),
         teams,
+        query: None,
         history,
     }
 }

@@ -9,32 +9,12 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, Job};
 use crate::learner::LearnerId;
 use crate::report::{self, History, JobInfo, Meta, Report, TeamInfo};
-use crate::samsara::{Assignment, Client, FetchStats, Names};
+use crate::samsara::{Assignment, Client, Names};
 use crate::window::{self, Window};
 
-mod run;
+pub use crate::data::JobData;
 
-pub use crate::ledger::{
-    Control, DeliveryLine, DeliveryOutcome, LOCK_WAIT, RunSummary, failure_detail,
-    failure_headline, lost_lease, resume_pending,
-};
-pub use run::{run, run_controlled};
-
-/// What one fetch for a job brought back: deduplicated assignments and their names.
-#[derive(Debug, Clone)]
-pub struct JobData {
-    pub window: Window,
-    /// Deduplicated, in stream order; not yet filtered by [`report::included`].
-    pub assignments: Vec<Assignment>,
-    pub names: Names,
-    pub stats: FetchStats,
-    /// The job's teams with their members as of the fire instant.
-    pub teams: crate::teams::Teams,
-    /// For current windows read from the mirror: the states the report is
-    /// compared with (`changes`, `due_soon`, `trend`); `None` otherwise.
-    pub history: Option<History>,
-}
-
+// Here, not in `data`: which assignments count is the report's rule.
 impl JobData {
     /// The assignments a report of this job counts (window rule, deleted ones).
     pub fn included<'a>(&'a self, job: &'a Job) -> impl Iterator<Item = &'a Assignment> + 'a {
@@ -43,6 +23,14 @@ impl JobData {
             .filter(move |a| report::included(a, &self.window, job.filters.include_deleted))
     }
 }
+
+mod run;
+
+pub use crate::ledger::{
+    Control, DeliveryLine, DeliveryOutcome, LOCK_WAIT, RunSummary, failure_detail,
+    failure_headline, lost_lease, resume_pending,
+};
+pub use run::{run, run_controlled};
 
 /// Computes the window for a fire at `fire` and fetches it, names included;
 /// for a current window read from the mirror, also the states its report is
@@ -97,9 +85,10 @@ async fn fetch_with(
     let teams = crate::teams::from_api(config, client, crate::teams::Wanted::For(&job.filters))
         .await
         .with_context(|| format!("job {}: resolving its teams", job.name))?;
-    let fetched = match crate::export::query_for(&job.filters, &teams, window) {
+    let query = crate::data::query_for(&job.filters, &teams, window);
+    let fetched = match &query {
         Some(query) => client
-            .fetch_assignments(&query)
+            .fetch_assignments(query)
             .await
             .with_context(|| format!("job {}: fetching assignments in {window}", job.name))?,
         // Its teams have nobody in them now: nothing to ask for.
@@ -123,6 +112,7 @@ async fn fetch_with(
         names,
         stats: fetched.stats,
         teams,
+        query,
         history: None,
     })
 }
@@ -214,7 +204,7 @@ pub fn history(
             crate::teams::from_mirror(config, mirror, crate::teams::Wanted::For(&job.filters), at)
                 .with_context(|| format!("resolving the teams as of {}", at.to_rfc3339()))?;
         let instant = Window { start: at, end: at };
-        let state = match crate::export::query_for(&job.filters, &teams_at, instant) {
+        let state = match crate::data::query_for(&job.filters, &teams_at, instant) {
             Some(query) => crate::mirror::read::state_as_of(mirror, &query, &names.courses, at)?,
             None => Vec::new(),
         };
@@ -267,7 +257,7 @@ pub fn history(
         start: fire,
         end: fire,
     };
-    let pool = crate::export::query_for(&job.filters, teams_now, now).map(|mut query| {
+    let pool = crate::data::query_for(&job.filters, teams_now, now).map(|mut query| {
         query.is_overdue = None;
         query
     });

@@ -135,14 +135,7 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
             let records = data.included(job).count() as u64;
             store.set_window(run_id, (data.window.start, data.window.end), records)?;
             let reports = super::reports(config, job, &data, now());
-            let outbox = crate::outbox::build_with_teams(
-                config,
-                job,
-                data.window,
-                &reports,
-                &data.teams,
-                renderer,
-            )?;
+            let outbox = crate::outbox::build_for(config, job, &data, &reports, renderer)?;
             anyhow::Ok((data.window, records, outbox))
         }
         .await;
