@@ -244,7 +244,12 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Init { out, base_url } => {
-            return crate::init::run(out, base_url.clone(), now).await;
+            use crate::init::Outcome;
+            return Ok(match crate::init::run(out, base_url.clone(), now).await? {
+                Outcome::Written => ExitCode::SUCCESS,
+                Outcome::Usage => ExitCode::from(EXIT_USAGE),
+                Outcome::Failed => ExitCode::from(EXIT_FAILED),
+            });
         }
         _ => {}
     }
