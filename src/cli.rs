@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{self, Config, Job};
 use crate::export;
+use crate::job::Prepared;
 use crate::render::filters::{count, noun_count};
 use crate::samsara::{Client, Endpoint, Observer};
 
@@ -868,13 +869,8 @@ fn print_last_runs(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A fetched, rolled-up and rendered run.
-struct Prepared {
-    fire: DateTime<Utc>,
-    data: crate::job::JobData,
-    outbox: crate::outbox::Outbox,
-}
-
+/// The job fetched, rolled up and rendered as fired at `fire`, with no
+/// run history (as `job::run` prepares it); the names' warnings logged.
 async fn prepare(
     config: &Config,
     job: &Job,
@@ -884,33 +880,26 @@ async fn prepare(
     let renderer = crate::render::Renderer::new(config.templates_dir.as_deref())
         .context("loading the templates")?;
     let (client, _server) = client(config).await?;
-    let data = crate::job::fetch(config, job, &client, fire, None).await?;
-    for w in &data.names.warnings {
-        tracing::warn!("{w}");
-    }
-    let reports = crate::job::reports(config, job, &data, now);
-    let outbox = crate::outbox::build_with_teams(
+    let context = crate::job::Context {
         config,
         job,
-        data.window,
-        &reports,
-        &data.teams,
-        &renderer,
-    )?;
-    Ok(Prepared { fire, data, outbox })
+        client: &client,
+    };
+    let run = context
+        .prepare(fire, None, now, crate::job::Upto::Outbox(&renderer))
+        .await?;
+    for w in &run.data.names.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(run)
 }
 
-/// Writes exactly what the job's deliveries would send, under
-/// `out/<job>/[<team>/]`, and says where: an email as `email.html`,
-/// `email.txt`, `email.eml` (and its attachment and inline images, such as
-/// `trend.png`), each Slack message as one
-/// Block Kit object (`slack.json`, or `slack-1.json`, `slack-2.json`, … for
-/// a split digest), a Teams card as `msteams.json`, a JSON body as
-/// `body.json`, and an archive as the snapshot folder `archive/` (manifest
-/// and `SHA256SUMS` included) written by the archive delivery's own code.
-/// Kinds the job does not deliver get no file.
+/// Writes exactly what the job's deliveries would send, as the files
+/// [`crate::outbox::preview_files`] names, under `out/<job>/`, and says
+/// where: an `.eml` by the email sender's code, a snapshot by the archive
+/// delivery's own code.
 fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Result<()> {
-    use crate::outbox::Payload;
+    use crate::outbox::PreviewFile;
     let root = out.join(&job.name);
     let written: std::cell::RefCell<Vec<PathBuf>> = Default::default();
     let write = |path: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
@@ -926,59 +915,16 @@ fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Result<()> {
         written.borrow_mut().push(path);
         Ok(())
     };
-    let json = |value: &serde_json::Value| -> anyhow::Result<Vec<u8>> {
-        let mut bytes = serde_json::to_vec_pretty(value)?;
-        bytes.push(b'\n');
-        Ok(bytes)
-    };
-    let items = &run.outbox.items;
-    for item in items {
-        let dir = match &item.team {
-            // Config team names are checked at load; names from data are not.
-            Some(t) => root.join(crate::names::path_component(t)),
-            None => root.clone(),
-        };
-        // Numbered only when the job has several deliveries of one kind.
-        let repeated = items
-            .iter()
-            .filter(|i| i.team == item.team && i.kind == item.kind)
-            .count()
-            > 1;
-        let name = |file: &str| match repeated {
-            true => dir.join(format!("{}-{file}", item.delivery + 1)),
-            false => dir.join(file),
-        };
-        match &item.payload {
-            Payload::Email(email) => {
-                write(name("email.html"), email.html.as_bytes())?;
-                write(name("email.txt"), email.text.as_bytes())?;
-                write(name("email.eml"), &email.to_eml()?)?;
-                if let Some((file, bytes)) = &email.attachment {
-                    write(name(file), bytes)?;
-                }
-                // The inline images (the trend chart) beside it, named by
-                // their Content-ID; `email.eml` shows them in place.
-                for image in &email.inline {
-                    write(
-                        name(&crate::names::path_component(&image.content_id)),
-                        &image.bytes,
-                    )?;
-                }
-            }
-            Payload::Slack(messages) if messages.len() == 1 => {
-                write(name("slack.json"), &json(&messages[0])?)?
-            }
-            Payload::Slack(messages) => {
-                for (part, message) in messages.iter().enumerate() {
-                    write(name(&format!("slack-{}.json", part + 1)), &json(message)?)?;
-                }
-            }
-            Payload::MsTeams(card) => write(name("msteams.json"), &json(card)?)?,
-            Payload::Json(body) => write(name("body.json"), &json(body)?)?,
-            Payload::Archive {
-                files, manifest, ..
+    for file in crate::outbox::preview_files(&run.outbox.items)? {
+        match file {
+            PreviewFile::Bytes(path, bytes) => write(root.join(path), &bytes)?,
+            PreviewFile::Eml(path, email) => write(root.join(path), &email.to_eml()?)?,
+            PreviewFile::Snapshot {
+                folder,
+                files,
+                manifest,
             } => {
-                let folder = name("archive");
+                let folder = root.join(folder);
                 // A snapshot is never overwritten; a preview's is, so it
                 // shows this run. Only a folder that is a snapshot goes.
                 if folder.join("manifest.json").is_file() {

@@ -6,6 +6,7 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Job};
+use crate::job::Upto;
 use crate::samsara::{Assignment, Client, FetchStats};
 use crate::window::Window;
 
@@ -35,7 +36,12 @@ pub async fn export(
     out: &mut dyn Write,
 ) -> anyhow::Result<Summary> {
     use anyhow::Context as _;
-    let data = crate::job::fetch_assignments(config, job, client, at, None).await?;
+    let context = crate::job::Context {
+        config,
+        job,
+        client,
+    };
+    let data = context.prepare(at, None, at, Upto::Data).await?.data;
     let included: Vec<&Assignment> = data.included(job).collect();
     let rows: Vec<Row> = included
         .iter()

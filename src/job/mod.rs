@@ -24,12 +24,14 @@ impl JobData {
     }
 }
 
+mod prepare;
 mod run;
 
 pub use crate::ledger::{
     Control, DeliveryLine, DeliveryOutcome, LOCK_WAIT, RunSummary, failure_detail,
     failure_headline, lost_lease, resume_pending,
 };
+pub use prepare::{Context, Prepared, Upto};
 pub use run::{run, run_controlled};
 
 /// Computes the window for a fire at `fire` and fetches it, names included;

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::{Context, Upto};
 use crate::config::{Config, Job};
 use crate::ledger::{Control, DeliveryKey, Ledger, Notice, RunSummary, lost_lease};
 use crate::samsara::Client;
@@ -130,13 +131,19 @@ pub async fn run_controlled<S: crate::deliver::Sender>(
 
         // 2. Fetch and render everything before sending anything.
         let prepared = async {
-            let data =
-                super::fetch(config, job, client, fire, last_success_end(store, job)?).await?;
+            let context = Context {
+                config,
+                job,
+                client,
+            };
+            let upto = Upto::Outbox(renderer);
+            let data = context
+                .fetch(fire, last_success_end(store, job)?, upto)
+                .await?;
             let records = data.included(job).count() as u64;
             store.set_window(run_id, (data.window.start, data.window.end), records)?;
-            let reports = super::reports(config, job, &data, now());
-            let outbox = crate::outbox::build_for(config, job, &data, &reports, renderer)?;
-            anyhow::Ok((data.window, records, outbox))
+            let prepared = context.render(fire, data, now(), renderer)?;
+            anyhow::Ok((prepared.data.window, records, prepared.outbox))
         }
         .await;
         let (window, records, outbox) = match prepared {

@@ -7,6 +7,7 @@ mod email;
 mod failure;
 mod item;
 mod kind;
+mod preview;
 
 use std::path::PathBuf;
 
@@ -27,6 +28,7 @@ pub use email::{
 pub use failure::failure;
 pub use item::{ARCHIVE_FILES, archive_folder};
 pub use kind::DeliveryKind;
+pub use preview::{PreviewFile, preview_files};
 
 use item::outgoing;
 
