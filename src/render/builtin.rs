@@ -1,88 +1,41 @@
 //! The built-in templates, compiled into the binary from `templates/`.
 
+/// `(file name, source)` of each named file in `templates/`, each name written once.
+macro_rules! templates {
+    ($($file:literal),* $(,)?) => {
+        &[$(($file, include_str!(concat!("../../templates/", $file)))),*]
+    };
+}
+
 /// The built-in templates: (file name, source).
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("_email.html", include_str!("../../templates/_email.html")),
-    (
-        "_overdue_body.html",
-        include_str!("../../templates/_overdue_body.html"),
-    ),
-    (
-        "_overdue_body.txt",
-        include_str!("../../templates/_overdue_body.txt"),
-    ),
-    ("overdue.html", include_str!("../../templates/overdue.html")),
-    ("overdue.txt", include_str!("../../templates/overdue.txt")),
-    (
-        "overdue.subject",
-        include_str!("../../templates/overdue.subject"),
-    ),
-    (
-        "overdue.slack.json",
-        include_str!("../../templates/overdue.slack.json"),
-    ),
-    (
-        "overdue.msteams.json",
-        include_str!("../../templates/overdue.msteams.json"),
-    ),
-    (
-        "escalation.html",
-        include_str!("../../templates/escalation.html"),
-    ),
-    (
-        "escalation.txt",
-        include_str!("../../templates/escalation.txt"),
-    ),
-    (
-        "escalation.subject",
-        include_str!("../../templates/escalation.subject"),
-    ),
-    (
-        "escalation.slack.json",
-        include_str!("../../templates/escalation.slack.json"),
-    ),
-    (
-        "escalation.msteams.json",
-        include_str!("../../templates/escalation.msteams.json"),
-    ),
-    ("digest.html", include_str!("../../templates/digest.html")),
-    ("digest.txt", include_str!("../../templates/digest.txt")),
-    (
-        "digest.subject",
-        include_str!("../../templates/digest.subject"),
-    ),
-    (
-        "digest.slack.json",
-        include_str!("../../templates/digest.slack.json"),
-    ),
-    (
-        "digest.msteams.json",
-        include_str!("../../templates/digest.msteams.json"),
-    ),
-    ("audit.html", include_str!("../../templates/audit.html")),
-    ("audit.txt", include_str!("../../templates/audit.txt")),
-    (
-        "audit.subject",
-        include_str!("../../templates/audit.subject"),
-    ),
-    (
-        "audit.slack.json",
-        include_str!("../../templates/audit.slack.json"),
-    ),
-    (
-        "audit.msteams.json",
-        include_str!("../../templates/audit.msteams.json"),
-    ),
-    (
-        "audit.report.html",
-        include_str!("../../templates/audit.report.html"),
-    ),
-    ("failure.html", include_str!("../../templates/failure.html")),
-    ("failure.txt", include_str!("../../templates/failure.txt")),
-    (
-        "failure.subject",
-        include_str!("../../templates/failure.subject"),
-    ),
+pub const BUILTIN: &[(&str, &str)] = templates![
+    "_email.html",
+    "_overdue_body.html",
+    "_overdue_body.txt",
+    "overdue.html",
+    "overdue.txt",
+    "overdue.subject",
+    "overdue.slack.json",
+    "overdue.msteams.json",
+    "escalation.html",
+    "escalation.txt",
+    "escalation.subject",
+    "escalation.slack.json",
+    "escalation.msteams.json",
+    "digest.html",
+    "digest.txt",
+    "digest.subject",
+    "digest.slack.json",
+    "digest.msteams.json",
+    "audit.html",
+    "audit.txt",
+    "audit.subject",
+    "audit.slack.json",
+    "audit.msteams.json",
+    "audit.report.html",
+    "failure.html",
+    "failure.txt",
+    "failure.subject",
 ];
 
 /// The subject of an email whose template has no `NAME.subject` and whose
@@ -94,3 +47,20 @@ pub const ARCHIVE_TEMPLATE: &str = "audit.report.html";
 
 /// The template of `on_failure` emails.
 pub const FAILURE_TEMPLATE: &str = "failure";
+
+#[cfg(test)]
+mod tests {
+    /// The template names config accepts and the files here cannot drift
+    /// apart: every built-in file belongs to a name config lists (the
+    /// renderer's own test checks the other way).
+    #[test]
+    fn every_built_in_file_belongs_to_a_name_config_accepts() {
+        for (file, _) in super::BUILTIN {
+            if file.starts_with('_') {
+                continue; // partials, included by the others
+            }
+            let name = file.split('.').next().unwrap_or_default();
+            assert!(crate::config::BUILTIN_TEMPLATES.contains(&name), "{file}");
+        }
+    }
+}
