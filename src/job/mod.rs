@@ -32,7 +32,7 @@ pub use crate::ledger::{
     failure_headline, lost_lease, resume_pending,
 };
 pub use prepare::{Context, Prepared, Upto};
-pub use run::{run, run_controlled};
+pub use run::{Run, run, run_controlled};
 
 /// Computes the window for a fire at `fire` and fetches it, names included;
 /// for a current window read from the mirror, also the states its report is
