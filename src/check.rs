@@ -24,7 +24,7 @@ use toml::Spanned;
 
 use crate::config::raw::{RawDelivery, RawJob};
 use crate::config::{Config, ConfigCheck, ConfigErrors, Delivery, Job, WebhookKind, WhenEmpty};
-use crate::job::JobData;
+use crate::data::JobData;
 use crate::learner::LearnerId;
 use crate::render::{FailureContext, Renderer};
 use crate::report::{JobInfo, Report, WindowInfo};
@@ -430,6 +430,7 @@ fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
         names,
         stats: FetchStats::default(),
         teams,
+        query: None,
         history,
     }
 }

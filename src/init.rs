@@ -9,25 +9,34 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use url::Url;
 
-use crate::cli::{EXIT_FAILED, EXIT_USAGE};
 use crate::samsara::{ApiError, Client, ClientSettings, Endpoint};
 
 /// The environment variable the token is read from (and the config names).
 pub const TOKEN_VAR: &str = "SAMSARA_API_TOKEN";
+
+/// How `init` ended, for `cli` to turn into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The configuration was written.
+    Written,
+    /// Nothing to do as asked: no token, or the file exists.
+    Usage,
+    /// The API could not be reached, or the token cannot read assignments.
+    Failed,
+}
 
 /// How many tags `init` lists before "…and N more".
 const TAGS_SHOWN: usize = 30;
 
 /// Checks the token against `base_url`, lists tags and drivers, and writes a
 /// first configuration to `out` (never over an existing file).
-pub async fn run(out: &Path, base_url: Url, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+pub async fn run(out: &Path, base_url: Url, now: DateTime<Utc>) -> anyhow::Result<Outcome> {
     let Some(token) = std::env::var(TOKEN_VAR)
         .ok()
         .filter(|t| !t.trim().is_empty())
@@ -38,14 +47,14 @@ pub async fn run(out: &Path, base_url: Url, now: DateTime<Utc>) -> anyhow::Resul
              with the scopes {}, then:\n  export {TOKEN_VAR}=…\n  trainwatch init",
             scopes().join(", ")
         );
-        return Ok(ExitCode::from(EXIT_USAGE));
+        return Ok(Outcome::Usage);
     };
     if out.exists() {
         eprintln!(
             "error: {} already exists; trainwatch init never overwrites a file: pass --out another path",
             out.display()
         );
-        return Ok(ExitCode::from(EXIT_USAGE));
+        return Ok(Outcome::Usage);
     }
     let client = Client::new(ClientSettings::new(
         base_url.clone(),
@@ -77,7 +86,7 @@ pub async fn run(out: &Path, base_url: Url, now: DateTime<Utc>) -> anyhow::Resul
                 eprintln!(
                     "hint: is {base_url} your organisation's API? EU organisations use https://api.eu.samsara.com (--base-url)."
                 );
-                return Ok(ExitCode::from(EXIT_FAILED));
+                return Ok(Outcome::Failed);
             }
         }
     }
@@ -87,7 +96,7 @@ pub async fn run(out: &Path, base_url: Url, now: DateTime<Utc>) -> anyhow::Resul
              Add the scope \"{}\" to the token (or make a new token), then run trainwatch init again.",
             Endpoint::TrainingAssignments.scope()
         );
-        return Ok(ExitCode::from(EXIT_FAILED));
+        return Ok(Outcome::Failed);
     }
 
     let mut team_hint = String::new();
@@ -146,7 +155,7 @@ pub async fn run(out: &Path, base_url: Url, now: DateTime<Utc>) -> anyhow::Resul
     println!(
         "then add [teams.NAME] (their drivers' ids) and an email or Slack delivery: the file says how."
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Written)
 }
 
 /// The scopes trainwatch uses, as Samsara names them.

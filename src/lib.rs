@@ -10,7 +10,9 @@
 //! - [`window`]: pure (fire time, timezone, spec) → `[start, end)`.
 //! - [`schedule`]: pure (cron, timezone, instant) → fire instants, DST-correct.
 //! - [`samsara`]: the API client; the only place that speaks HTTP to Samsara.
+//! - [`data`]: a run's fetched input (`JobData`) and the stream query it was fetched with.
 //! - [`job`]: the one place that sequences a run (window → fetch → names → reports).
+//! - [`ledger`]: the deliveries' claim → send → record protocol, and resume.
 //! - [`report`]: the rollup into the report data every template sees.
 //! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
 //! - [`deliver`]: where rendered reports leave: SMTP, webhooks, archive snapshots.
@@ -33,12 +35,14 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod defaults;
+pub mod data;
 pub mod deliver;
 pub mod export;
 pub mod init;
 pub mod job;
 pub mod learner;
 pub mod mailbox;
+pub mod ledger;
 pub mod metrics;
 pub mod mirror;
 pub mod names;

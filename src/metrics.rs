@@ -47,12 +47,7 @@ impl RunOutcome {
 /// The `outcome` label of a delivery: `delivered`, `already_delivered`,
 /// `already_archived` or `failed`.
 pub fn delivery_outcome_label(outcome: &DeliveryOutcome) -> &'static str {
-    match outcome {
-        DeliveryOutcome::Delivered { .. } => "delivered",
-        DeliveryOutcome::AlreadyDelivered => "already_delivered",
-        DeliveryOutcome::AlreadyArchived => "already_archived",
-        DeliveryOutcome::Failed { .. } => "failed",
-    }
+    outcome.label()
 }
 
 /// The process's metrics. Thread-safe; share it as `Arc<Metrics>`. It is also

@@ -27,37 +27,7 @@ use tokio::time::Instant;
 
 use super::SendError;
 use crate::config::{SmtpConfig, SmtpSecurity};
-
-/// One email, rendered and addressed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Email {
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub bcc: Vec<String>,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    /// `(file name, bytes)` of a CSV attachment.
-    pub attachment: Option<(String, Vec<u8>)>,
-    /// `<id@host>`; `None` generates a random one.
-    pub message_id: Option<String>,
-    /// Images the HTML shows with `cid:` (the trend chart); empty in
-    /// payloads stored before there were any.
-    #[serde(default)]
-    pub inline: Vec<InlineImage>,
-}
-
-/// An image carried inside an email and shown by its HTML as `cid:CONTENT_ID`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct InlineImage {
-    /// The `Content-ID` (without angle brackets), e.g. `trend.png`.
-    pub content_id: String,
-    /// A MIME type such as `image/png`.
-    pub content_type: String,
-    /// The image itself.
-    pub bytes: Vec<u8>,
-}
+pub use crate::outbox::{Email, InlineImage};
 
 /// Why an email could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::MirrorStore;
 use crate::config::{Config, Job, Source};
-use crate::job::JobData;
+use crate::data::{JobData, query_for};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, AssignmentQuery, Client, Course, Dedup, FetchStats, Names};
 use crate::window::{Window, WindowSpec};
@@ -63,7 +63,7 @@ pub async fn fetch(
     )
     .with_context(|| format!("job {}: resolving its teams", job.name))?;
     names.warnings.extend(teams.warnings.iter().cloned());
-    let query = crate::export::query_for(&job.filters, &teams, window);
+    let query = query_for(&job.filters, &teams, window);
     let (assignments, received) = if let Some(query) = &query
         && current
     {
@@ -101,6 +101,7 @@ pub async fn fetch(
         names,
         stats,
         teams,
+        query,
         history: None,
     }))
 }

@@ -31,165 +31,26 @@
 //! for the archive. Files starting with `_` are partials (`_email.html` is
 //! the email layout the built-in HTML templates extend).
 
+mod builtin;
 pub mod chart;
+mod error;
 pub mod filters;
 pub mod msteams;
+mod rows;
 pub mod slack;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::report::{JobInfo, Report, WindowInfo};
 
-/// The built-in templates: (file name, source).
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("_email.html", include_str!("../../templates/_email.html")),
-    (
-        "_overdue_body.html",
-        include_str!("../../templates/_overdue_body.html"),
-    ),
-    (
-        "_overdue_body.txt",
-        include_str!("../../templates/_overdue_body.txt"),
-    ),
-    ("overdue.html", include_str!("../../templates/overdue.html")),
-    ("overdue.txt", include_str!("../../templates/overdue.txt")),
-    (
-        "overdue.subject",
-        include_str!("../../templates/overdue.subject"),
-    ),
-    (
-        "overdue.slack.json",
-        include_str!("../../templates/overdue.slack.json"),
-    ),
-    (
-        "overdue.msteams.json",
-        include_str!("../../templates/overdue.msteams.json"),
-    ),
-    (
-        "escalation.html",
-        include_str!("../../templates/escalation.html"),
-    ),
-    (
-        "escalation.txt",
-        include_str!("../../templates/escalation.txt"),
-    ),
-    (
-        "escalation.subject",
-        include_str!("../../templates/escalation.subject"),
-    ),
-    (
-        "escalation.slack.json",
-        include_str!("../../templates/escalation.slack.json"),
-    ),
-    (
-        "escalation.msteams.json",
-        include_str!("../../templates/escalation.msteams.json"),
-    ),
-    ("digest.html", include_str!("../../templates/digest.html")),
-    ("digest.txt", include_str!("../../templates/digest.txt")),
-    (
-        "digest.subject",
-        include_str!("../../templates/digest.subject"),
-    ),
-    (
-        "digest.slack.json",
-        include_str!("../../templates/digest.slack.json"),
-    ),
-    (
-        "digest.msteams.json",
-        include_str!("../../templates/digest.msteams.json"),
-    ),
-    ("audit.html", include_str!("../../templates/audit.html")),
-    ("audit.txt", include_str!("../../templates/audit.txt")),
-    (
-        "audit.subject",
-        include_str!("../../templates/audit.subject"),
-    ),
-    (
-        "audit.slack.json",
-        include_str!("../../templates/audit.slack.json"),
-    ),
-    (
-        "audit.msteams.json",
-        include_str!("../../templates/audit.msteams.json"),
-    ),
-    (
-        "audit.report.html",
-        include_str!("../../templates/audit.report.html"),
-    ),
-    ("failure.html", include_str!("../../templates/failure.html")),
-    ("failure.txt", include_str!("../../templates/failure.txt")),
-    (
-        "failure.subject",
-        include_str!("../../templates/failure.subject"),
-    ),
-];
-
-/// The subject of an email whose template has no `NAME.subject` and whose
-/// delivery sets none.
-pub const DEFAULT_SUBJECT: &str = "{{ job.name }}: training report";
-
-/// The template the archive's `report.html` is rendered from.
-pub const ARCHIVE_TEMPLATE: &str = "audit.report.html";
-
-/// The template of `on_failure` emails.
-pub const FAILURE_TEMPLATE: &str = "failure";
-
-/// Something that went wrong building or rendering a template.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    /// A template file could not be read.
-    #[error("cannot read template {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A template does not compile; `file` is its path (or `built-in NAME`).
-    #[error("{}: template does not compile", location(file, *line, *column))]
-    Compile {
-        file: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        #[source]
-        source: Box<tera::Error>,
-    },
-    /// Rendering failed (an undefined variable, a filter error, …).
-    #[error("template {template} failed to render")]
-    Render {
-        template: String,
-        #[source]
-        source: Box<tera::Error>,
-    },
-    /// The template exists, but not for this output.
-    #[error("template `{template}` has no {file}: add one to templates_dir")]
-    Missing { template: String, file: String },
-    /// A JSON template rendered something that is not JSON.
-    #[error("template {template} did not render valid JSON")]
-    Json {
-        template: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The rendered payload is not what the target accepts.
-    #[error("template {template}: {message}")]
-    Payload { template: String, message: String },
-    /// The data could not be made into a template context.
-    #[error("cannot build the template context")]
-    Context(#[source] Box<tera::Error>),
-}
-
-fn location(file: &str, line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
-        (Some(l), None) => format!("{file}:{l}"),
-        _ => file.to_string(),
-    }
-}
+pub use builtin::{ARCHIVE_TEMPLATE, BUILTIN, DEFAULT_SUBJECT, FAILURE_TEMPLATE};
+pub use error::RenderError;
+use error::{compile_error, line_col};
+use rows::{reads_rows, reads_rows_through, template_refs};
 
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -553,72 +414,6 @@ fn report_context(report: &Report) -> Result<Context, RenderError> {
     crate::report::without_rows(|| context(report))
 }
 
-/// Whether `source` may read the rows, itself or through the templates
-/// it names (`visiting` guards against include cycles).
-fn reads_rows_through<'a>(
-    source: &'a str,
-    sources: &BTreeMap<&'a str, &'a str>,
-    visiting: &mut BTreeSet<&'a str>,
-) -> bool {
-    reads_rows(source)
-        || template_refs(source).any(|r| match r {
-            // A name that is not a literal: it could be any template.
-            None => true,
-            Some(file) => match sources.get_key_value(file) {
-                Some((&name, &inner)) => {
-                    visiting.insert(name) && reads_rows_through(inner, sources, visiting)
-                }
-                None => false,
-            },
-        })
-}
-
-/// The templates a source includes, extends or imports: `Some(name)` for a
-/// quoted name, `None` for a tag whose target is not a literal.
-fn template_refs(source: &str) -> impl Iterator<Item = Option<&str>> {
-    source.split("{%").skip(1).flat_map(|tag| {
-        let tag = tag.split("%}").next().unwrap_or("");
-        let body = tag.trim_start_matches(['-', '+']).trim_start();
-        let refers = ["include", "extends", "import"]
-            .iter()
-            .any(|k| body.starts_with(k));
-        let names: Vec<Option<&str>> = if !refers {
-            Vec::new()
-        } else {
-            let quoted: Vec<Option<&str>> = body
-                .split(['"', '\''])
-                .skip(1)
-                .step_by(2)
-                .map(Some)
-                .collect();
-            if quoted.is_empty() {
-                vec![None]
-            } else {
-                quoted
-            }
-        };
-        names
-    })
-}
-
-/// Whether a template source may read the report's rows: it names
-/// `assignments` other than as a field of something else (`totals.assignments`
-/// is a count). Errs on the side of yes: the word in prose counts too, and a
-/// yes only costs memory, a wrong no would hide rows from a template.
-fn reads_rows(source: &str) -> bool {
-    // Tera's whole-context variable shows every field without naming any.
-    if source.contains("__tera_context") {
-        return true;
-    }
-    let word = "assignments";
-    let ident = |c: char| c.is_alphanumeric() || c == '_';
-    source.match_indices(word).any(|(at, _)| {
-        let before = source[..at].chars().next_back();
-        let after = source[at + word.len()..].chars().next();
-        !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
-    })
-}
-
 /// Renders `file`, telling a missing file apart from a failing one.
 fn render(tera: &Tera, name: &str, file: &str, ctx: &Context) -> Result<String, RenderError> {
     if !tera.contains_template(file) {
@@ -658,52 +453,6 @@ fn render_inline(tera: &Tera, source: &str, ctx: &Context) -> Result<String, Ren
 /// A subject on one line: header injection is not a feature.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The compile error of a batch, attributed to the file Tera's report
-/// points at (`--> NAME:LINE:COL`).
-fn compile_error(source: tera::Error, files: &BTreeMap<String, (String, String)>) -> RenderError {
-    let report = source.to_string();
-    let source = Box::new(source);
-    let culprit = files
-        .iter()
-        .filter_map(|(name, (_, origin))| {
-            report
-                .find(&format!("--> {name}:"))
-                .map(|at| (at, name, origin))
-        })
-        .min_by_key(|(at, _, _)| *at);
-    match culprit {
-        Some((_, name, origin)) => {
-            let (line, column) = line_col(&report, name);
-            RenderError::Compile {
-                file: origin.clone(),
-                line,
-                column,
-                source,
-            }
-        }
-        None => RenderError::Compile {
-            file: "templates".to_string(),
-            line: None,
-            column: None,
-            source,
-        },
-    }
-}
-
-/// `LINE:COL` after `--> NAME:` in a Tera report.
-fn line_col(report: &str, name: &str) -> (Option<usize>, Option<usize>) {
-    let marker = format!("--> {name}:");
-    let Some(at) = report.find(&marker) else {
-        return (None, None);
-    };
-    let rest = &report[at + marker.len()..];
-    let mut numbers = rest
-        .split(|c: char| !c.is_ascii_digit())
-        .take(2)
-        .map(|n| n.parse::<usize>().ok());
-    (numbers.next().flatten(), numbers.next().flatten())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::model::{DetailRow, local_rfc3339};
 use super::rollup::{days_overdue, detail_row, is_overdue};
+use crate::data::TrendPoint;
 use crate::samsara::{Assignment, Names, Status};
 
 /// `changes` in the context: the report now against the same report as of
@@ -46,21 +47,6 @@ pub struct Resolved {
     pub row: DetailRow,
     /// `completed`, `deleted`, `due date moved` or `left the report`.
     pub how: &'static str,
-}
-
-/// One point of `trend`: the report's totals as of one scheduled fire.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrendPoint {
-    /// The fire instant (RFC 3339, job's timezone).
-    pub at: String,
-    /// Assignments in the report as of `at`.
-    pub assignments: u64,
-    /// Of them, overdue as of `at`.
-    pub overdue: u64,
-    /// Of them, completed.
-    pub completed: u64,
-    /// completed / assignments; null when there are none.
-    pub completion_rate: Option<f64>,
 }
 
 /// The resolutions, in the order the built-in templates list them.
@@ -220,30 +206,6 @@ pub fn trend_point<'a>(
         completed,
         completion_rate: (assignments > 0).then(|| completed as f64 / assignments as f64),
     }
-}
-
-/// The states a current-window report is compared with, read by the job
-/// from the mirror: what [`crate::job::reports`] needs besides the state now.
-#[derive(Debug, Clone, Default)]
-pub struct History {
-    /// The job's previous scheduled fire, if the schedule has one.
-    pub since: Option<DateTime<Utc>>,
-    /// The job's report data as of `since` (filters applied as of `since`,
-    /// every team together); `None` when `since` is before the mirror's
-    /// reach (then `changes` is null).
-    pub previous: Option<Vec<Assignment>>,
-    /// The newest version before the fire of every assignment in
-    /// `previous`, whatever the filters (to say how one was resolved).
-    pub state_now: HashMap<String, Assignment>,
-    /// The assignments due soon as of the fire with every filter but
-    /// `overdue` applied (every team together).
-    pub due_soon: Vec<Assignment>,
-    /// Earlier trend points, oldest first, per (team, narrowing): the
-    /// report's totals as of each earlier scheduled fire within the
-    /// mirror's reach.
-    pub trend: HashMap<(Option<String>, Option<u32>), Vec<TrendPoint>>,
-    /// Each reported team's members as of `since` (teams from tags move).
-    pub members_since: HashMap<String, HashSet<crate::learner::LearnerId>>,
 }
 
 fn sort_rows(rows: &mut [DetailRow]) {

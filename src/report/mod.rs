@@ -3,10 +3,13 @@
 mod changes;
 mod model;
 mod rollup;
+pub mod rows;
+
+pub use crate::data::{History, TrendPoint};
 
 pub use changes::{
-    Changes, HOWS, History, LearnerBlock, Resolved, TrendPoint, by_learner, changes, due_soon,
-    how_resolved, is_due_soon, narrowed, trend_point,
+    Changes, HOWS, LearnerBlock, Resolved, by_learner, changes, due_soon, how_resolved,
+    is_due_soon, narrowed, trend_point,
 };
 
 pub use model::*;

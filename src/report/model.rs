@@ -11,7 +11,7 @@ use serde::Serialize;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
-use crate::export::Row;
+use super::rows::Row;
 
 /// Everything a template sees.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,7 +49,7 @@ pub struct Report {
     /// Not completed, not deleted, due in `[fire, fire + jobs.due_soon)` (current windows).
     pub due_soon: Vec<DetailRow>,
     /// Totals as of this and the previous scheduled fires, oldest first (current windows).
-    pub trend: Vec<super::changes::TrendPoint>,
+    pub trend: Vec<crate::data::TrendPoint>,
 }
 
 thread_local! {

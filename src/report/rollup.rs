@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::model::*;
-use crate::export::Row;
+use super::rows::Row;
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Names, Status};
 use crate::window::Window;

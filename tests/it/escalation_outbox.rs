@@ -93,6 +93,7 @@ fn the_escalation_goes_only_where_something_is_overdue_long_enough_and_a_contact
             &[],
         )
         .unwrap(),
+        query: None,
         history: None,
     };
     let renderer = Renderer::new(None).unwrap();

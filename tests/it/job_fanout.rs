@@ -115,6 +115,7 @@ fn a_team_reads_as_its_display_name_or_else_its_key() {
             &[],
         )
         .unwrap(),
+        query: None,
         history: None,
     };
 

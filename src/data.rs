@@ -1,0 +1,122 @@
+//! A run's fetched input: the window, the assignments and names, the teams
+//! as of the fire, the stream query that was asked, and (for current
+//! windows) the earlier states the report is compared with. Also how a
+//! job's filters become that query.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, Filters};
+use crate::learner::LearnerId;
+use crate::samsara::{Assignment, AssignmentQuery, FetchStats, Names};
+use crate::window::Window;
+
+/// The states a current-window report is compared with, read by the job
+/// from the mirror: what `job::reports` needs besides the state now.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// The job's previous scheduled fire, if the schedule has one.
+    pub since: Option<DateTime<Utc>>,
+    /// The job's report data as of `since` (filters applied as of `since`,
+    /// every team together); `None` when `since` is before the mirror's
+    /// reach (then `changes` is null).
+    pub previous: Option<Vec<Assignment>>,
+    /// The newest version before the fire of every assignment in
+    /// `previous`, whatever the filters (to say how one was resolved).
+    pub state_now: HashMap<String, Assignment>,
+    /// The assignments due soon as of the fire with every filter but
+    /// `overdue` applied (every team together).
+    pub due_soon: Vec<Assignment>,
+    /// Earlier trend points, oldest first, per (team, narrowing): the
+    /// report's totals as of each earlier scheduled fire within the
+    /// mirror's reach.
+    pub trend: HashMap<(Option<String>, Option<u32>), Vec<TrendPoint>>,
+    /// Each reported team's members as of `since` (teams from tags move).
+    pub members_since: HashMap<String, HashSet<crate::learner::LearnerId>>,
+}
+
+/// One point of `trend`: the report's totals as of one scheduled fire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendPoint {
+    /// The fire instant (RFC 3339, job's timezone).
+    pub at: String,
+    /// Assignments in the report as of `at`.
+    pub assignments: u64,
+    /// Of them, overdue as of `at`.
+    pub overdue: u64,
+    /// Of them, completed.
+    pub completed: u64,
+    /// completed / assignments; null when there are none.
+    pub completion_rate: Option<f64>,
+}
+
+/// What one fetch for a job brought back: deduplicated assignments and their names.
+#[derive(Debug, Clone)]
+pub struct JobData {
+    pub window: Window,
+    /// Deduplicated, in stream order; not yet filtered by `report::included`.
+    pub assignments: Vec<Assignment>,
+    pub names: Names,
+    pub stats: FetchStats,
+    /// The job's teams with their members as of the fire instant.
+    pub teams: crate::teams::Teams,
+    /// The stream query the fetch asked (the archive manifest names it);
+    /// `None` when the job's teams had nobody in them, so nothing was asked.
+    pub query: Option<AssignmentQuery>,
+    /// For current windows read from the mirror: the states the report is
+    /// compared with (`changes`, `due_soon`, `trend`); `None` otherwise.
+    pub history: Option<History>,
+}
+
+/// The API query for a job's filters over `window`.
+///
+/// `learners` and the learners of `team`/`teams` are one list (their union):
+/// both say which learners the job is about.
+pub fn build_query(config: &Config, filters: &Filters, window: Window) -> AssignmentQuery {
+    let mut learners: BTreeSet<LearnerId> = filters.learners.iter().cloned().collect();
+    for team in &filters.teams {
+        // Teams of tags have members only as of an instant: see `query_for`.
+        if let Some(list) = config.teams.get(team).and_then(|t| t.learners()) {
+            learners.extend(list.iter().cloned());
+        }
+    }
+    AssignmentQuery {
+        learner_ids: learners.into_iter().collect(),
+        course_ids: filters.courses.clone(),
+        category_ids: filters.categories.clone(),
+        status: filters.status.clone(),
+        is_overdue: filters.overdue,
+        ..AssignmentQuery::new(window.start, window.end)
+    }
+}
+
+/// The API query for a job's filters over `window`, with the members of
+/// its teams as resolved for the fire instant. `None` when the filters name
+/// teams and learners and nobody is in them: there is nobody to ask about
+/// (an empty `learnerIds` would mean everybody).
+pub fn query_for(
+    filters: &Filters,
+    teams: &crate::teams::Teams,
+    window: Window,
+) -> Option<AssignmentQuery> {
+    let mut learners: BTreeSet<LearnerId> = filters.learners.iter().cloned().collect();
+    let named = if filters.every_team {
+        teams.names()
+    } else {
+        filters.teams.clone()
+    };
+    learners.extend(teams.members_of(&named));
+    if learners.is_empty() && (filters.every_team || !filters.teams.is_empty()) {
+        return None;
+    }
+    Some(AssignmentQuery {
+        learner_ids: learners.into_iter().collect(),
+        course_ids: filters.courses.clone(),
+        category_ids: filters.categories.clone(),
+        status: filters.status.clone(),
+        is_overdue: filters.overdue,
+        ..AssignmentQuery::new(window.start, window.end)
+    })
+}

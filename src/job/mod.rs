@@ -1,0 +1,395 @@
+//! The one place that sequences a run: window → query → fetch → names →
+//! reports. The stages do not know about each other; this module does.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, Job};
+use crate::learner::LearnerId;
+use crate::report::{self, History, JobInfo, Meta, Report, TeamInfo};
+use crate::samsara::{Assignment, Client, Names};
+use crate::window::{self, Window};
+
+pub use crate::data::JobData;
+
+// Here, not in `data`: which assignments count is the report's rule.
+impl JobData {
+    /// The assignments a report of this job counts (window rule, deleted ones).
+    pub fn included<'a>(&'a self, job: &'a Job) -> impl Iterator<Item = &'a Assignment> + 'a {
+        self.assignments
+            .iter()
+            .filter(move |a| report::included(a, &self.window, job.filters.include_deleted))
+    }
+}
+
+mod prepare;
+mod run;
+
+pub use crate::ledger::{
+    Control, DeliveryLine, DeliveryOutcome, LOCK_WAIT, RunSummary, failure_detail,
+    failure_headline, lost_lease, resume_pending,
+};
+pub use prepare::{Context, Prepared, Upto};
+pub use run::{Run, run, run_controlled};
+
+/// Computes the window for a fire at `fire` and fetches it, names included;
+/// for a current window read from the mirror, also the states its report is
+/// compared with ([`history`]). `last_success_end` feeds `since_last_run`
+/// windows (None: no history).
+pub async fn fetch(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    fire: DateTime<Utc>,
+    last_success_end: Option<DateTime<Utc>>,
+) -> anyhow::Result<JobData> {
+    fetch_with(config, job, client, fire, last_success_end, true).await
+}
+
+/// [`fetch`] without the earlier states: the assignments alone (`export`).
+pub async fn fetch_assignments(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    fire: DateTime<Utc>,
+    last_success_end: Option<DateTime<Utc>>,
+) -> anyhow::Result<JobData> {
+    fetch_with(config, job, client, fire, last_success_end, false).await
+}
+
+async fn fetch_with(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    fire: DateTime<Utc>,
+    last_success_end: Option<DateTime<Utc>>,
+    with_history: bool,
+) -> anyhow::Result<JobData> {
+    let window = window::compute(&job.window, fire, job.timezone, last_success_end)
+        .with_context(|| format!("job {}: computing its window", job.name))?;
+    if crate::mirror::uses_mirror(config, job)
+        && let Some(mut data) = crate::mirror::fetch(config, job, client, fire, window).await?
+    {
+        if with_history && job.window == window::WindowSpec::Current {
+            data.history = Some(
+                history(config, job, fire, &data.names, &data.teams).with_context(|| {
+                    format!(
+                        "job {}: reading what changed since its previous fires",
+                        job.name
+                    )
+                })?,
+            );
+        }
+        return Ok(data);
+    }
+    let teams = crate::teams::from_api(config, client, crate::teams::Wanted::For(&job.filters))
+        .await
+        .with_context(|| format!("job {}: resolving its teams", job.name))?;
+    let query = crate::data::query_for(&job.filters, &teams, window);
+    let fetched = match &query {
+        Some(query) => client
+            .fetch_assignments(query)
+            .await
+            .with_context(|| format!("job {}: fetching assignments in {window}", job.name))?,
+        // Its teams have nobody in them now: nothing to ask for.
+        None => crate::samsara::Fetched::default(),
+    };
+    let course_ids: Vec<String> = fetched
+        .assignments
+        .iter()
+        .map(|a| a.course.id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut names = client
+        .names(&course_ids)
+        .await
+        .with_context(|| format!("job {}: fetching course and learner names", job.name))?;
+    names.warnings.extend(teams.warnings.iter().cloned());
+    Ok(JobData {
+        window,
+        assignments: fetched.assignments,
+        names,
+        stats: fetched.stats,
+        teams,
+        query,
+        history: None,
+    })
+}
+
+/// The job's previous `n` scheduled fires strictly before `fire`, oldest first.
+pub fn previous_fires(job: &Job, fire: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::with_capacity(n);
+    let mut before = fire;
+    while out.len() < n {
+        // The schedule has whole seconds: a second earlier is strictly before.
+        let Some(t) = crate::schedule::latest_fire(
+            &job.schedule,
+            job.timezone,
+            before - chrono::Duration::seconds(1),
+        )
+        .filter(|t| *t < before) else {
+            break;
+        };
+        out.push(t);
+        before = t;
+    }
+    out.reverse();
+    out
+}
+
+/// The teams a job's reports are about, from `teams` (resolved for one
+/// instant); `None`: one report for the whole job.
+pub(crate) fn report_teams<'a>(
+    teams: &'a crate::teams::Teams,
+    job: &Job,
+) -> Vec<Option<&'a crate::teams::Resolved>> {
+    if !job.per_team {
+        return vec![None];
+    }
+    teams
+        .for_filters(&job.filters)
+        .into_iter()
+        .map(Some)
+        .collect()
+}
+
+/// The narrowings a job's reports are built for: none first, then each
+/// distinct `min_days_overdue` of its deliveries, ascending.
+pub(crate) fn narrowings(job: &Job) -> Vec<Option<u32>> {
+    let distinct: BTreeSet<u32> = job.min_days_overdue.iter().flatten().copied().collect();
+    std::iter::once(None)
+        .chain(distinct.into_iter().map(Some))
+        .collect()
+}
+
+/// Reads from the mirror (already synced up to `fire`) the states a
+/// current-window report at `fire` is compared with: the report's data as
+/// of each of the previous `jobs.trend - 1` scheduled fires within the
+/// mirror's reach (reduced to trend points at once, one state in memory at
+/// a time), the previous fire's kept whole for `changes`, and the state now
+/// of what `changes` and `due_soon` look up.
+pub fn history(
+    config: &Config,
+    job: &Job,
+    fire: DateTime<Utc>,
+    names: &Names,
+    teams_now: &crate::teams::Teams,
+) -> anyhow::Result<History> {
+    let mirror = crate::mirror::open(config)?;
+    let mirror = mirror.as_ref();
+    let reach_since = mirror.reach()?.map(|r| r.since);
+    let within = |t: DateTime<Utc>| reach_since.is_some_and(|since| t >= since);
+    let earlier = previous_fires(job, fire, (job.trend as usize).saturating_sub(1).max(1));
+    let since = earlier.last().copied();
+    let report_names: Vec<Option<String>> = report_teams(teams_now, job)
+        .into_iter()
+        .map(|t| t.map(|r| r.team.name.clone()))
+        .collect();
+    let narrowings = narrowings(job);
+    let mut history = History {
+        since,
+        ..History::default()
+    };
+    let trend_from = earlier
+        .len()
+        .saturating_sub((job.trend as usize).saturating_sub(1));
+    for (i, &at) in earlier.iter().enumerate() {
+        if !within(at) {
+            continue;
+        }
+        // Membership as of that instant: a driver who moved teams since
+        // counts where they were then.
+        let teams_at =
+            crate::teams::from_mirror(config, mirror, crate::teams::Wanted::For(&job.filters), at)
+                .with_context(|| format!("resolving the teams as of {}", at.to_rfc3339()))?;
+        let instant = Window { start: at, end: at };
+        let state = match crate::data::query_for(&job.filters, &teams_at, instant) {
+            Some(query) => crate::mirror::read::state_as_of(mirror, &query, &names.courses, at)?,
+            None => Vec::new(),
+        };
+        let members = |name: &Option<String>| -> Option<HashSet<LearnerId>> {
+            name.as_ref().map(|n| {
+                teams_at
+                    .get(n)
+                    .map(|r| r.members.iter().cloned().collect())
+                    .unwrap_or_default()
+            })
+        };
+        if i >= trend_from {
+            for name in &report_names {
+                let members = members(name);
+                for &n in &narrowings {
+                    let point = report::trend_point(
+                        at,
+                        state.iter().filter(|a| {
+                            members.as_ref().is_none_or(|m| m.contains(&a.learner))
+                                && report::included(a, &instant, job.filters.include_deleted)
+                                && report::narrowed(a, at, n)
+                        }),
+                        job.timezone,
+                    );
+                    history
+                        .trend
+                        .entry((name.clone(), n))
+                        .or_default()
+                        .push(point);
+                }
+            }
+        }
+        if Some(at) == since {
+            for name in report_names.iter().flatten() {
+                let members = members(&Some(name.clone())).unwrap_or_default();
+                history.members_since.insert(name.clone(), members);
+            }
+            history.previous = Some(state);
+        }
+    }
+    // The state now, unfiltered, for how each earlier-overdue one resolved,
+    // and every filter but `overdue` for what is due soon.
+    let ids: HashSet<&str> = history
+        .previous
+        .iter()
+        .flatten()
+        .map(|a| a.id.as_str())
+        .collect();
+    let now = Window {
+        start: fire,
+        end: fire,
+    };
+    let pool = crate::data::query_for(&job.filters, teams_now, now).map(|mut query| {
+        query.is_overdue = None;
+        query
+    });
+    let pool = pool
+        .as_ref()
+        .map(|q| crate::mirror::read::Filter::new(q, &names.courses));
+    let mut state_now = HashMap::new();
+    for a in mirror.state_at(fire)? {
+        if report::is_due_soon(&a, fire, job.due_soon)
+            && pool.as_ref().is_some_and(|p| p.passes_as_of(&a, fire))
+        {
+            history.due_soon.push(a.clone());
+        }
+        if ids.contains(a.id.as_str()) {
+            state_now.insert(a.id.clone(), a);
+        }
+    }
+    history.state_now = state_now;
+    Ok(history)
+}
+
+/// The reports of a run: one per team, in name order, when the job fans out
+/// (a learner in two teams is in both), otherwise exactly one; and after
+/// each, one per distinct `min_days_overdue` of the job's deliveries, built
+/// from only the assignments overdue that many whole days (its totals,
+/// `changes` and `trend` recomputed on that narrower set). The teams and
+/// their members are `data.teams`, resolved for the fire instant; a
+/// current-window report read from the mirror also gets `changes`,
+/// `due_soon` and `trend`, each with the membership of its own instant.
+pub fn reports(
+    _config: &Config,
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+) -> Vec<Report> {
+    let meta = |team: Option<TeamInfo>| Meta {
+        job: JobInfo::of(job),
+        window: data.window,
+        kind: job.window.kind(),
+        timezone: job.timezone,
+        generated_at,
+        team,
+        include_deleted: job.filters.include_deleted,
+    };
+    let fire = data.window.end;
+    let tz = job.timezone;
+    let mut out = Vec::new();
+    for resolved in report_teams(&data.teams, job) {
+        let team = resolved.map(|r| &r.team);
+        let info = team.map(|team| TeamInfo {
+            name: team.name.clone(),
+            display_name: team
+                .display_name
+                .clone()
+                .unwrap_or_else(|| team.name.clone()),
+            manager: team.manager.clone(),
+            escalation: team.escalation.clone(),
+        });
+        let members_now: Option<HashSet<&LearnerId>> = resolved.map(|r| r.members.iter().collect());
+        let is_member = |members: &Option<HashSet<&LearnerId>>, a: &Assignment| {
+            members.as_ref().is_none_or(|m| m.contains(&a.learner))
+        };
+        let mine: Vec<&Assignment> = data
+            .assignments
+            .iter()
+            .filter(|a| is_member(&members_now, a))
+            .collect();
+        for n in narrowings(job) {
+            let now: Vec<&Assignment> = mine
+                .iter()
+                .copied()
+                .filter(|a| report::narrowed(a, fire, n))
+                .collect();
+            let mut report = report::build(now.iter().copied(), &meta(info.clone()), &data.names);
+            report.min_days_overdue = n;
+            if let Some(history) = &data.history {
+                let counted: Vec<&Assignment> = now
+                    .iter()
+                    .copied()
+                    .filter(|a| report::included(a, &data.window, job.filters.include_deleted))
+                    .collect();
+                if let (Some(since), Some(previous)) = (history.since, &history.previous) {
+                    // Membership as of `since`: who has left the team since
+                    // shows as "left the report", who joined as new.
+                    let members_then: Option<HashSet<&LearnerId>> = team.map(|t| {
+                        history
+                            .members_since
+                            .get(&t.name)
+                            .map(|m| m.iter().collect())
+                            .unwrap_or_default()
+                    });
+                    let before: Vec<&Assignment> = previous
+                        .iter()
+                        .filter(|a| {
+                            is_member(&members_then, a)
+                                && report::included(a, &data.window, job.filters.include_deleted)
+                                && report::narrowed(a, since, n)
+                        })
+                        .collect();
+                    let lookup = |id: &str| history.state_now.get(id);
+                    report.changes = Some(report::changes(
+                        since,
+                        &before,
+                        fire,
+                        &counted,
+                        &lookup,
+                        &data.names,
+                        tz,
+                    ));
+                }
+                report.due_soon = report::due_soon(
+                    history
+                        .due_soon
+                        .iter()
+                        .filter(|a| is_member(&members_now, a) && report::narrowed(a, fire, n)),
+                    fire,
+                    job.due_soon,
+                    &data.names,
+                    tz,
+                );
+                let mut trend = history
+                    .trend
+                    .get(&(team.map(|t| t.name.clone()), n))
+                    .cloned()
+                    .unwrap_or_default();
+                trend.push(report::trend_point(fire, counted.iter().copied(), tz));
+                report.trend = trend;
+            }
+            out.push(report);
+        }
+    }
+    out
+}

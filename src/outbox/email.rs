@@ -1,0 +1,158 @@
+//! An email's data as the outbox builds it (lettre turns it into a message
+//! in `deliver::email`), and the CSV it may carry.
+
+use anyhow::Context as _;
+
+use crate::render::filters::count;
+use crate::report::Report;
+use crate::report::rows::{Format, write_rows};
+
+/// One email, rendered and addressed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Email {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// `(file name, bytes)` of a CSV attachment.
+    pub attachment: Option<(String, Vec<u8>)>,
+    /// `<id@host>`; `None` generates a random one.
+    pub message_id: Option<String>,
+    /// Images the HTML shows with `cid:` (the trend chart); empty in
+    /// payloads stored before there were any.
+    #[serde(default)]
+    pub inline: Vec<InlineImage>,
+}
+
+/// An image carried inside an email and shown by its HTML as `cid:CONTENT_ID`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InlineImage {
+    /// The `Content-ID` (without angle brackets), e.g. `trend.png`.
+    pub content_id: String,
+    /// A MIME type such as `image/png`.
+    pub content_type: String,
+    /// The image itself.
+    pub bytes: Vec<u8>,
+}
+
+/// The largest CSV attached to an email: 10 MiB, about 13.4 MiB once
+/// base64-encoded, under the 20–25 MB most mail servers accept for a whole
+/// message. A larger report is refused (the run fails before anything is
+/// sent) with a pointer to the archive, which holds any number of rows.
+pub const MAX_CSV_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
+
+/// The refusal of a CSV attachment of `bytes` bytes and `rows` rows, or `Ok`
+/// when it fits [`MAX_CSV_ATTACHMENT_BYTES`].
+pub fn check_csv_attachment(bytes: usize, rows: usize) -> anyhow::Result<()> {
+    const MIB: f64 = 1024.0 * 1024.0;
+    anyhow::ensure!(
+        bytes <= MAX_CSV_ATTACHMENT_BYTES,
+        "the CSV attachment would be {:.1} MiB ({}), over the {} MiB an email may carry: \
+         set attach_csv = false and read the rows in the job's archive snapshot \
+         (an `archive` delivery writes assignments.csv of any size)",
+        bytes as f64 / MIB,
+        count(rows, "assignment"),
+        MAX_CSV_ATTACHMENT_BYTES / (1024 * 1024),
+    );
+    Ok(())
+}
+
+/// The CSV of a report's assignments (RFC 4180, header always present).
+pub fn csv_bytes(report: &Report) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_rows(&report.assignments, Format::Csv, &mut out)?;
+    Ok(out)
+}
+
+/// `csv` (RFC 4180 as [`csv_bytes`] writes it) the way Excel opens it
+/// right: a UTF-8 byte order mark first (without it, Excel on Windows reads
+/// "Zoë Ångström" as "ZoÃ« Ã…ngstrÃ¶m") and CRLF between records. Read back
+/// and rewritten record by record, so line breaks inside a quoted value are
+/// kept as they were.
+pub fn excel_csv(csv: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(csv);
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .flexible(true)
+        .from_writer(&mut out);
+    for record in reader.byte_records() {
+        writer.write_byte_record(&record.context("re-reading the CSV for Excel")?)?;
+    }
+    writer.flush()?;
+    drop(writer);
+    Ok(out)
+}
+
+/// The images an email's HTML shows by `cid:`: the trend chart when the
+/// HTML refers to it (the built-in templates do when there are two or more
+/// trend points). A reference without a trend is left to the template.
+pub(super) fn inline_images(html: &str, report: &Report) -> anyhow::Result<Vec<InlineImage>> {
+    use crate::render::chart;
+    if report.trend.is_empty() || !html.contains(&format!("cid:{}", chart::CONTENT_ID)) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![InlineImage {
+        content_id: chart::CONTENT_ID.to_string(),
+        content_type: "image/png".to_string(),
+        bytes: chart::trend_png(&report.trend)?,
+    }])
+}
+
+/// An email from `rendered`, addressed `[to, cc, bcc]`, every address
+/// checked now rather than at send time.
+pub(super) fn checked_email(
+    from: &str,
+    [to, cc, bcc]: [Vec<String>; 3],
+    rendered: crate::render::RenderedEmail,
+    attachment: Option<(String, Vec<u8>)>,
+) -> anyhow::Result<Email> {
+    let email = Email {
+        from: from.to_string(),
+        to,
+        cc,
+        bcc,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        attachment,
+        message_id: None,
+        inline: Vec::new(),
+    };
+    email.to_message()?;
+    Ok(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_attachment_over_the_limit_is_refused_pointing_to_the_archive() {
+        assert!(check_csv_attachment(MAX_CSV_ATTACHMENT_BYTES, 70_000).is_ok());
+        let err = check_csv_attachment(MAX_CSV_ATTACHMENT_BYTES + 1, 70_001)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("10.0 MiB (70001 assignments)"), "{err}");
+        assert!(err.contains("over the 10 MiB"), "{err}");
+        assert!(err.contains("archive"), "{err}");
+    }
+
+    #[test]
+    fn the_excel_csv_starts_with_a_bom_ends_records_with_crlf_and_keeps_values() {
+        let rfc4180 = "learner_name,note\nZoë Ångström,\"two\nlines, quoted\"\n";
+
+        let excel = excel_csv(rfc4180.as_bytes()).unwrap();
+
+        assert_eq!(
+            String::from_utf8(excel).unwrap(),
+            "\u{feff}learner_name,note\r\nZoë Ångström,\"two\nlines, quoted\"\r\n"
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! The outbox: every delivery of a run, rendered and addressed, built once.
+//! `preview` writes it to files, `run-once --dry-run` prints it, and the
+//! senders deliver it. Rendering happens here, before anything is sent, so a
+//! template or address error fails the run before a single message leaves.
+
+mod email;
+mod failure;
+mod item;
+mod kind;
+mod preview;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::config::{Config, Delivery, Job, WebhookKind, WhenEmpty};
+use crate::data::{JobData, build_query, query_for};
+use crate::render::Renderer;
+use crate::render::filters::count;
+use crate::report::Report;
+use crate::window::Window;
+
+pub use email::{
+    Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment, csv_bytes, excel_csv,
+};
+pub use failure::failure;
+pub use item::{ARCHIVE_FILES, archive_folder};
+pub use kind::DeliveryKind;
+pub use preview::{PreviewFile, preview_files};
+
+use item::outgoing;
+
+/// What one delivery will send. Serializable so the ledger can keep it (it
+/// holds no secret: URLs and keys stay in the config).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "lowercase")]
+pub enum Payload {
+    Email(Box<Email>),
+    /// Block Kit messages, in order, each within Slack's limits.
+    Slack(Vec<Value>),
+    /// A Teams Workflows message with one Adaptive Card.
+    MsTeams(Value),
+    /// The report data (or a `NAME.json` template's output).
+    Json(Value),
+    /// A snapshot folder: `(file name, bytes)` of its files, and the
+    /// manifest's fields (the writer adds each file's size and SHA-256).
+    Archive {
+        folder: PathBuf,
+        files: Vec<(String, Vec<u8>)>,
+        manifest: Value,
+    },
+}
+
+/// One message (or snapshot) for one recipient.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Index of the delivery in the job's `deliver` list.
+    pub delivery: usize,
+    /// What sends it.
+    pub kind: DeliveryKind,
+    /// Which target, stably across runs: `email overdue`, `webhook NAME`,
+    /// `archive DIR`. Part of the idempotency key.
+    pub target: String,
+    /// The `[webhooks]` name of a webhook delivery (to find its URL again).
+    pub webhook: Option<String>,
+    /// The team the report is about, when fanning out.
+    pub team: Option<String>,
+    /// Who receives it: the `to` mailboxes, the webhook's name (never its
+    /// URL), or the snapshot folder.
+    pub recipient: String,
+    /// A subject or a one-line description.
+    pub summary: String,
+    pub payload: Payload,
+    /// Where a webhook payload goes (secret: never printed).
+    pub url: Option<SecretString>,
+    /// The HMAC key of a json webhook.
+    pub secret: Option<SecretString>,
+}
+
+impl Outgoing {
+    /// Bytes that will go over the wire (for `--dry-run`).
+    pub fn size(&self) -> usize {
+        match &self.payload {
+            Payload::Email(e) => {
+                e.text.len()
+                    + e.html.len()
+                    + e.attachment.as_ref().map_or(0, |a| a.1.len())
+                    + e.inline.iter().map(|i| i.bytes.len()).sum::<usize>()
+            }
+            Payload::Slack(messages) => messages.iter().map(|m| m.to_string().len()).sum(),
+            Payload::MsTeams(v) | Payload::Json(v) => v.to_string().len(),
+            Payload::Archive { files, .. } => files.iter().map(|f| f.1.len()).sum(),
+        }
+    }
+}
+
+/// A report that sends nothing, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub team: Option<String>,
+    pub reason: String,
+}
+
+/// Everything a run would send.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox {
+    pub items: Vec<Outgoing>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Renders every delivery of `job` for each of its `reports` (which cover
+/// `window`), for a job whose teams are all `learners` lists (an archive's
+/// manifest names their learners); see [`build_with_teams`].
+pub fn build(
+    config: &Config,
+    job: &Job,
+    window: Window,
+    reports: &[Report],
+    renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    let query = params(&build_query(config, &job.filters, window));
+    build_query_given(config, job, reports, renderer, &query)
+}
+
+/// [`build`], the archive manifests' query naming the members of the job's
+/// teams as resolved for the fire instant (`teams`: teams that follow tags).
+pub fn build_with_teams(
+    config: &Config,
+    job: &Job,
+    window: Window,
+    reports: &[Report],
+    teams: &crate::teams::Teams,
+    renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    build_with_query(
+        config,
+        job,
+        window,
+        reports,
+        query_for(&job.filters, teams, window).as_ref(),
+        renderer,
+    )
+}
+
+/// The outbox of a run's `reports` of `data`: the archive manifests name
+/// the stream query the fetch asked ([`JobData::query`]).
+pub fn build_for(
+    config: &Config,
+    job: &Job,
+    data: &JobData,
+    reports: &[Report],
+    renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    build_with_query(
+        config,
+        job,
+        data.window,
+        reports,
+        data.query.as_ref(),
+        renderer,
+    )
+}
+
+/// [`build`] with the manifests' `query` given (`None`: nobody was asked about).
+fn build_with_query(
+    config: &Config,
+    job: &Job,
+    window: Window,
+    reports: &[Report],
+    query: Option<&crate::samsara::AssignmentQuery>,
+    renderer: &Renderer,
+) -> anyhow::Result<Outbox> {
+    let query = match query {
+        Some(q) => params(q),
+        // Nobody in the job's teams: no query was sent, and the manifest says so.
+        None => {
+            let mut q = params(&crate::samsara::AssignmentQuery::new(
+                window.start,
+                window.end,
+            ));
+            q.insert("learnerIds".into(), Value::Array(Vec::new()));
+            q
+        }
+    };
+    build_query_given(config, job, reports, renderer, &query)
+}
+
+/// A query's parameters as a JSON object, for a manifest.
+fn params(query: &crate::samsara::AssignmentQuery) -> serde_json::Map<String, Value> {
+    query
+        .params()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v)))
+        .collect()
+}
+
+fn build_query_given(
+    config: &Config,
+    job: &Job,
+    reports: &[Report],
+    renderer: &Renderer,
+    query: &serde_json::Map<String, Value>,
+) -> anyhow::Result<Outbox> {
+    let mut outbox = Outbox::default();
+    for report in reports {
+        let team = report.team.as_ref().map(|t| t.name.clone());
+        let context = || match &team {
+            Some(t) => format!("job {}, team {t}", job.name),
+            None => format!("job {}", job.name),
+        };
+        // A report narrowed by `min_days_overdue` goes only to the deliveries
+        // that ask for that narrowing, and the plain report to the others.
+        let mine: Vec<(usize, &Delivery)> = job
+            .deliver
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| job.narrowing(*index) == report.min_days_overdue)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        if report.totals.assignments == 0 && job.when_empty == WhenEmpty::Skip {
+            let reason = match report.min_days_overdue {
+                None => "nothing to report (when_empty = \"skip\")".to_string(),
+                Some(n) => format!(
+                    "nothing overdue {} or more (min_days_overdue = {n}, when_empty = \"skip\")",
+                    count(n as usize, "day")
+                ),
+            };
+            outbox.skipped.push(Skipped { team, reason });
+            continue;
+        }
+        let csv = csv_bytes(report).with_context(context)?;
+        for (index, delivery) in mine {
+            let item = outgoing(
+                config, job, report, renderer, delivery, index, &team, &csv, query,
+            )
+            .with_context(|| {
+                format!(
+                    "{}: rendering delivery {} ({})",
+                    context(),
+                    index + 1,
+                    kind_of(config, delivery)
+                )
+            })?;
+            match item {
+                Some(item) => outbox.items.push(item),
+                None => {
+                    // `validate` rejects this for teams in the config; a team
+                    // may still come without a manager or escalation (from
+                    // tags, or an edited config read by a running service).
+                    // That mail cannot go anywhere: the other teams' still does.
+                    let field = missing_contact(report, delivery).unwrap_or("manager");
+                    let reason = format!(
+                        "delivery {} (email) not sent: the team has no {field} for its `{{{{ team.{field} }}}}` recipient",
+                        index + 1
+                    );
+                    tracing::warn!(job = %job.name, team = team.as_deref().unwrap_or("-"), "{reason}");
+                    outbox.skipped.push(Skipped {
+                        team: team.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    Ok(outbox)
+}
+
+/// `manager` or `escalation`: the team contact an email delivery addresses
+/// that `report`'s team does not have, if any.
+fn missing_contact(report: &Report, delivery: &Delivery) -> Option<&'static str> {
+    let (Some(team), Delivery::Email(e)) = (&report.team, delivery) else {
+        return None;
+    };
+    let addressed = |field: &str| e.to.iter().any(|t| t.contains(&format!("team.{field}")));
+    [
+        ("manager", team.manager.is_none()),
+        ("escalation", team.escalation.is_none()),
+    ]
+    .into_iter()
+    .find(|(field, missing)| *missing && addressed(field))
+    .map(|(field, _)| field)
+}
+
+fn kind_of(config: &Config, delivery: &Delivery) -> DeliveryKind {
+    match delivery {
+        Delivery::Email(_) => DeliveryKind::Email,
+        Delivery::Archive(_) => DeliveryKind::Archive,
+        Delivery::Webhook(w) => match config.webhooks.get(&w.webhook).map(|h| h.kind) {
+            Some(WebhookKind::Slack) => DeliveryKind::Slack,
+            Some(WebhookKind::MsTeams) => DeliveryKind::MsTeams,
+            Some(WebhookKind::Json) | None => DeliveryKind::Json,
+        },
+    }
+}
