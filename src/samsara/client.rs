@@ -14,11 +14,12 @@ use url::Url;
 
 use super::error::{ApiError, Endpoint, Place};
 use super::query::{AssignmentQuery, MAX_IDS_PER_LIST};
-use super::ratelimit::RateLimits;
 use super::wire::{Assignment, Course, Driver, Page, Tag};
 use crate::config::SamsaraConfig;
+use crate::http::{Classify, Pacing, Redirects, Verdict, retry, snippet};
 use crate::learner::LearnerId;
-use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
+use crate::ratelimit::RateLimits;
+use crate::retry::{AttemptFailure, RetryPolicy};
 
 /// How many split queries of one fetch run at once (they share the limiter).
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -28,8 +29,6 @@ const DRIVERS_PAGE_LIMIT: &str = "512";
 const TAGS_PAGE_LIMIT: &str = "512";
 /// Every course status `/training-courses` knows (drafts are never returned).
 pub const COURSE_STATUSES: [&str; 3] = ["published", "archived", "deleted"];
-/// How much of an error body goes into a message.
-const BODY_SNIPPET: usize = 300;
 /// The largest response body read by default: 64 times a large page
 /// (512 drivers, or a few hundred assignments, are under 1 MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -276,9 +275,11 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client whose limiters are shared with every other client of the process.
+    /// A client with limiters of its own ([`RateLimits::local`]): for a
+    /// command with one client. Clients that must share a rate build one
+    /// registry and use [`Self::with_limits`].
     pub fn new(settings: ClientSettings) -> Result<Self, reqwest::Error> {
-        Self::with_limits(settings, RateLimits::global())
+        Self::with_limits(settings, RateLimits::local())
     }
 
     /// A client using the limiters of `limits`.
@@ -292,16 +293,9 @@ impl Client {
         {
             headers.insert("X-Samsara-Version", v);
         }
-        let mut http = reqwest::Client::builder()
-            .user_agent(concat!("trainwatch/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers);
-        http = match settings.timeout {
-            Some(timeout) => http
-                .timeout(timeout)
-                .connect_timeout(timeout.min(Duration::from_secs(15))),
-            None => http.pool_idle_timeout(None),
-        };
-        let http = http.build()?;
+        let http = crate::http::client_builder(settings.timeout, Redirects::Follow)
+            .default_headers(headers)
+            .build()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -696,7 +690,9 @@ impl Client {
         })
     }
 
-    /// One GET, paced by the endpoint's limiter and retried by the policy.
+    /// One GET, paced by the endpoint's limiter and retried by the policy:
+    /// 429s are the server pacing us ([`Pacing::ServerPaced`]), bounded by
+    /// `max_rate_limited` and not by the attempt budget.
     async fn get<T: DeserializeOwned>(&self, url: Url, place: &Place) -> Result<T, ApiError> {
         let settings = &self.inner.settings;
         let limiter = self.inner.limits.get(
@@ -704,68 +700,33 @@ impl Client {
             place.endpoint.path(),
             settings.requests_per_second,
         );
-        let started = Instant::now();
-        // Attempts in all (for the message); failures other than 429, which
-        // spend the policy's attempt budget; time spent waiting after 429s,
-        // which has its own bound and does not count against the policy's.
-        let (mut attempt, mut errors) = (0u32, 0u32);
-        let mut limited_for = Duration::ZERO;
-        loop {
-            attempt += 1;
+        let pacing = Pacing::ServerPaced {
+            floor: settings.rate_limit_floor,
+            max: settings.max_rate_limited,
+        };
+        let (limiter, url) = (&limiter, &url);
+        let out = retry(&settings.retry, pacing, place, |_| async move {
             limiter.acquire().await;
             if let Some(o) = &self.inner.observer {
                 o.on_send(place.endpoint);
             }
-            let failure = match self.attempt(url.clone(), place).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(failure)) => failure,
-                Err(fatal) => return Err(fatal),
-            };
-            let elapsed = started.elapsed();
-            let next = match &failure {
-                AttemptFailure::RateLimited { retry_after } => {
-                    let delay = settings
-                        .retry
-                        .rate_limited_delay(*retry_after, settings.rate_limit_floor);
-                    limited_for += delay;
-                    (limited_for <= settings.max_rate_limited).then_some(delay)
-                }
-                _ => {
-                    errors += 1;
-                    let spent = elapsed.saturating_sub(limited_for);
-                    settings.retry.next_delay(&failure, errors, spent)
-                }
-            };
-            match next {
-                Some(delay) => {
-                    tracing::warn!(
-                        endpoint = place.endpoint.path(),
-                        page = place.page,
-                        attempt,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "{failure}; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                None => {
-                    return Err(ApiError::Exhausted {
-                        place: place.clone(),
-                        attempts: attempt,
-                        elapsed,
-                        last: failure.to_string(),
-                    });
-                }
-            }
-        }
+            self.attempt(url.clone(), place).await
+        })
+        .await;
+        out.result.map_err(|failed| match failed {
+            Failed::Fatal(e) => e,
+            Failed::Again(last) => ApiError::Exhausted {
+                place: place.clone(),
+                attempts: out.attempts,
+                elapsed: out.elapsed,
+                last: last.to_string(),
+            },
+        })
     }
 
-    /// One attempt: `Ok(Ok(value))` on success, `Ok(Err(failure))` when a
-    /// retry may help, `Err` when it cannot.
-    async fn attempt<T: DeserializeOwned>(
-        &self,
-        url: Url,
-        place: &Place,
-    ) -> Result<Result<T, AttemptFailure>, ApiError> {
+    /// One attempt: the value, or why not ([`Failed::Again`] when a retry
+    /// may help).
+    async fn attempt<T: DeserializeOwned>(&self, url: Url, place: &Place) -> Result<T, Failed> {
         let observe = |status: &str| {
             if let Some(o) = &self.inner.observer {
                 o.on_response(place.endpoint, status);
@@ -781,25 +742,23 @@ impl Client {
             Err(e) => {
                 let failure = transport_failure(e);
                 observe(failure_label(&failure));
-                return Ok(Err(failure));
+                return Err(Failed::Again(failure));
             }
         };
         let status = response.status();
         observe(status.as_str());
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            return Ok(Err(AttemptFailure::RateLimited { retry_after }));
+            let retry_after = crate::http::retry_after(response.headers());
+            return Err(Failed::Again(AttemptFailure::RateLimited { retry_after }));
         }
         // Read through a cap: a body is streamed into memory only up to
         // `max_body_bytes`, whatever the server declares or sends.
         let limit = self.inner.settings.max_body_bytes;
-        let too_large = || ApiError::BodyTooLarge {
-            place: place.clone(),
-            limit,
+        let too_large = || {
+            Failed::Fatal(ApiError::BodyTooLarge {
+                place: place.clone(),
+                limit,
+            })
         };
         let declared = response.content_length().unwrap_or(0);
         if declared > limit as u64 {
@@ -816,11 +775,11 @@ impl Client {
                 }
                 Ok(None) => break,
                 // The connection broke mid-body: a truncated page is never used.
-                Err(e) => return Ok(Err(transport_failure(e))),
+                Err(e) => return Err(Failed::Again(transport_failure(e))),
             }
         }
         if status.is_server_error() {
-            return Ok(Err(AttemptFailure::Server {
+            return Err(Failed::Again(AttemptFailure::Server {
                 status: status.as_u16(),
                 body: snippet(&body),
             }));
@@ -828,7 +787,7 @@ impl Client {
         if !status.is_success() {
             let (message, request_id) = error_body(&body);
             let (place, status) = (place.clone(), status.as_u16());
-            return Err(if status == 401 || status == 403 {
+            return Err(Failed::Fatal(if status == 401 || status == 403 {
                 ApiError::Unauthorized {
                     place,
                     status,
@@ -842,14 +801,14 @@ impl Client {
                     message,
                     request_id,
                 }
-            });
+            }));
         }
-        serde_json::from_slice(&body)
-            .map(Ok)
-            .map_err(|e| ApiError::BadResponse {
+        serde_json::from_slice(&body).map_err(|e| {
+            Failed::Fatal(ApiError::BadResponse {
                 place: place.clone(),
                 detail: format!("{e} (body of {} bytes)", body.len()),
             })
+        })
     }
 }
 
@@ -874,6 +833,33 @@ pub enum StreamError<E> {
     Sink(E),
 }
 
+/// Why one attempt produced no value.
+#[derive(Debug)]
+enum Failed {
+    /// A retry may help (429, 5xx, a timeout, a broken connection).
+    Again(AttemptFailure),
+    /// A retry cannot help.
+    Fatal(ApiError),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Again(failure) => failure.fmt(f),
+            Self::Fatal(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Classify for Failed {
+    fn classify(&self) -> Verdict {
+        match self {
+            Self::Again(failure) => failure.classify(),
+            Self::Fatal(_) => Verdict::Permanent,
+        }
+    }
+}
+
 /// Classifies a reqwest failure. Its message never includes the URL: the
 /// query string can hold kilobytes of learner ids, and errors reach logs and
 /// failure notices.
@@ -881,14 +867,7 @@ fn transport_failure(e: reqwest::Error) -> AttemptFailure {
     if e.is_timeout() {
         return AttemptFailure::Timeout;
     }
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        detail = format!("{detail}: {s}");
-        source = s.source();
-    }
-    AttemptFailure::Connection(detail)
+    AttemptFailure::Connection(crate::errors::chain(&e.without_url()))
 }
 
 fn failure_label(f: &AttemptFailure) -> &'static str {
@@ -918,17 +897,6 @@ fn error_body(body: &[u8]) -> (String, Option<String>) {
         Ok(ErrorBody { request_id, .. }) => ("(no message)".into(), request_id),
         Err(_) if body.is_empty() => ("(empty body)".into(), None),
         Err(_) => (snippet(body), None),
-    }
-}
-
-/// The start of a body, on one line, for a message.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = crate::names::one_line(text.trim());
-    let text = text.trim();
-    match text.char_indices().nth(BODY_SNIPPET) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
     }
 }
 

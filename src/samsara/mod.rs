@@ -1,13 +1,15 @@
 //! The Samsara API client: real HTTP, pagination, chunking, rate limits and retries.
 //!
-//! This is the only module that speaks HTTP to Samsara (reqwest lives here).
+//! This is the only module that speaks HTTP to Samsara, through
+//! [`crate::http`]; its requests are paced by a [`RateLimits`] registry
+//! its owner passes in ([`crate::ratelimit`]).
 
 mod client;
 mod error;
 mod query;
-mod ratelimit;
 mod wire;
 
+pub use crate::ratelimit::{Limiter, RateLimits, SlotBook, WallClock, system_clock};
 pub use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
 pub use client::{
     COURSE_STATUSES, Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME,
@@ -16,5 +18,4 @@ pub use client::{
 };
 pub use error::{ApiError, Endpoint, Place};
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
-pub use ratelimit::{Limiter, RateLimits, SlotBook, WallClock, system_clock};
 pub use wire::*;
