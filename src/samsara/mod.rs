@@ -6,16 +6,22 @@
 
 mod client;
 mod error;
+mod fetched;
+mod names;
 mod query;
+mod request;
+mod settings;
 mod wire;
 
 pub use crate::ratelimit::{Limiter, RateLimits, SlotBook, WallClock, system_clock};
 pub use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
-pub use client::{
-    COURSE_STATUSES, Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME,
-    DEFAULT_MAX_RATE_LIMITED, DEFAULT_RATE_LIMIT_FLOOR, Dedup, FetchStats, Fetched, Names,
-    Observer, StreamError,
-};
+pub use client::{COURSE_STATUSES, Client, Observer, StreamError};
 pub use error::{ApiError, Endpoint, Place};
+pub use fetched::{Dedup, FetchStats, Fetched};
+pub use names::Names;
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
+pub use settings::{
+    ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME, DEFAULT_MAX_RATE_LIMITED,
+    DEFAULT_RATE_LIMIT_FLOOR,
+};
 pub use wire::*;
