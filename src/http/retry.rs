@@ -130,3 +130,66 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Failure(Verdict);
+
+    impl Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+
+    impl Classify for Failure {
+        fn classify(&self) -> Verdict {
+            self.0
+        }
+    }
+
+    async fn always(
+        policy: &RetryPolicy,
+        pacing: Pacing,
+        verdict: Verdict,
+    ) -> Retried<(), Failure> {
+        retry(
+            policy,
+            pacing,
+            &"test",
+            |_| async move { Err(Failure(verdict)) },
+        )
+        .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_paced_answers_spend_no_attempt_and_are_bounded_by_time() {
+        let policy = RetryPolicy::immediate(2);
+        let limited = Verdict::RateLimited { retry_after: None };
+        let pacing = Pacing::ServerPaced {
+            floor: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        };
+        let out = always(&policy, pacing, limited).await;
+        // Each wait is 1 to 1.5 s: 6 to 10 waits fit in 10 s.
+        assert!((7..=11).contains(&out.attempts), "{}", out.attempts);
+        assert!(out.elapsed <= Duration::from_secs(10), "{:?}", out.elapsed);
+        let out = always(&policy, Pacing::Attempts, limited).await;
+        assert_eq!(out.attempts, 2, "a 429 spends an attempt here");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_spend_attempts_and_permanent_ones_stop() {
+        let policy = RetryPolicy::immediate(3);
+        for (verdict, attempts) in [
+            (Verdict::Transient, 3),
+            (Verdict::Refused, 3),
+            (Verdict::Permanent, 1),
+        ] {
+            let out = always(&policy, Pacing::Attempts, verdict).await;
+            assert_eq!(out.attempts, attempts, "{verdict:?}");
+        }
+    }
+}
