@@ -17,7 +17,9 @@
 //! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
 //! - [`deliver`]: where rendered reports leave: SMTP, webhooks, archive snapshots.
 //! - [`store`]: run history and the delivery ledger (SQLite).
-//! - [`rate_slots`]: the token's request slots, shared by the processes on one state store.
+//! - [`ratelimit`]: request pacing (in-process GCRA) and the token's request slots, shared by the processes on one state store; built once by its owner, passed in.
+//! - [`http`]: outgoing HTTP: one client builder, one retry loop, one failure classification.
+//! - [`errors`]: one way to write an error with its causes.
 //! - [`export`]: a job's window fetched and written as flat rows.
 //! - [`init`]: `trainwatch init`: the token's scopes checked, a first config written.
 //! - [`cli`]: the subcommands; `main.rs` only parses arguments and maps errors to exit codes.
@@ -37,7 +39,9 @@ pub mod daemon;
 pub mod defaults;
 pub mod data;
 pub mod deliver;
+pub mod errors;
 pub mod export;
+pub mod http;
 pub mod init;
 pub mod job;
 pub mod learner;
@@ -47,7 +51,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod names;
 pub mod outbox;
-pub mod rate_slots;
+pub mod ratelimit;
 pub mod render;
 pub mod report;
 pub mod retry;

@@ -1,6 +1,7 @@
 //! Retry policy: which failures are worth another attempt (the decision) and
 //! how long to wait before it (the timing), kept apart so each can be tested.
-//! Shared by the Samsara client and the delivery senders.
+//! Shared by the Samsara client and the delivery senders through the one
+//! loop in `crate::http`.
 
 use std::time::Duration;
 
@@ -59,6 +60,19 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Up to `max_attempts` attempts with no wait between them (and
+    /// `Retry-After` capped to nothing): for tests, which need the decisions
+    /// and not the pacing.
+    pub fn immediate(max_attempts: u32) -> Self {
+        Self {
+            max_attempts,
+            max_elapsed: Duration::from_secs(60),
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            max_retry_after: Duration::ZERO,
+        }
+    }
+
     /// How long to wait before attempt `attempt + 1`, after `attempt`
     /// attempts (1-based) have failed with `failure` and `elapsed` has
     /// passed; `None` when the budget is spent.

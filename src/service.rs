@@ -335,7 +335,7 @@ pub async fn run_as(
     let telemetry = Telemetry::for_config(&config);
     telemetry.health.heartbeat(Utc::now());
     let (settings, _sample) = crate::sample::client_settings(&config.samsara).await?;
-    let limits = crate::rate_slots::shared_limits(&config.state_dir, &settings.token);
+    let limits = crate::ratelimit::shared_limits(&config.state_dir, &settings.token);
     let client = Client::with_limits(settings, limits)
         .context("creating the HTTP client")?
         .observed(telemetry.metrics.clone());

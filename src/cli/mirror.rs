@@ -16,7 +16,7 @@ pub(super) async fn sync_cmd(
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let (settings, _server) = crate::sample::client_settings(&config.samsara).await?;
-    let limits = crate::rate_slots::shared_limits(&config.state_dir, &settings.token);
+    let limits = crate::ratelimit::shared_limits(&config.state_dir, &settings.token);
     let client = Client::with_limits(settings, limits).context("creating the HTTP client")?;
     let mirror = crate::mirror::open(config)?;
     let first = rebuild || mirror.reach()?.is_none();

@@ -345,7 +345,7 @@ pub async fn run(cli: Cli, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
 /// `samsara.sample_data` is set (the server lives as long as the guard).
 async fn client(config: &Config) -> anyhow::Result<(Client, Option<crate::sample::SampleServer>)> {
     let (settings, server) = crate::sample::client_settings(&config.samsara).await?;
-    let limits = crate::rate_slots::shared_limits(&config.state_dir, &settings.token);
+    let limits = crate::ratelimit::shared_limits(&config.state_dir, &settings.token);
     let mut client = Client::with_limits(settings, limits).context("creating the HTTP client")?;
     if let Some(p) = Progress::start() {
         client = client.observed(p);

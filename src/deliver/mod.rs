@@ -1,12 +1,14 @@
 //! Deliveries: where rendered reports leave trainwatch.
 //!
 //! Each sender (email, webhook, archive) makes one attempt and classifies
-//! its failure as transient or permanent; [`with_retries`] owns the waiting.
+//! its failure as transient or permanent ([`SendError`] is
+//! [`Classify`]); [`with_retries`] owns the waiting.
 
 use std::future::Future;
 use std::time::Duration;
 
-use crate::retry::{AttemptFailure, RetryPolicy};
+use crate::http::{Classify, Pacing, Verdict, retry};
+use crate::retry::RetryPolicy;
 
 pub mod archive;
 pub mod dispatch;
@@ -73,16 +75,9 @@ impl SendError {
 
 /// True when `e` or one of its causes is an I/O error "connection refused".
 pub fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-        {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
+    crate::errors::any_cause(e, |io: &std::io::Error| {
+        io.kind() == std::io::ErrorKind::ConnectionRefused
+    })
 }
 
 /// Sends one outgoing item (one attempt loop, retries included) under its
@@ -126,55 +121,35 @@ pub struct Attempted<T = ()> {
     pub result: Result<T, SendError>,
 }
 
+impl Classify for SendError {
+    fn classify(&self) -> Verdict {
+        match self {
+            Self::Transient {
+                retry_after: Some(after),
+                ..
+            } => Verdict::RateLimited {
+                retry_after: Some(*after),
+            },
+            Self::Transient { .. } => Verdict::Transient,
+            Self::Refused { .. } => Verdict::Refused,
+            Self::Permanent { .. } => Verdict::Permanent,
+        }
+    }
+}
+
 /// Runs `attempt` (given the 1-based attempt number) until it succeeds, fails
 /// permanently, or `policy`'s budget in attempts or time is spent; waits
 /// between attempts as the policy says (a receiver's `Retry-After` honoured,
-/// capped). Uses tokio's clock, so tests run it under a paused clock.
-pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, mut attempt: F) -> Attempted<T>
+/// capped, and spending an attempt). The loop is [`crate::http::retry`].
+pub async fn with_retries<T, F, Fut>(policy: &RetryPolicy, attempt: F) -> Attempted<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, SendError>>,
 {
-    let started = tokio::time::Instant::now();
-    let mut n = 0;
-    loop {
-        n += 1;
-        let err = match attempt(n).await {
-            Ok(value) => {
-                return Attempted {
-                    attempts: n,
-                    result: Ok(value),
-                };
-            }
-            Err(e) => e,
-        };
-        let failure = match &err {
-            SendError::Permanent { .. } => None,
-            SendError::Transient { retry_after, .. } => Some(match retry_after {
-                Some(after) => AttemptFailure::RateLimited {
-                    retry_after: Some(*after),
-                },
-                None => AttemptFailure::Connection(err.to_string()),
-            }),
-            SendError::Refused { .. } => Some(AttemptFailure::Connection(err.to_string())),
-        };
-        let delay = failure.and_then(|f| policy.next_delay(&f, n, started.elapsed()));
-        match delay {
-            Some(d) => {
-                tracing::warn!(
-                    attempt = n,
-                    retry_in_ms = d.as_millis() as u64,
-                    "{err}; retrying"
-                );
-                tokio::time::sleep(d).await;
-            }
-            None => {
-                return Attempted {
-                    attempts: n,
-                    result: Err(err),
-                };
-            }
-        }
+    let out = retry(policy, Pacing::Attempts, &"delivery", attempt).await;
+    Attempted {
+        attempts: out.attempts,
+        result: out.result,
     }
 }
 

@@ -16,14 +16,16 @@ use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Attempted, SendError, with_retries};
-use crate::retry::{RetryPolicy, parse_retry_after};
-use crate::samsara::RateLimits;
+use crate::errors::chain;
+use crate::http::{Redirects, snippet};
+use crate::ratelimit::RateLimits;
+use crate::retry::RetryPolicy;
 
 /// Timeout of one request unless the caller sets another.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,9 +36,6 @@ const SLACK_MESSAGES_PER_SECOND: u32 = 1;
 
 /// The registry key of Slack's limiters (the other half is the URL's hash).
 const SLACK_ENDPOINT: &str = "slack-webhook";
-
-/// How much of a receiver's answer an error quotes, in characters.
-const BODY_EXCERPT_CHARS: usize = 300;
 
 /// The header carrying the HMAC of a json webhook's body.
 pub const SIGNATURE_HEADER: &str = "X-Trainwatch-Signature";
@@ -83,10 +82,10 @@ impl From<SlackAttempted> for Attempted {
 }
 
 impl WebhookSender {
-    /// A sender with a 30 s request timeout whose Slack pacing is shared
-    /// with every other sender of the process.
+    /// A sender with a 30 s request timeout and a Slack pacing registry of
+    /// its own, shared by its clones: build one per process and clone it.
     pub fn new() -> Result<Self, reqwest::Error> {
-        Self::with_settings(Some(DEFAULT_TIMEOUT), RateLimits::global())
+        Self::with_settings(Some(DEFAULT_TIMEOUT), RateLimits::local())
     }
 
     /// A sender with its own `timeout` and pacing registry `limits`.
@@ -99,19 +98,11 @@ impl WebhookSender {
         timeout: Option<Duration>,
         limits: Arc<RateLimits>,
     ) -> Result<Self, reqwest::Error> {
-        let mut http = reqwest::Client::builder()
-            .user_agent(concat!("trainwatch/", env!("CARGO_PKG_VERSION")))
-            // A webhook that redirects is misconfigured, and following it
-            // would carry the body and its signature to another address.
-            .redirect(reqwest::redirect::Policy::none());
-        http = match timeout {
-            Some(timeout) => http
-                .timeout(timeout)
-                .connect_timeout(timeout.min(Duration::from_secs(15))),
-            None => http.pool_idle_timeout(None),
-        };
+        // A webhook that redirects is misconfigured, and following it
+        // would carry the body and its signature to another address.
+        let http = crate::http::client_builder(timeout, Redirects::Never).build()?;
         Ok(Self {
-            http: http.build()?,
+            http,
             limits,
             refused_is_final: false,
         })
@@ -294,11 +285,7 @@ impl WebhookSender {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = crate::http::retry_after(response.headers());
         // The body is read in every case, so the connection can be reused.
         let body = match response.text().await {
             Ok(body) => body,
@@ -345,37 +332,18 @@ fn url_key(url: &SecretString) -> String {
     hex::encode(Sha256::digest(url.expose_secret().trim().as_bytes()))
 }
 
-/// `HTTP 400 Bad Request: invalid_blocks`, the body trimmed, on one line,
-/// and cut to [`BODY_EXCERPT_CHARS`].
+/// `HTTP 400 Bad Request: invalid_blocks`, the body quoted by
+/// [`crate::http::snippet`] (on one line, cut to 300 characters).
 fn describe(status: StatusCode, body: &str) -> String {
     let head = match status.canonical_reason() {
         Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
         None => format!("HTTP {}", status.as_u16()),
     };
-    let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if body.is_empty() {
+    let excerpt = snippet(body.as_bytes());
+    if excerpt.is_empty() {
         return head;
     }
-    let mut excerpt: String = body.chars().take(BODY_EXCERPT_CHARS).collect();
-    if excerpt.len() < body.len() {
-        excerpt.push('…');
-    }
     format!("{head}: {excerpt}")
-}
-
-/// An error and its causes, `: `-separated.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
 }
 
 /// `message` with the URL, and its path on its own, replaced.
@@ -414,7 +382,7 @@ mod tests {
         let long = describe(StatusCode::BAD_REQUEST, &"é".repeat(1000));
         assert_eq!(
             long.chars().filter(|c| *c == 'é').count(),
-            BODY_EXCERPT_CHARS
+            crate::http::SNIPPET_CHARS
         );
         assert!(long.ends_with('…'));
     }

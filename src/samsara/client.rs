@@ -1,5 +1,6 @@
 //! The HTTP client: one request at a time through the shared limiter, retried
-//! by the policy, parsed strictly; pages followed until the cursor ends.
+//! by the policy, parsed strictly (see `request.rs`); pages followed until
+//! the cursor ends.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -7,42 +8,26 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
 use super::error::{ApiError, Endpoint, Place};
+use super::fetched::{Dedup, FetchStats, Fetched};
+use super::names::Names;
 use super::query::{AssignmentQuery, MAX_IDS_PER_LIST};
-use super::ratelimit::RateLimits;
+use super::settings::ClientSettings;
 use super::wire::{Assignment, Course, Driver, Page, Tag};
-use crate::config::SamsaraConfig;
+use crate::http::Redirects;
 use crate::learner::LearnerId;
-use crate::retry::{AttemptFailure, RetryPolicy, parse_retry_after};
+use crate::ratelimit::RateLimits;
 
-/// How many split queries of one fetch run at once (they share the limiter).
-const DEFAULT_CONCURRENCY: usize = 4;
 /// `/fleet/drivers` takes up to 512 per page.
 const DRIVERS_PAGE_LIMIT: &str = "512";
 /// `/tags` takes up to 512 per page.
 const TAGS_PAGE_LIMIT: &str = "512";
 /// Every course status `/training-courses` knows (drafts are never returned).
 pub const COURSE_STATUSES: [&str; 3] = ["published", "archived", "deleted"];
-/// How much of an error body goes into a message.
-const BODY_SNIPPET: usize = 300;
-/// The largest response body read by default: 64 times a large page
-/// (512 drivers, or a few hundred assignments, are under 1 MB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-/// The longest one fetch may take by default (`samsara.max_fetch_time`):
-/// 9,000 pages at the API's 5 requests per second, far beyond any real
-/// report, yet an endless cursor stops within the half hour.
-pub const DEFAULT_MAX_FETCH_TIME: Duration = Duration::from_secs(30 * 60);
-/// The least a 429 waits beyond its `Retry-After` (plus up to half of it at random).
-pub const DEFAULT_RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
-/// How long one request may keep being answered 429 before the fetch fails.
-/// 429s are the server pacing us, not errors: they are bounded by this time,
-/// not by the attempt budget.
-pub const DEFAULT_MAX_RATE_LIMITED: Duration = Duration::from_secs(10 * 60);
 
 /// Hooks for progress display, metrics and tests. Every method has a no-op default.
 pub trait Observer: Send + Sync {
@@ -55,216 +40,18 @@ pub trait Observer: Send + Sync {
     fn on_page(&self, _endpoint: Endpoint, _records: usize) {}
 }
 
-/// Everything the client needs, usually built from `[samsara]` by [`ClientSettings::from_config`].
-#[derive(Debug, Clone)]
-pub struct ClientSettings {
-    pub base_url: Url,
-    pub token: SecretString,
-    pub requests_per_second: u32,
-    /// Timeout of one request. `None` sets no timer at all in the HTTP
-    /// client (no timeouts, no pool-idle expiry): only for tests under
-    /// tokio's paused clock, which jumps to the next pending timer whenever
-    /// it waits on a server in another thread, and would fire those.
-    pub timeout: Option<Duration>,
-    pub api_version: Option<String>,
-    pub retry: RetryPolicy,
-    pub concurrency: usize,
-    /// Total time one fetch (every page of every split query) may take.
-    pub max_fetch_time: Duration,
-    /// The largest response body read; a larger one fails the fetch.
-    pub max_body_bytes: usize,
-    /// The least a 429 waits beyond its `Retry-After`.
-    pub rate_limit_floor: Duration,
-    /// How long one request may be answered 429 before it fails.
-    pub max_rate_limited: Duration,
-}
-
-impl ClientSettings {
-    /// Settings from the `[samsara]` table.
-    pub fn from_config(c: &SamsaraConfig) -> Self {
-        Self {
-            base_url: c.base_url.clone(),
-            token: c.token.clone(),
-            requests_per_second: c.requests_per_second,
-            timeout: Some(c.timeout),
-            api_version: c.api_version.clone(),
-            retry: RetryPolicy {
-                max_attempts: c.max_attempts,
-                max_elapsed: c.max_retry_time,
-                ..RetryPolicy::default()
-            },
-            concurrency: DEFAULT_CONCURRENCY,
-            max_fetch_time: c.max_fetch_time,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            rate_limit_floor: DEFAULT_RATE_LIMIT_FLOOR,
-            max_rate_limited: DEFAULT_MAX_RATE_LIMITED,
-        }
-    }
-
-    /// Defaults for a base URL and token (used by tests and tools).
-    pub fn new(base_url: Url, token: SecretString) -> Self {
-        Self {
-            base_url,
-            token,
-            requests_per_second: 5,
-            timeout: Some(Duration::from_secs(60)),
-            api_version: None,
-            retry: RetryPolicy::default(),
-            concurrency: DEFAULT_CONCURRENCY,
-            max_fetch_time: DEFAULT_MAX_FETCH_TIME,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            rate_limit_floor: DEFAULT_RATE_LIMIT_FLOOR,
-            max_rate_limited: DEFAULT_MAX_RATE_LIMITED,
-        }
-    }
-}
-
-/// The assignments of a fetch, deduplicated, with what it took to get them.
-#[derive(Debug, Clone, Default)]
-pub struct Fetched {
-    /// One per assignment id, the latest `updatedAtTime` winning; in stream
-    /// order (by `updatedAtTime`, then id).
-    pub assignments: Vec<Assignment>,
-    pub stats: FetchStats,
-}
-
-/// Counts of a fetch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FetchStats {
-    /// Split queries the fetch needed (1 unless an id list was longer than 100).
-    pub queries: usize,
-    /// Pages received.
-    pub pages: u64,
-    /// Records received, duplicates included.
-    pub received: u64,
-    /// Records that were an older or repeated version of another.
-    pub duplicates: u64,
-}
-
-/// Course titles and categories, and learner names, for one run.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    pub courses: HashMap<String, Course>,
-    pub learners: HashMap<LearnerId, String>,
-    /// What could not be named and why (the names fall back to ids).
-    pub warnings: Vec<String>,
-    /// `/fleet/drivers` was refused (no scope): every learner shows its id.
-    pub learners_unavailable: bool,
-    /// `/training-courses` was refused (no scope): every course shows its id.
-    pub courses_unavailable: bool,
-}
-
-/// The most ids one fallback warning lists; the rest are counted.
-const MAX_IDS_IN_WARNING: usize = 50;
-
-impl Names {
-    /// The learner's name, or its id (filter form) when unknown or empty.
-    pub fn learner_name(&self, id: &LearnerId) -> String {
-        self.learners
-            .get(id)
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
-    }
-
-    /// The course's title, or its id when unknown or empty.
-    pub fn course_title(&self, id: &str) -> String {
-        self.courses
-            .get(id)
-            .map(|c| c.title.clone())
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| id.to_string())
-    }
-
-    /// One warning per reason a name fell back to its id, naming the ids
-    /// (sorted, at most 50 each, the rest counted) among `learners` and
-    /// `courses`: not found in the endpoint, found with an empty name, or
-    /// the endpoint refused. Empty when every name was found.
-    pub fn fallback_warnings<'a>(
-        &self,
-        learners: impl IntoIterator<Item = &'a LearnerId>,
-        courses: impl IntoIterator<Item = &'a str>,
-    ) -> Vec<String> {
-        use std::collections::BTreeSet;
-        let mut missing_learners = BTreeSet::new();
-        let mut unnamed_learners = BTreeSet::new();
-        for id in learners {
-            match self.learners.get(id) {
-                Some(name) if !name.is_empty() => {}
-                Some(_) => {
-                    unnamed_learners.insert(id.to_string());
-                }
-                None => {
-                    missing_learners.insert(id.to_string());
-                }
-            }
-        }
-        let mut missing_courses = BTreeSet::new();
-        let mut untitled_courses = BTreeSet::new();
-        for id in courses {
-            match self.courses.get(id) {
-                Some(c) if !c.title.is_empty() => {}
-                Some(_) => {
-                    untitled_courses.insert(id.to_string());
-                }
-                None => {
-                    missing_courses.insert(id.to_string());
-                }
-            }
-        }
-        let learners_why = if self.learners_unavailable {
-            "learner names could not be read (GET /fleet/drivers was refused, see above)"
-        } else {
-            "learners not found in /fleet/drivers (active or deactivated)"
-        };
-        let courses_why = if self.courses_unavailable {
-            "course titles could not be read (GET /training-courses was refused, see above)"
-        } else {
-            "courses not found in /training-courses"
-        };
-        [
-            (learners_why, missing_learners),
-            (
-                "learners with an empty name in /fleet/drivers",
-                unnamed_learners,
-            ),
-            (courses_why, missing_courses),
-            (
-                "courses with an empty title in /training-courses",
-                untitled_courses,
-            ),
-        ]
-        .into_iter()
-        .filter(|(_, ids)| !ids.is_empty())
-        .map(|(why, ids)| {
-            let shown: Vec<String> = ids
-                .iter()
-                .take(MAX_IDS_IN_WARNING)
-                .map(|id| crate::names::one_line(id).into_owned())
-                .collect();
-            let more = ids.len().saturating_sub(MAX_IDS_IN_WARNING);
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            format!("{why}, shown by id: {}{more}", shown.join(", "))
-        })
-        .collect()
-    }
-}
-
 /// A Samsara API client. Cheap to clone; clones share the connection pool.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    http: reqwest::Client,
-    settings: ClientSettings,
-    limits: Arc<RateLimits>,
-    observer: Option<Arc<dyn Observer>>,
+/// What the clones of a client share.
+pub(super) struct Inner {
+    pub(super) http: reqwest::Client,
+    pub(super) settings: ClientSettings,
+    pub(super) limits: Arc<RateLimits>,
+    pub(super) observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -276,9 +63,11 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client whose limiters are shared with every other client of the process.
+    /// A client with limiters of its own ([`RateLimits::local`]): for a
+    /// command with one client. Clients that must share a rate build one
+    /// registry and use [`Self::with_limits`].
     pub fn new(settings: ClientSettings) -> Result<Self, reqwest::Error> {
-        Self::with_limits(settings, RateLimits::global())
+        Self::with_limits(settings, RateLimits::local())
     }
 
     /// A client using the limiters of `limits`.
@@ -292,16 +81,9 @@ impl Client {
         {
             headers.insert("X-Samsara-Version", v);
         }
-        let mut http = reqwest::Client::builder()
-            .user_agent(concat!("trainwatch/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers);
-        http = match settings.timeout {
-            Some(timeout) => http
-                .timeout(timeout)
-                .connect_timeout(timeout.min(Duration::from_secs(15))),
-            None => http.pool_idle_timeout(None),
-        };
-        let http = http.build()?;
+        let http = crate::http::client_builder(settings.timeout, Redirects::Follow)
+            .default_headers(headers)
+            .build()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -695,162 +477,6 @@ impl Client {
             detail: e.to_string(),
         })
     }
-
-    /// One GET, paced by the endpoint's limiter and retried by the policy.
-    async fn get<T: DeserializeOwned>(&self, url: Url, place: &Place) -> Result<T, ApiError> {
-        let settings = &self.inner.settings;
-        let limiter = self.inner.limits.get(
-            settings.base_url.as_str(),
-            place.endpoint.path(),
-            settings.requests_per_second,
-        );
-        let started = Instant::now();
-        // Attempts in all (for the message); failures other than 429, which
-        // spend the policy's attempt budget; time spent waiting after 429s,
-        // which has its own bound and does not count against the policy's.
-        let (mut attempt, mut errors) = (0u32, 0u32);
-        let mut limited_for = Duration::ZERO;
-        loop {
-            attempt += 1;
-            limiter.acquire().await;
-            if let Some(o) = &self.inner.observer {
-                o.on_send(place.endpoint);
-            }
-            let failure = match self.attempt(url.clone(), place).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(failure)) => failure,
-                Err(fatal) => return Err(fatal),
-            };
-            let elapsed = started.elapsed();
-            let next = match &failure {
-                AttemptFailure::RateLimited { retry_after } => {
-                    let delay = settings
-                        .retry
-                        .rate_limited_delay(*retry_after, settings.rate_limit_floor);
-                    limited_for += delay;
-                    (limited_for <= settings.max_rate_limited).then_some(delay)
-                }
-                _ => {
-                    errors += 1;
-                    let spent = elapsed.saturating_sub(limited_for);
-                    settings.retry.next_delay(&failure, errors, spent)
-                }
-            };
-            match next {
-                Some(delay) => {
-                    tracing::warn!(
-                        endpoint = place.endpoint.path(),
-                        page = place.page,
-                        attempt,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "{failure}; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                None => {
-                    return Err(ApiError::Exhausted {
-                        place: place.clone(),
-                        attempts: attempt,
-                        elapsed,
-                        last: failure.to_string(),
-                    });
-                }
-            }
-        }
-    }
-
-    /// One attempt: `Ok(Ok(value))` on success, `Ok(Err(failure))` when a
-    /// retry may help, `Err` when it cannot.
-    async fn attempt<T: DeserializeOwned>(
-        &self,
-        url: Url,
-        place: &Place,
-    ) -> Result<Result<T, AttemptFailure>, ApiError> {
-        let observe = |status: &str| {
-            if let Some(o) = &self.inner.observer {
-                o.on_response(place.endpoint, status);
-            }
-        };
-        let request = self
-            .inner
-            .http
-            .get(url)
-            .bearer_auth(self.inner.settings.token.expose_secret());
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let failure = transport_failure(e);
-                observe(failure_label(&failure));
-                return Ok(Err(failure));
-            }
-        };
-        let status = response.status();
-        observe(status.as_str());
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            return Ok(Err(AttemptFailure::RateLimited { retry_after }));
-        }
-        // Read through a cap: a body is streamed into memory only up to
-        // `max_body_bytes`, whatever the server declares or sends.
-        let limit = self.inner.settings.max_body_bytes;
-        let too_large = || ApiError::BodyTooLarge {
-            place: place.clone(),
-            limit,
-        };
-        let declared = response.content_length().unwrap_or(0);
-        if declared > limit as u64 {
-            return Err(too_large());
-        }
-        let mut body = Vec::with_capacity((declared as usize).min(1024 * 1024));
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > limit {
-                        return Err(too_large());
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                // The connection broke mid-body: a truncated page is never used.
-                Err(e) => return Ok(Err(transport_failure(e))),
-            }
-        }
-        if status.is_server_error() {
-            return Ok(Err(AttemptFailure::Server {
-                status: status.as_u16(),
-                body: snippet(&body),
-            }));
-        }
-        if !status.is_success() {
-            let (message, request_id) = error_body(&body);
-            let (place, status) = (place.clone(), status.as_u16());
-            return Err(if status == 401 || status == 403 {
-                ApiError::Unauthorized {
-                    place,
-                    status,
-                    message,
-                    request_id,
-                }
-            } else {
-                ApiError::Rejected {
-                    place,
-                    status,
-                    message,
-                    request_id,
-                }
-            });
-        }
-        serde_json::from_slice(&body)
-            .map(Ok)
-            .map_err(|e| ApiError::BadResponse {
-                place: place.clone(),
-                detail: format!("{e} (body of {} bytes)", body.len()),
-            })
-    }
 }
 
 /// The span of a sync's range that gets one `max_fetch_time` of reading.
@@ -872,98 +498,4 @@ pub enum StreamError<E> {
     /// The sink refused a page.
     #[error("storing a page: {0}")]
     Sink(E),
-}
-
-/// Classifies a reqwest failure. Its message never includes the URL: the
-/// query string can hold kilobytes of learner ids, and errors reach logs and
-/// failure notices.
-fn transport_failure(e: reqwest::Error) -> AttemptFailure {
-    if e.is_timeout() {
-        return AttemptFailure::Timeout;
-    }
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        detail = format!("{detail}: {s}");
-        source = s.source();
-    }
-    AttemptFailure::Connection(detail)
-}
-
-fn failure_label(f: &AttemptFailure) -> &'static str {
-    match f {
-        AttemptFailure::Timeout => "timeout",
-        _ => "connection",
-    }
-}
-
-/// `message` and `requestId` of a 4xx JSON body, or the start of the raw body.
-fn error_body(body: &[u8]) -> (String, Option<String>) {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct ErrorBody {
-        message: Option<String>,
-        request_id: Option<String>,
-    }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        // The API's own words go into one-line errors and logs: keep them on one line, and short.
-        Ok(ErrorBody {
-            message: Some(m),
-            request_id,
-        }) => (
-            snippet(m.as_bytes()),
-            request_id.map(|id| crate::names::one_line(&id).into_owned()),
-        ),
-        Ok(ErrorBody { request_id, .. }) => ("(no message)".into(), request_id),
-        Err(_) if body.is_empty() => ("(empty body)".into(), None),
-        Err(_) => (snippet(body), None),
-    }
-}
-
-/// The start of a body, on one line, for a message.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = crate::names::one_line(text.trim());
-    let text = text.trim();
-    match text.char_indices().nth(BODY_SNIPPET) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// Keeps one version of each assignment: the latest `updatedAtTime`, and on a
-/// tie the one received last.
-#[derive(Debug, Default)]
-pub struct Dedup {
-    by_id: HashMap<String, Assignment>,
-}
-
-impl Dedup {
-    /// Offers one received record.
-    pub fn insert(&mut self, a: Assignment) {
-        match self.by_id.get(&a.id) {
-            Some(kept) if kept.updated_at_time > a.updated_at_time => {}
-            _ => {
-                self.by_id.insert(a.id.clone(), a);
-            }
-        }
-    }
-
-    /// Distinct assignments so far.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    /// True when nothing was inserted.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
-    /// The kept versions in stream order (by `updatedAtTime`, then id).
-    pub fn into_sorted(self) -> Vec<Assignment> {
-        let mut v: Vec<_> = self.by_id.into_values().collect();
-        v.sort_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
-        v
-    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use trainwatch::rate_slots::SqliteSlots;
+use trainwatch::ratelimit::SqliteSlots;
 use trainwatch::samsara::{AssignmentQuery, Client, RateLimits, WallClock};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};

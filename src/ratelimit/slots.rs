@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::samsara::{RateLimits, SlotBook};
+use super::{RateLimits, SlotBook};
 
 /// The slot table: one row per key, the TAT in nanoseconds since the epoch.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS rate_slots (
@@ -99,14 +99,14 @@ impl SlotBook for SqliteSlots {
 
 /// The rate limits of a process on `state_dir`'s store: shared with every
 /// other process on it and on `token`. When state_dir does not exist yet the
-/// process paces alone ([`RateLimits::global`]); when the slot book cannot
-/// be opened too, with a warning.
+/// process paces alone ([`RateLimits::local`]); when the slot book cannot
+/// be opened too, with a warning. Build it once per process and pass it on.
 pub fn shared_limits(state_dir: &Path, token: &SecretString) -> Arc<RateLimits> {
     // A command that keeps no state (`export`, `preview`) does not create
     // state_dir just for this (an export leaves nothing behind but its
     // output). Once anything has run there, state_dir exists and is shared.
     if !state_dir.is_dir() {
-        return RateLimits::global();
+        return RateLimits::local();
     }
     match SqliteSlots::open(state_dir) {
         Ok(book) => Arc::new(RateLimits::shared(Arc::new(book), token.expose_secret())),
@@ -114,7 +114,7 @@ pub fn shared_limits(state_dir: &Path, token: &SecretString) -> Arc<RateLimits> 
             tracing::warn!(
                 "{e:#}; pacing this process alone, other processes on the token may cause 429s"
             );
-            RateLimits::global()
+            RateLimits::local()
         }
     }
 }

@@ -1,4 +1,8 @@
-//! One rate limiter per (base URL, endpoint), shared by everything in the process.
+//! Rate limits of outgoing requests: one limiter per (base URL, endpoint),
+//! in a [`RateLimits`] registry that its owner builds once and passes to
+//! every client that must share it (the service builds one for the Samsara
+//! client and its webhook sender builds its own). There is no process-wide
+//! registry: whoever builds a registry decides its rates.
 //!
 //! Samsara allows 5 requests per second on the training endpoints, per
 //! organization. Every fetch — several jobs at once, several chunks of one
@@ -12,7 +16,7 @@
 //!
 //! Processes sharing a state store also share the token's budget: a
 //! [`RateLimits::shared`] registry books each request's slot from a
-//! [`SlotBook`] (the store's `rate_slots` table, see `crate::rate_slots`),
+//! [`SlotBook`] (the `rate_slots` table, see [`SqliteSlots`]),
 //! so three processes on one token together send `rate` requests a second,
 //! not three times that. The in-process GCRA stays the path for tests and
 //! for a book that cannot be reached (with a warning).
@@ -20,13 +24,17 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
+
+mod slots;
+
+pub use slots::{SqliteSlots, shared_limits};
 
 /// Extra spacing on top of `1 s / rate`, in parts per thousand. Requests leave
 /// evenly spaced but arrive with a little jitter; 1% keeps a server that
@@ -199,10 +207,10 @@ impl std::fmt::Debug for RateLimits {
 }
 
 impl RateLimits {
-    /// The registry every client shares unless a test makes its own.
-    pub fn global() -> Arc<RateLimits> {
-        static GLOBAL: OnceLock<Arc<RateLimits>> = OnceLock::new();
-        GLOBAL.get_or_init(Default::default).clone()
+    /// A registry pacing this process alone (a one-shot command, a test, a
+    /// webhook sender), to be shared by every client that must share it.
+    pub fn local() -> Arc<RateLimits> {
+        Arc::default()
     }
 
     /// A registry whose limiters book their slots from `book`, shared with
