@@ -268,8 +268,7 @@ fn stage_archive(
     })?;
     let json = staging.write(ARCHIVE_FILES[1], |out| write_json_rows(report, out))?;
     let html = staging.write(ARCHIVE_FILES[2], |out| {
-        out.write_all(renderer.archive_html(report)?.as_bytes())?;
-        Ok(())
+        renderer.write_archive_html(report, out)
     })?;
     staging.sync()?;
     Ok(vec![csv, json, html])

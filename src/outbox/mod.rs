@@ -24,10 +24,11 @@ use crate::report::Report;
 use crate::window::Window;
 
 pub use email::{
-    Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment, csv_bytes, excel_csv,
+    Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment, csv_bytes, csv_left_out,
+    excel_csv,
 };
 pub use failure::failure;
-pub use item::{ARCHIVE_FILES, archive_folder};
+pub use item::{ARCHIVE_FILES, archive_folder, write_json_rows};
 pub use kind::DeliveryKind;
 pub use preview::{PreviewFile, preview_files};
 pub use staged::{Hashing, StagedFile, Staging, prune_staging};

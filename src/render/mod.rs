@@ -31,6 +31,7 @@
 //! for the archive. Files starting with `_` are partials (`_email.html` is
 //! the email layout the built-in HTML templates extend).
 
+mod archive;
 mod builtin;
 pub mod chart;
 mod error;
@@ -143,6 +144,9 @@ pub struct Renderer {
     /// a template they include, extend or import: only their contexts carry
     /// the rows (see [`reads_rows`]).
     row_readers: BTreeSet<String>,
+    /// Whether `report.html` is the built-in template, written in pieces
+    /// (see `archive`).
+    archive_in_pieces: bool,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -217,14 +221,20 @@ impl Renderer {
             .map(|(name, _)| name.to_string())
             .collect();
         let mut take = |kind| instances.remove(&kind).expect("one instance per kind");
+        let mut html = take(Kind::Html);
+        let archive_in_pieces = match files.get(ARCHIVE_TEMPLATE) {
+            Some((source, _)) => archive::add_pieces(&mut html, source)?,
+            None => false,
+        };
         Ok(Self {
-            html: take(Kind::Html),
+            html,
             text: take(Kind::Text),
             slack: take(Kind::Slack),
             msteams: take(Kind::MsTeams),
             json: take(Kind::Json),
             names,
             row_readers,
+            archive_in_pieces,
         })
     }
 
