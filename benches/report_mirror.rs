@@ -2,7 +2,9 @@
 //! assignments, as a fire builds them: the state as of the fire read from
 //! the SQLite mirror (the sync is skipped: the mirror already reaches the
 //! fire), names and teams from the mirror, filters, then one report per team
-//! (four teams of 1,250 learners, every learner in one). Prints assignments
+//! (four teams of 1,250 learners, every learner in one). Without the
+//! earlier states `changes` and `trend` compare with (`job::fetch_assignments`):
+//! `benches/trend_million.rs` measures those. Prints assignments
 //! per second (the mirror's assignments over the wall time of the read and
 //! the rollups) and the peak resident memory this adds.
 //!
@@ -182,6 +184,7 @@ url = "http://127.0.0.1:9/hook"
 name = "status"
 schedule = "0 8 * * Mon"
 window = {{ current = true }}
+per_team = true
 filters = {{ teams = [{names}] }}
 deliver = [{{ webhook = "w" }}]
 "#,
@@ -208,7 +211,7 @@ deliver = [{{ webhook = "w" }}]
         let rss_before = rss_kib("VmRSS:");
         let started = Instant::now();
         let data = rt
-            .block_on(job::fetch(&config, job, &client, fire, None))
+            .block_on(job::fetch_assignments(&config, job, &client, fire, None))
             .unwrap();
         let read_secs = started.elapsed().as_secs_f64();
         let reports = job::reports(&config, job, &data, fire);
