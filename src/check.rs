@@ -60,10 +60,8 @@ impl ConfigCheck for Checks {
         // Every template must compile before anything runs.
         let err = Renderer::new(Some(dir)).err()?;
         let mut message = format!("in templates_dir: {err}");
-        let mut cause = std::error::Error::source(&err);
-        while let Some(c) = cause {
+        for c in crate::errors::causes(&err).skip(1) {
             message.push_str(&format!(": {}", first_line(&c.to_string())));
-            cause = c.source();
         }
         Some(message)
     }
@@ -316,13 +314,8 @@ fn address_problem(renderer: &Renderer, report: &Report, source: &str) -> Option
 /// What went wrong, on one line: the innermost cause's first line (Tera
 /// adds a code frame below it) without Tera's `error: ` prefix, after the
 /// template location Tera's frame points at (`weekly.html:1:35`), if any.
-fn causes(err: &dyn std::error::Error) -> String {
-    let mut chain = vec![err.to_string()];
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        chain.push(c.to_string());
-        cause = c.source();
-    }
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let chain: Vec<String> = crate::errors::causes(err).map(|c| c.to_string()).collect();
     let innermost = chain.last().expect("the error itself");
     match innermost
         .lines()

@@ -49,7 +49,12 @@ impl LearnerId {
             return Self(id.to_string());
         }
         let kind = if kind.is_empty() { "driver" } else { kind };
-        Self(format!("{kind}-{id}"))
+        // One exact allocation: this runs for every version a sync reads.
+        let mut s = String::with_capacity(kind.len() + 1 + id.len());
+        s.push_str(kind);
+        s.push('-');
+        s.push_str(id);
+        Self(s)
     }
 
     /// An id already in canonical form, as stored by trainwatch itself (the

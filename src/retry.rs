@@ -50,11 +50,11 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 6,
-            max_elapsed: Duration::from_secs(120),
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(60),
+            max_attempts: crate::defaults::MAX_ATTEMPTS,
+            max_elapsed: crate::defaults::MAX_RETRY_TIME,
+            base_delay: crate::defaults::RETRY_BASE_DELAY,
+            max_delay: crate::defaults::RETRY_MAX_DELAY,
+            max_retry_after: crate::defaults::MAX_RETRY_AFTER,
         }
     }
 }

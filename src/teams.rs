@@ -6,18 +6,16 @@
 //! driver who changes yards is in the old team's report until the instant
 //! of the move and in the new one's after it. So membership is always
 //! resolved for one instant, by [`resolve`] (pure: the tag tree and the
-//! drivers with their tags as of that instant), fed by [`from_mirror`]
-//! (the mirror's tag history) or [`from_api`] (`/tags` and `/fleet/drivers`
+//! drivers with their tags as of that instant), fed by
+//! `mirror::teams_at` (the mirror's tag history) or [`from_api`] (`/tags` and `/fleet/drivers`
 //! with `tagIds`: the API knows only the present).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Filters, Members, Team};
 use crate::learner::LearnerId;
-use crate::mirror::MirrorStore;
 use crate::samsara::{Client, Driver, Tag};
 
 /// A team with its members as of one instant.
@@ -391,59 +389,6 @@ fn shown_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
         text.push_str(&format!(" and {} more", items.len() - 20));
     }
     text
-}
-
-/// The teams `wanted` asks for as of `at`, from the mirror (already synced
-/// up to `at`): its tags and its drivers with the tags they had at `at`.
-/// For an instant before the mirror first stored drivers' tags, the first
-/// tags it stored are used, and a warning says so.
-pub fn from_mirror(
-    config: &Config,
-    mirror: &dyn MirrorStore,
-    wanted: Wanted<'_>,
-    at: DateTime<Utc>,
-) -> anyhow::Result<Teams> {
-    if !needs_tags(config, wanted) {
-        return resolve(config, wanted, &[], &[]);
-    }
-    let mut warnings = Vec::new();
-    let as_of = match mirror.tags_known_since()? {
-        Some(first) if at < first => {
-            warnings.push(format!(
-                "team membership: the mirror knows drivers' tags from {} on; teams as of {} use the tags of that first sync",
-                first.to_rfc3339(),
-                at.to_rfc3339()
-            ));
-            first
-        }
-        _ => at,
-    };
-    let tags = mirror.tags()?;
-    let drivers = mirror.drivers_at(as_of)?;
-    // Empty lists mean the sync could not read them (token scopes), not an
-    // organisation without tags: teams from them would be empty, and their
-    // reports would look complete.
-    let unreadable = |what: &str, scope: &str| {
-        let why = mirror.warnings().ok().unwrap_or_default().join("; ");
-        anyhow::anyhow!(
-            "the mirror holds no {what}, so teams that follow tags cannot be resolved: the token needs the scope *{scope}*{}",
-            if why.is_empty() {
-                String::new()
-            } else {
-                format!(" (last sync: {why})")
-            }
-        )
-    };
-    if tags.is_empty() {
-        return Err(unreadable("tags", "Read Tags"));
-    }
-    if drivers.is_empty() {
-        return Err(unreadable("drivers", "Read Drivers"));
-    }
-    let mut teams = resolve(config, wanted, &tags, &drivers)
-        .with_context(|| format!("resolving teams from tags as of {}", at.to_rfc3339()))?;
-    teams.warnings = warnings;
-    Ok(teams)
 }
 
 /// The teams `wanted` asks for, from the API: `/tags`, then the drivers

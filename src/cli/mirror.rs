@@ -65,7 +65,7 @@ pub(super) async fn teams_cmd(config: &Config, at: DateTime<Utc>) -> anyhow::Res
                 .await
                 .with_context(|| format!("bringing the mirror up to {}", at.to_rfc3339()))?;
         }
-        crate::teams::from_mirror(config, mirror.as_ref(), Wanted::All, at)?
+        crate::mirror::teams_at(config, mirror.as_ref(), Wanted::All, at)?
     } else {
         crate::teams::from_api(config, &client, Wanted::All).await?
     };

@@ -180,7 +180,7 @@ pub enum Command {
         #[arg(
             long,
             env = "SAMSARA_BASE_URL",
-            default_value = "https://api.samsara.com"
+            default_value = crate::defaults::SAMSARA_BASE_URL
         )]
         base_url: url::Url,
     },

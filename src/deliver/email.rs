@@ -544,21 +544,13 @@ impl AsyncTokioStream for TlsTcp {
 /// The rustls error behind a lettre error: handshake failures arrive as an
 /// `io::Error` wrapping it, whose `source()` skips the wrapped error itself.
 fn rustls_error(e: &lettre::transport::smtp::Error) -> Option<&rustls::Error> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(err) = source {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(tls) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
-        }
-        source = err.source();
-    }
-    None
+    crate::errors::causes(e).skip(1).find_map(|err| {
+        err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        })
+    })
 }
 
 #[cfg(test)]

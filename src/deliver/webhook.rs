@@ -28,7 +28,7 @@ use crate::ratelimit::RateLimits;
 use crate::retry::RetryPolicy;
 
 /// Timeout of one request unless the caller sets another.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = crate::defaults::WEBHOOK_TIMEOUT;
 
 /// Slack accepts one message per second per webhook, in bursts tolerated
 /// briefly; trainwatch never relies on the burst.

@@ -203,7 +203,7 @@ pub fn history(
         // Membership as of that instant: a driver who moved teams since
         // counts where they were then.
         let teams_at =
-            crate::teams::from_mirror(config, mirror, crate::teams::Wanted::For(&job.filters), at)
+            crate::mirror::teams_at(config, mirror, crate::teams::Wanted::For(&job.filters), at)
                 .with_context(|| format!("resolving the teams as of {}", at.to_rfc3339()))?;
         let instant = Window { start: at, end: at };
         let state = match crate::data::query_for(&job.filters, &teams_at, instant) {

@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod read;
 pub mod sqlite;
 pub mod sync;
+pub mod teams;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use crate::samsara::{Assignment, Course, Driver, Tag};
 pub use read::{fetch, uses_mirror};
 pub use sqlite::SqliteMirror;
 pub use sync::{SyncListener, SyncOutcome, SyncProgress, SyncReport, on_sync_end, rebuild, sync};
+pub use teams::teams_at;
 
 /// How far the mirror reaches: every version with an `updatedAtTime` (or a
 /// `createdAtTime`) in `[since, end)` has been received.

@@ -55,7 +55,7 @@ pub async fn fetch(
     let mirror = mirror.as_ref();
     let mut names = names(mirror)?;
     // Membership as of the fire instant, from the tags just synced.
-    let teams = crate::teams::from_mirror(
+    let teams = super::teams_at(
         config,
         mirror,
         crate::teams::Wanted::For(&job.filters),

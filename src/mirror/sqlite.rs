@@ -1,6 +1,6 @@
 //! The mirror in SQLite, in the state store's file (`state_dir/trainwatch.db`).
 //!
-//! Its tables come from one migration of the store ([`MIGRATION`], listed in
+//! Its tables come from one migration of the store (in
 //! `store::MIGRATIONS`). The mirror keeps its own connection, so a long sync
 //! never holds the run ledger's.
 //!
@@ -20,15 +20,12 @@ use super::{Lists, MirrorStatus, MirrorStore, Reach, SyncRecord, SyncStats};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
 
+mod write;
+
 /// The columns of a version, in table order (after `sync_id` in staging).
 const COLUMNS: &str = "id, updated_at, created_at, course_id, course_revision, learner, status, \
      duration_minutes, created_by, updated_by, due_at, started_at, completed_at, deleted_at, \
      is_overdue, is_completed_late, score_percent";
-
-/// The page cache while a sync commits, in KiB (negative: SQLite's unit).
-const COMMIT_CACHE_KIB: i64 = -64 * 1024;
-/// SQLite's default page cache, in KiB, restored after a commit.
-const DEFAULT_CACHE_KIB: i64 = -2000;
 
 /// The mirror in SQLite.
 #[derive(Debug)]
@@ -75,7 +72,8 @@ fn version(r: &Row<'_>) -> rusqlite::Result<Assignment> {
             revision_id: r.get(4)?,
         },
         learner: LearnerId::from_canonical(r.get(5)?),
-        status: Status::from_wire(&r.get::<_, String>(6)?),
+        // Read in place: a String per row for three known words is waste.
+        status: Status::from_wire(r.get_ref(6)?.as_str()?),
         duration_minutes: r.get(7)?,
         created_by_id: r.get(8)?,
         updated_by_id: r.get(9)?,
@@ -121,137 +119,6 @@ impl SqliteMirror {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn).with_context(|| format!("mirror in {}: {doing}", self.path.display()))
     }
-}
-
-/// The transaction of [`MirrorStore::commit`].
-#[allow(clippy::too_many_arguments)] // the commit's whole input, passed through
-fn commit_sync(
-    c: &mut Connection,
-    sync: i64,
-    since: i64,
-    end: i64,
-    lists: &Lists,
-    stats: &SyncStats,
-    replace: bool,
-    now: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    let tx = c.transaction()?;
-    if replace {
-        tx.execute_batch(
-            "DELETE FROM mirror_versions; DELETE FROM mirror_courses; DELETE FROM mirror_drivers;
-             DELETE FROM mirror_tags; DELETE FROM mirror_driver_tags; DELETE FROM mirror_reach;",
-        )?;
-    }
-    let new = tx.execute(
-        &format!(
-            // In primary-key order: the B-tree is appended to in runs rather
-            // than written at random, the classic bulk load. `rowid` last keeps
-            // the first received of exact repeats, as before.
-            "INSERT OR IGNORE INTO mirror_versions ({COLUMNS})
-                     SELECT {COLUMNS} FROM mirror_staging WHERE sync_id = ?1
-                     ORDER BY id, updated_at, rowid"
-        ),
-        [sync],
-    )? as u64;
-    tx.execute("DELETE FROM mirror_staging WHERE sync_id = ?1", [sync])?;
-    if let Some(courses) = &lists.courses {
-        let mut up = tx.prepare_cached(
-                    "INSERT INTO mirror_courses (id, title, status, category_id, category_name, minutes, seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, status = excluded.status,
-                       category_id = excluded.category_id, category_name = excluded.category_name,
-                       minutes = excluded.minutes, seen_at = excluded.seen_at",
-                )?;
-        for k in courses {
-            up.execute(params![
-                k.id,
-                k.title,
-                k.status,
-                k.category.as_ref().map(|c| &c.id),
-                k.category.as_ref().map(|c| &c.name),
-                k.estimated_time_to_complete_minutes,
-                end
-            ])?;
-        }
-    }
-    if let Some(tags) = &lists.tags {
-        let mut up = tx.prepare_cached(
-            "INSERT INTO mirror_tags (id, name, parent_tag_id, seen_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name,
-                       parent_tag_id = excluded.parent_tag_id, seen_at = excluded.seen_at",
-        )?;
-        for t in tags {
-            up.execute(params![t.id, t.name, t.parent_tag_id, end])?;
-        }
-    }
-    if let Some(drivers) = &lists.drivers {
-        let mut up = tx.prepare_cached(
-                    "INSERT INTO mirror_drivers (id, name, username, activation, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, username = excluded.username,
-                       activation = excluded.activation, seen_at = excluded.seen_at",
-                )?;
-        for d in drivers {
-            up.execute(params![
-                d.id,
-                d.name,
-                d.username,
-                d.driver_activation_status,
-                end
-            ])?;
-        }
-        // Tag membership keeps its history: a change closes the old
-        // row and opens a new one at this sync's end.
-        let mut open = std::collections::HashMap::<(String, String), ()>::new();
-        {
-            let mut q = tx.prepare(
-                "SELECT driver_id, tag_id FROM mirror_driver_tags WHERE valid_to IS NULL",
-            )?;
-            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for row in rows {
-                open.insert(row?, ());
-            }
-        }
-        let mut insert = tx.prepare_cached(
-                    "INSERT INTO mirror_driver_tags (driver_id, tag_id, tag_name, parent_tag_id, valid_from)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-        for d in drivers {
-            for t in &d.tags {
-                if open.remove(&(d.id.clone(), t.id.clone())).is_none() {
-                    insert.execute(params![d.id, t.id, t.name, t.parent_tag_id, end])?;
-                }
-            }
-        }
-        let mut close = tx.prepare_cached(
-            "UPDATE mirror_driver_tags SET valid_to = ?3
-                     WHERE driver_id = ?1 AND tag_id = ?2 AND valid_to IS NULL",
-        )?;
-        for (driver, tag) in open.into_keys() {
-            close.execute(params![driver, tag, end])?;
-        }
-    }
-    tx.execute(
-                "INSERT INTO mirror_reach (one, since, reach_end) VALUES (1, ?1, ?2)
-                 ON CONFLICT (one) DO UPDATE SET since = excluded.since, reach_end = excluded.reach_end",
-                params![since, end],
-            )?;
-    tx.execute(
-        "UPDATE mirror_syncs SET outcome = 'succeeded', finished_at = ?2, versions = ?3,
-                   new_versions = ?4, requests = ?5, pages = ?6,
-                   seconds = (julianday(?2) - julianday(started_at)) * 86400.0, warnings = ?7
-                 WHERE id = ?1",
-        params![
-            sync,
-            ts(now),
-            stats.versions as i64,
-            new as i64,
-            stats.requests as i64,
-            stats.pages as i64,
-            serde_json::to_string(&lists.warnings)?,
-        ],
-    )?;
-    tx.commit()?;
-    Ok(new)
 }
 
 fn sync_record(r: &Row<'_>) -> rusqlite::Result<SyncRecord> {
@@ -327,44 +194,7 @@ impl MirrorStore for SqliteMirror {
     }
 
     fn stage(&self, sync: i64, page: &[Assignment]) -> anyhow::Result<()> {
-        self.with("storing a page", |c| {
-            let tx = c.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(&format!(
-                    "INSERT INTO mirror_staging (sync_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-                ))?;
-                for a in page {
-                    let at = |what: &str, t: DateTime<Utc>| {
-                        ns(t).with_context(|| format!("assignment {}: {what}", a.id))
-                    };
-                    let opt = |what: &str, t: Option<DateTime<Utc>>| {
-                        ns_opt(t).with_context(|| format!("assignment {}: {what}", a.id))
-                    };
-                    insert.execute(params![
-                        sync,
-                        a.id,
-                        at("updatedAtTime", a.updated_at_time)?,
-                        at("createdAtTime", a.created_at_time)?,
-                        a.course.id,
-                        a.course.revision_id,
-                        a.learner.as_str(),
-                        a.status.as_str(),
-                        a.duration_minutes,
-                        a.created_by_id,
-                        a.updated_by_id,
-                        opt("dueAtTime", a.due_at_time)?,
-                        opt("startedAtTime", a.started_at_time)?,
-                        opt("completedAtTime", a.completed_at_time)?,
-                        opt("deletedAtTime", a.deleted_at_time)?,
-                        a.is_overdue,
-                        a.is_completed_late,
-                        a.score_percent,
-                    ])?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        self.stage_page(sync, page)
     }
 
     fn commit(
@@ -376,25 +206,7 @@ impl MirrorStore for SqliteMirror {
         replace: bool,
         now: DateTime<Utc>,
     ) -> anyhow::Result<u64> {
-        let (since, end) = (ns(reach.since)?, ns(reach.end)?);
-        self.with("committing a sync", |c| {
-            c.pragma_update(None, "synchronous", "FULL")?;
-            // The commit updates three indexes of up to millions of rows: with
-            // SQLite's default 2 MB page cache it rereads the same pages again
-            // and again. A bigger cache for the commit only, then given back.
-            c.pragma_update(None, "cache_size", COMMIT_CACHE_KIB)?;
-            let committed = commit_sync(c, sync, since, end, lists, stats, replace, now);
-            c.pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)?;
-            let _ = c.execute_batch("PRAGMA shrink_memory");
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            // A big sync leaves a WAL as big as what it moved: fold it into
-            // the database and truncate it now rather than keep the space
-            // (best effort: a reader may hold it, and then it waits for later).
-            if committed.as_ref().is_ok_and(|new| *new > 10_000) {
-                let _ = c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-            }
-            committed
-        })
+        self.commit_staged(sync, reach, lists, stats, replace, now)
     }
 
     fn fail(
@@ -455,7 +267,8 @@ impl MirrorStore for SqliteMirror {
             ))?;
             let rows = q.query_map([at], version)?;
             let mut v = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            v.sort_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
+            // One version per id: the keys are distinct, so unstable is exact.
+            v.sort_unstable_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
             Ok(v)
         })
     }

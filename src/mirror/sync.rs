@@ -284,6 +284,7 @@ async fn read_all(
 ) -> anyhow::Result<Lists> {
     let span = (to - start).num_milliseconds().max(1) as f64;
     let (mut pages, mut versions) = (0u64, 0u64);
+    let mut staging = Staging::new(mirror, sync_id);
     let read = client
         .stream_pages(start, to, |page| {
             pages += 1;
@@ -294,7 +295,7 @@ async fn read_all(
                     ((a.updated_at_time - start).num_milliseconds() as f64 / span).clamp(0.0, 1.0)
                 })
                 .unwrap_or(0.0);
-            mirror.stage(sync_id, &page)?;
+            staging.add(page)?;
             if let Some(p) = progress {
                 p.page(pages, versions, fraction);
             }
@@ -304,7 +305,7 @@ async fn read_all(
     stats.pages = pages;
     stats.versions = versions;
     match read {
-        Ok(_) => {}
+        Ok(_) => staging.flush()?,
         Err(StreamError::Api(e)) => return Err(e.into()),
         Err(StreamError::Sink(e)) => return Err(e),
     }
@@ -315,6 +316,53 @@ async fn read_all(
     lists.drivers = optional(drivers, "learner names and tags", &mut lists.warnings)?;
     lists.tags = optional(tags, "tags", &mut lists.warnings)?;
     Ok(lists)
+}
+
+/// Pages on their way to the store's staging: one transaction (SQLite) or
+/// statement (Postgres) per [`Staging::BATCH`] versions rather than per page
+/// of 100, which is most of a fast sync's store time; bounded in memory, and
+/// flushed at least every [`Staging::EVERY`] so a slow sync's pages are on
+/// disk as they arrive.
+struct Staging<'a> {
+    mirror: &'a dyn MirrorStore,
+    sync_id: i64,
+    batch: Vec<crate::samsara::Assignment>,
+    flushed: Instant,
+}
+
+impl<'a> Staging<'a> {
+    const BATCH: usize = 5_000;
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn new(mirror: &'a dyn MirrorStore, sync_id: i64) -> Self {
+        Self {
+            mirror,
+            sync_id,
+            batch: Vec::new(),
+            flushed: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, page: Vec<crate::samsara::Assignment>) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            self.batch = page;
+        } else {
+            self.batch.extend(page);
+        }
+        if self.batch.len() >= Self::BATCH || self.flushed.elapsed() >= Self::EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if !self.batch.is_empty() {
+            self.mirror.stage(self.sync_id, &self.batch)?;
+            self.batch.clear();
+        }
+        self.flushed = Instant::now();
+        Ok(())
+    }
 }
 
 /// A list the token may lack the scope for: kept as before, with a warning.

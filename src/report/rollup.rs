@@ -91,14 +91,14 @@ pub(crate) fn detail_row(a: &Assignment, names: &Names, at: DateTime<Utc>, tz: T
     DetailRow {
         assignment_id: a.id.clone(),
         learner: Named {
-            id: a.learner.to_string(),
+            id: a.learner.as_str().to_owned(),
             name: names.learner_name(&a.learner),
         },
         course: CourseRef {
             id: a.course.id.clone(),
             title: names.course_title(&a.course.id),
         },
-        status: a.status.to_string(),
+        status: a.status.as_str().to_owned(),
         due_at: a.due_at_time.map(|t| local_rfc3339(t, tz)),
         days_overdue: is_overdue(a, at)
             .then(|| a.due_at_time.map(|d| days_overdue(d, at)).unwrap_or(0)),
@@ -134,6 +134,7 @@ pub fn build<'a>(
     let local = |t: DateTime<Utc>| local_rfc3339(t, meta.timezone);
     let mut totals = Totals::default();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut others: HashMap<&'a str, u64> = HashMap::new();
     let mut courses: HashMap<&'a str, CourseAcc<'a>> = HashMap::new();
     let mut learners: HashSet<&'a LearnerId> = HashSet::new();
     let mut outstanding = Vec::new();
@@ -150,15 +151,17 @@ pub fn build<'a>(
         let late = is_completed_late(a);
         let c = courses.entry(a.course.id.as_str()).or_default();
         c.total += 1;
-        let counter = match a.status {
+        let counter = match &a.status {
             Status::NotStarted => (&mut c.not_started, &mut totals.not_started),
             Status::InProgress => (&mut c.in_progress, &mut totals.in_progress),
             Status::Completed => (&mut c.completed, &mut totals.completed),
-            Status::Other(_) => (&mut c.other, &mut totals.other),
+            Status::Other(s) => {
+                *others.entry(s.as_str()).or_default() += 1;
+                (&mut c.other, &mut totals.other)
+            }
         };
         *counter.0 += 1;
         *counter.1 += 1;
-        *statuses.entry(a.status.to_string()).or_default() += 1;
         if overdue {
             c.overdue += 1;
             totals.overdue += 1;
@@ -180,6 +183,19 @@ pub fn build<'a>(
             outstanding.push(detail_row(a, names, end, meta.timezone));
         }
         rows.push(Row::new(a, names, end));
+    }
+    // Counted in `totals` above; spelled as the API does once, not per assignment.
+    for (status, n) in [
+        (Status::NotStarted, totals.not_started),
+        (Status::InProgress, totals.in_progress),
+        (Status::Completed, totals.completed),
+    ] {
+        if n > 0 {
+            statuses.insert(status.to_string(), n);
+        }
+    }
+    for (other, n) in others {
+        *statuses.entry(other.to_string()).or_default() += n;
     }
     totals.learners = learners.len() as u64;
     // Every id of this report that is shown as an id, and why.
@@ -245,7 +261,9 @@ pub fn build<'a>(
         })
         .collect();
 
-    outstanding.sort_by(|a, b| {
+    // Assignment ids are distinct (deduplicated), so the order is total and
+    // an unstable sort gives the same list, faster and without a buffer.
+    outstanding.sort_unstable_by(|a, b| {
         b.days_overdue
             .cmp(&a.days_overdue)
             .then_with(|| match (&a.due_at, &b.due_at) {

@@ -68,7 +68,7 @@ pub const COURSES_PAGE_SIZE: usize = 5;
 /// The largest and default `limit` of `/fleet/drivers`.
 pub const DRIVERS_MAX_LIMIT: usize = 512;
 /// The token sent to the sample server: a configured token never leaves for it.
-pub const SAMPLE_TOKEN: &str = "sample-data";
+pub const SAMPLE_TOKEN: &str = crate::defaults::SAMPLE_TOKEN;
 
 /// The sample data served on `127.0.0.1`, until dropped.
 pub struct SampleServer {

@@ -8,21 +8,18 @@ use url::Url;
 use crate::config::SamsaraConfig;
 use crate::retry::RetryPolicy;
 
+use crate::defaults;
+
+/// The largest response body read by default ([`defaults::MAX_BODY_BYTES`]).
+pub const DEFAULT_MAX_BODY_BYTES: usize = defaults::MAX_BODY_BYTES;
+/// The longest one fetch may take by default ([`defaults::MAX_FETCH_TIME`]).
+pub const DEFAULT_MAX_FETCH_TIME: Duration = defaults::MAX_FETCH_TIME;
+/// The least a 429 waits beyond its `Retry-After` ([`defaults::RATE_LIMIT_FLOOR`]).
+pub const DEFAULT_RATE_LIMIT_FLOOR: Duration = defaults::RATE_LIMIT_FLOOR;
+/// How long one request may keep being answered 429 ([`defaults::MAX_RATE_LIMITED`]).
+pub const DEFAULT_MAX_RATE_LIMITED: Duration = defaults::MAX_RATE_LIMITED;
 /// How many split queries of one fetch run at once (they share the limiter).
-const DEFAULT_CONCURRENCY: usize = 4;
-/// The largest response body read by default: 64 times a large page
-/// (512 drivers, or a few hundred assignments, are under 1 MB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-/// The longest one fetch may take by default (`samsara.max_fetch_time`):
-/// 9,000 pages at the API's 5 requests per second, far beyond any real
-/// report, yet an endless cursor stops within the half hour.
-pub const DEFAULT_MAX_FETCH_TIME: Duration = Duration::from_secs(30 * 60);
-/// The least a 429 waits beyond its `Retry-After` (plus up to half of it at random).
-pub const DEFAULT_RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
-/// How long one request may keep being answered 429 before the fetch fails.
-/// 429s are the server pacing us, not errors: they are bounded by this time,
-/// not by the attempt budget.
-pub const DEFAULT_MAX_RATE_LIMITED: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_CONCURRENCY: usize = defaults::FETCH_CONCURRENCY;
 
 /// Everything the client needs, usually built from `[samsara]` by [`ClientSettings::from_config`].
 #[derive(Debug, Clone)]
@@ -75,8 +72,8 @@ impl ClientSettings {
         Self {
             base_url,
             token,
-            requests_per_second: 5,
-            timeout: Some(Duration::from_secs(60)),
+            requests_per_second: defaults::REQUESTS_PER_SECOND,
+            timeout: Some(defaults::REQUEST_TIMEOUT),
             api_version: None,
             retry: RetryPolicy::default(),
             concurrency: DEFAULT_CONCURRENCY,

@@ -4,6 +4,7 @@
 //! `cargo test --test it mirror::`.
 
 // The harness (TestRun) and the helpers shared by the modules below.
+mod architecture;
 mod support;
 
 mod common;
@@ -34,6 +35,7 @@ mod escalation_outbox;
 mod export_out;
 mod job_fanout;
 mod mirror;
+mod mirror_bulk;
 mod numbers_agree;
 mod outbox_binary;
 mod properties;

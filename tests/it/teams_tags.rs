@@ -385,7 +385,7 @@ async fn a_driver_who_moved_yards_is_in_the_old_team_before_the_move_and_the_new
     let rows_second = rows_per_team(&config, &client, second).await;
 
     let store = SqliteMirror::open(&config.state_dir).unwrap();
-    let at = |t| teams::from_mirror(&config, &store, Wanted::All, t).unwrap();
+    let at = |t| trainwatch::mirror::teams_at(&config, &store, Wanted::All, t).unwrap();
     let mover = trainwatch::learner::LearnerId::from_wire("1001", "driver");
     assert!(at(first).get("North").unwrap().members.contains(&mover));
     assert!(!at(first).get("South").unwrap().members.contains(&mover));
@@ -615,7 +615,7 @@ async fn the_teams_listing_says_source_member_count_and_manager_for_each_team() 
         .await
         .unwrap();
 
-    let teams = teams::from_mirror(&config, &store, Wanted::All, at).unwrap();
+    let teams = trainwatch::mirror::teams_at(&config, &store, Wanted::All, at).unwrap();
     let lines = teams::lines(&teams);
 
     let n = |tag| expected_members(&org, tag).len();
@@ -938,8 +938,9 @@ async fn an_instant_before_the_mirror_knew_any_tags_uses_the_first_tags_and_says
         .unwrap();
 
     let earlier =
-        teams::from_mirror(&config, &store, Wanted::All, synced - Duration::days(7)).unwrap();
-    let then = teams::from_mirror(&config, &store, Wanted::All, synced).unwrap();
+        trainwatch::mirror::teams_at(&config, &store, Wanted::All, synced - Duration::days(7))
+            .unwrap();
+    let then = trainwatch::mirror::teams_at(&config, &store, Wanted::All, synced).unwrap();
 
     for (team, tag) in TEAM_TAGS {
         let want: BTreeSet<String> = expected_members(&org, tag);

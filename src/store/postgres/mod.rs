@@ -102,17 +102,7 @@ pub fn redact(url: &str) -> String {
 /// An error and its causes on one line (tokio-postgres puts the server's
 /// message in the cause). None of them carries the password.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
+    crate::errors::chain(e)
 }
 
 /// An error inside a call: the database's (on one line), a lease this

@@ -22,7 +22,7 @@ impl Place {
         match self {
             Self::Sqlite(dir) => Store::open(dir.path()),
             Self::Postgres(url) => {
-                postgres::PgStore::open(url, std::time::Duration::from_secs(120), replica_id(None))
+                postgres::PgStore::open(url, crate::defaults::LEASE, replica_id(None))
                     .map(Store::Postgres)
             }
         }
