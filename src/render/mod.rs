@@ -36,6 +36,7 @@ mod builtin;
 pub mod chart;
 mod error;
 pub mod filters;
+mod limited;
 pub mod msteams;
 mod rows;
 pub mod slack;
@@ -147,6 +148,9 @@ pub struct Renderer {
     /// Whether `report.html` is the built-in template, written in pieces
     /// (see `archive`).
     archive_in_pieces: bool,
+    /// Built-in templates that read only their first rows, and how many
+    /// (see `limited`).
+    row_limits: BTreeMap<String, usize>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -220,6 +224,17 @@ impl Renderer {
             .filter(|(_, source)| reads_rows_through(source, &sources, &mut BTreeSet::new()))
             .map(|(name, _)| name.to_string())
             .collect();
+        let mut row_limits = BTreeMap::new();
+        for (file, (source, _)) in &files {
+            let (Some(kind), Some((limited, n))) = (Kind::of(file), limited::limited(file, source))
+            else {
+                continue;
+            };
+            let tera = instances.get_mut(&kind).expect("one instance per kind");
+            tera.add_raw_template(file, &limited)
+                .map_err(|err| compile_error(err, &files))?;
+            row_limits.insert(file.clone(), n);
+        }
         let mut take = |kind| instances.remove(&kind).expect("one instance per kind");
         let mut html = take(Kind::Html);
         let archive_in_pieces = match files.get(ARCHIVE_TEMPLATE) {
@@ -235,6 +250,7 @@ impl Renderer {
             names,
             row_readers,
             archive_in_pieces,
+            row_limits,
         })
     }
 
@@ -252,14 +268,21 @@ impl Renderer {
         report: &Report,
         subject: Option<&str>,
     ) -> Result<RenderedEmail, RenderError> {
-        let ctx = if [".html", ".txt", ".subject"]
+        let readers: Vec<String> = [".html", ".txt", ".subject"]
             .iter()
-            .any(|ext| self.row_readers.contains(&format!("{name}{ext}")))
-            || subject.is_some_and(|s| self.inline_reads_rows(s))
-        {
-            context(report)?
-        } else {
-            report_context(report)?
+            .map(|ext| format!("{name}{ext}"))
+            .filter(|file| self.row_readers.contains(file))
+            .collect();
+        let inline_reads = subject.is_some_and(|s| self.inline_reads_rows(s));
+        // Built-in parts that show only their first rows: those rows and the count.
+        let limit = readers
+            .iter()
+            .map(|file| self.row_limits.get(file).copied())
+            .try_fold(0, |most, n| Some(most.max(n?)));
+        let ctx = match (readers.is_empty() && !inline_reads, limit) {
+            (true, _) => report_context(report)?,
+            (false, Some(n)) if !inline_reads => self.limited_context(report, n)?,
+            (false, _) => context(report)?,
         };
         self.email_of(name, &ctx, subject)
     }
@@ -407,11 +430,24 @@ impl Renderer {
     /// The context of `report` for template `file`: with the rows only when
     /// it may read them.
     fn context(&self, file: &str, report: &Report) -> Result<Context, RenderError> {
-        if self.row_readers.contains(file) {
+        if let Some(&n) = self.row_limits.get(file) {
+            self.limited_context(report, n)
+        } else if self.row_readers.contains(file) {
             context(report)
         } else {
             report_context(report)
         }
+    }
+}
+
+impl Renderer {
+    /// The context of `report` with its first `n` rows and their count.
+    fn limited_context(&self, report: &Report, n: usize) -> Result<Context, RenderError> {
+        let mut ctx = report_context(report)?;
+        let rows = &report.assignments;
+        ctx.insert("assignments", &rows[..n.min(rows.len())]);
+        ctx.insert(limited::COUNT, &rows.len());
+        Ok(ctx)
     }
 }
 

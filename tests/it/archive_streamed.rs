@@ -174,3 +174,32 @@ async fn a_csv_too_large_to_email_goes_to_the_archive_and_the_email_says_where()
     let err = format!("{err:#}");
     assert!(err.contains("over the 10 MiB"), "{err}");
 }
+
+#[tokio::test]
+async fn the_audit_email_from_its_first_hundred_rows_and_the_count_is_the_email_from_every_row() {
+    let (_, _, report, _) = audit().await;
+    // Custom copies of the audit email (a comment added) get every row.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["audit.html", "audit.txt"] {
+        let builtin = trainwatch::render::BUILTIN
+            .iter()
+            .find(|(f, _)| *f == file)
+            .unwrap()
+            .1;
+        std::fs::write(dir.path().join(file), format!("{builtin}{{# every row #}}")).unwrap();
+    }
+    let limited = Renderer::new(None).unwrap();
+    let full = Renderer::new(Some(dir.path())).unwrap();
+
+    for report in [report.clone(), inflated(&report, 2_345)] {
+        let a = limited.email("audit", &report, None).unwrap();
+        let b = full.email("audit", &report, None).unwrap();
+        assert_eq!(a.subject, b.subject);
+        assert_eq!(a.text, b.text);
+        assert_eq!(a.html, b.html);
+    }
+    let big = limited
+        .email("audit", &inflated(&report, 2_345), None)
+        .unwrap();
+    assert!(big.html.contains("2245 more"), "{}", big.html);
+}
