@@ -9,7 +9,7 @@ use std::io::Write;
 use tera::{Context, Tera};
 
 use super::builtin::{ARCHIVE_TEMPLATE, BUILTIN};
-use super::{RenderError, Renderer, render, report_context};
+use super::{RenderError, Renderer, render, report_context, with_details};
 use crate::report::Report;
 
 /// Rows rendered per Tera call.
@@ -63,7 +63,8 @@ impl Renderer {
             out.write_all(self.archive_html(report)?.as_bytes())?;
             return Ok(());
         }
-        let mut head = report_context(report)?;
+        let details = self.detail_readers.contains(ARCHIVE_TEMPLATE);
+        let mut head = with_details(details, || report_context(report))?;
         head.insert("assignments_count", &report.assignments.len());
         out.write_all(render(&self.html, "audit", HEAD, &head)?.as_bytes())?;
         for chunk in report.assignments.chunks(CHUNK) {
