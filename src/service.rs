@@ -179,6 +179,16 @@ impl JobRunner {
             ),
             Err(e) => tracing::error!("pruning delivered payloads: {e}"),
         }
+        // Files staged for deliveries never sent (a dry run, a run that
+        // failed before sending): delivered ones are deleted when sent.
+        let before = std::time::SystemTime::now()
+            .checked_sub(self.config.retention)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        match crate::outbox::prune_staging(&self.config.state_dir, before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "dropped staged files older than the retention"),
+            Err(e) => tracing::error!("pruning staged files: {e}"),
+        }
     }
 }
 

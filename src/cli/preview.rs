@@ -66,7 +66,7 @@ pub(super) fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Re
                 }
                 crate::deliver::archive::write_snapshot(&folder, files, manifest.clone())
                     .with_context(|| format!("writing {}", folder.display()))?;
-                let mut names: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();
+                let mut names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                 names.extend(["manifest.json", "SHA256SUMS"]);
                 written
                     .borrow_mut()
@@ -74,6 +74,7 @@ pub(super) fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Re
             }
         }
     }
+    run.outbox.discard_staged();
     let written = written.into_inner();
     println!(
         "{}: window {} ({}), {} fetched, {} reported",
@@ -136,6 +137,7 @@ pub(super) fn print_dry_run(job: &Job, run: &Prepared) {
     for s in &run.outbox.skipped {
         println!("skipped {}: {}", s.team.as_deref().unwrap_or("-"), s.reason);
     }
+    run.outbox.discard_staged();
     println!("dry run: nothing was sent");
 }
 

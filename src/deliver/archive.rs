@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::SendError;
+use crate::outbox::StagedFile;
 
 /// What writing a snapshot did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +47,26 @@ fn sync_dir(path: &Path) -> Result<(), SendError> {
         .map_err(|e| io("syncing folder", path, e))
 }
 
-/// Writes `files` and a manifest (`manifest` plus a `files` list with sizes
-/// and SHA-256) as the snapshot `folder`, unless it exists.
+/// Copies the staged file into `path`, checked against its staged size and
+/// SHA-256 on the way, and fsyncs it.
+fn copy_synced(path: &Path, file: &StagedFile) -> Result<(), SendError> {
+    let out = File::create(path).map_err(|e| io("creating", path, e))?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
+    file.copy_checked(&mut out)
+        .map_err(|e| SendError::permanent(format!("archive: {e}")))?;
+    let out = out
+        .into_inner()
+        .map_err(|e| io("writing", path, e.into_error()))?;
+    out.sync_all().map_err(|e| io("syncing", path, e))
+}
+
+/// Copies the staged `files` and writes a manifest (`manifest` plus a
+/// `files` list with sizes and SHA-256) as the snapshot `folder`, unless it
+/// exists. A staged file that is missing or no longer has its SHA-256 is a
+/// permanent failure, and nothing is published.
 pub fn write_snapshot(
     folder: &Path,
-    files: &[(String, Vec<u8>)],
+    files: &[StagedFile],
     mut manifest: Value,
 ) -> Result<Archived, SendError> {
     if folder.exists() {
@@ -76,11 +92,11 @@ pub fn write_snapshot(
     let result = (|| {
         let mut listed = Vec::new();
         let mut sums = String::new();
-        for (file, bytes) in files {
-            write_synced(&tmp.join(file), bytes)?;
-            let sha = sha256_hex(bytes);
-            sums.push_str(&format!("{sha}  {file}\n"));
-            listed.push(json!({"name": file, "bytes": bytes.len(), "sha256": sha}));
+        for file in files {
+            copy_synced(&tmp.join(&file.name), file)?;
+            let (name, sha) = (&file.name, &file.sha256);
+            sums.push_str(&format!("{sha}  {name}\n"));
+            listed.push(json!({"name": name, "bytes": file.bytes, "sha256": sha}));
         }
         if let Some(m) = manifest.as_object_mut() {
             m.insert("files".into(), Value::Array(listed));
@@ -125,18 +141,27 @@ pub fn write_snapshot(
 mod tests {
     use super::*;
 
-    fn files() -> Vec<(String, Vec<u8>)> {
-        vec![
-            (
-                "assignments.csv".into(),
-                b"assignment_id\r\na1\r\n".to_vec(),
-            ),
-            (
-                "assignments.json".into(),
-                b"[{\"assignment_id\":\"a1\"}]".to_vec(),
-            ),
-            ("report.html".into(), b"<p>1</p>".to_vec()),
-        ]
+    fn stage(dir: &Path, files: &[(&str, &[u8])]) -> Vec<StagedFile> {
+        let staging = crate::outbox::Staging::create(dir, "monthly").unwrap();
+        files
+            .iter()
+            .map(|(name, bytes)| {
+                staging
+                    .write(name, |out| Ok(out.write_all(bytes)?))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn files(dir: &Path) -> Vec<StagedFile> {
+        stage(
+            dir,
+            &[
+                ("assignments.csv", b"assignment_id\r\na1\r\n"),
+                ("assignments.json", b"[{\"assignment_id\":\"a1\"}]"),
+                ("report.html", b"<p>1</p>"),
+            ],
+        )
     }
 
     #[test]
@@ -145,7 +170,8 @@ mod tests {
         let folder = dir
             .path()
             .join("audit/monthly/20261001T050000Z_20261101T050000Z");
-        let out = write_snapshot(&folder, &files(), json!({"job": "monthly"})).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let out = write_snapshot(&folder, &files(state.path()), json!({"job": "monthly"})).unwrap();
         assert_eq!(out, Archived::Written(folder.clone()));
         let manifest: Value =
             serde_json::from_slice(&fs::read(folder.join("manifest.json")).unwrap()).unwrap();
@@ -185,9 +211,10 @@ mod tests {
     fn an_existing_snapshot_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("audit/m/w");
-        write_snapshot(&folder, &files(), json!({})).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        write_snapshot(&folder, &files(state.path()), json!({})).unwrap();
         let before = fs::read(folder.join("assignments.csv")).unwrap();
-        let changed = vec![("assignments.csv".to_string(), b"different".to_vec())];
+        let changed = stage(state.path(), &[("assignments.csv", b"different")]);
         let out = write_snapshot(&folder, &changed, json!({})).unwrap();
         assert_eq!(out, Archived::AlreadyArchived(folder.clone()));
         assert_eq!(fs::read(folder.join("assignments.csv")).unwrap(), before);
@@ -198,8 +225,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("audit");
         fs::write(&blocker, b"a file where a folder should be").unwrap();
-        let err = write_snapshot(&blocker.join("m/w"), &files(), json!({})).unwrap_err();
+        let state = tempfile::tempdir().unwrap();
+        let err =
+            write_snapshot(&blocker.join("m/w"), &files(state.path()), json!({})).unwrap_err();
         assert!(!err.is_transient());
         assert!(err.to_string().contains("archive: creating"), "{err}");
+    }
+
+    #[test]
+    fn a_staged_file_missing_or_changed_at_send_time_fails_for_good_and_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let staged = files(state.path());
+        let folder = dir.path().join("audit/m/w");
+
+        fs::write(&staged[1].path, b"[]").unwrap();
+        let err = write_snapshot(&folder, &staged, json!({})).unwrap_err();
+        assert!(!err.is_transient());
+        assert!(
+            err.to_string().contains("changed since it was written"),
+            "{err}"
+        );
+
+        fs::remove_file(&staged[0].path).unwrap();
+        let err = write_snapshot(&folder, &staged, json!({})).unwrap_err();
+        assert!(!err.is_transient());
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+
+        assert!(!folder.exists());
+        let left: Vec<_> = fs::read_dir(folder.parent().unwrap()).unwrap().collect();
+        assert!(left.is_empty(), "no temporary folder left");
     }
 }

@@ -131,6 +131,10 @@ impl Sender for Dispatcher {
                 _,
             ) => {
                 let written = write_snapshot(folder, files, manifest.clone());
+                if written.is_ok() {
+                    // Delivered (or already there): the staged copies have done their work.
+                    files.iter().for_each(|f| f.remove());
+                }
                 let sent = match written {
                     Ok(Archived::AlreadyArchived(_)) => Sent::AlreadyArchived,
                     _ => Sent::Delivered,

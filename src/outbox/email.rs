@@ -40,8 +40,10 @@ pub struct InlineImage {
 
 /// The largest CSV attached to an email: 10 MiB, about 13.4 MiB once
 /// base64-encoded, under the 20–25 MB most mail servers accept for a whole
-/// message. A larger report is refused (the run fails before anything is
-/// sent) with a pointer to the archive, which holds any number of rows.
+/// message. A larger CSV is left out of an email whose job archives (the
+/// email says so and where the archive's copy is); without an archive the
+/// delivery is refused (the run fails before anything is sent) with a
+/// pointer to the archive, which holds any number of rows.
 pub const MAX_CSV_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
 
 /// The refusal of a CSV attachment of `bytes` bytes and `rows` rows, or `Ok`
@@ -65,6 +67,70 @@ pub fn csv_bytes(report: &Report) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     write_rows(&report.assignments, Format::Csv, &mut out)?;
     Ok(out)
+}
+
+/// A report's CSV as an email may carry it: its bytes when it fits
+/// [`MAX_CSV_ATTACHMENT_BYTES`], else only its size (never held whole).
+#[derive(Debug)]
+pub enum EmailCsv {
+    /// The CSV, within the limit.
+    Fits(Vec<u8>),
+    /// Too large to attach: `bytes` bytes of `rows` rows.
+    Over { bytes: u64, rows: usize },
+}
+
+impl EmailCsv {
+    /// Writes `report`'s CSV, keeping its bytes only while they fit.
+    pub fn of(report: &Report) -> anyhow::Result<Self> {
+        let mut out = Capped {
+            buf: Some(Vec::new()),
+            bytes: 0,
+        };
+        write_rows(&report.assignments, Format::Csv, &mut out)?;
+        Ok(match out.buf {
+            Some(bytes) => Self::Fits(bytes),
+            None => Self::Over {
+                bytes: out.bytes,
+                rows: report.assignments.len(),
+            },
+        })
+    }
+}
+
+/// A buffer that lets go of its bytes once they pass the attachment limit
+/// and only counts the rest.
+struct Capped {
+    buf: Option<Vec<u8>>,
+    bytes: u64,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.bytes += data.len() as u64;
+        if self.bytes > MAX_CSV_ATTACHMENT_BYTES as u64 {
+            self.buf = None;
+        } else if let Some(buf) = &mut self.buf {
+            buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The sentence an email carries instead of a CSV over the limit:
+/// its rows and size, and where the archive's copy is.
+pub fn csv_left_out(bytes: u64, rows: usize, archive: &std::path::Path) -> String {
+    format!(
+        "The CSV of this report ({}, {:.1} MiB) is over the {} MiB an email may carry, \
+         so it is not attached: it is in the archive snapshot {}",
+        count(rows, "assignment"),
+        bytes as f64 / (1024.0 * 1024.0),
+        MAX_CSV_ATTACHMENT_BYTES / (1024 * 1024),
+        archive.join("assignments.csv").display(),
+    )
 }
 
 /// `csv` (RFC 4180 as [`csv_bytes`] writes it) the way Excel opens it

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::email::{check_csv_attachment, checked_email, excel_csv, inline_images};
+use super::email::{
+    EmailCsv, check_csv_attachment, checked_email, csv_left_out, excel_csv, inline_images,
+};
+use super::staged::Staging;
 use super::{Outgoing, Payload, kind_of};
 use crate::config::{Config, Delivery, Job, WebhookKind};
 use crate::render::Renderer;
 use crate::render::filters::count;
 use crate::report::Report;
+use crate::report::rows::{Format, write_rows};
 
 /// File names of an archive snapshot (the manifest is written with them).
 pub const ARCHIVE_FILES: [&str; 3] = ["assignments.csv", "assignments.json", "report.html"];
@@ -52,7 +56,7 @@ pub(super) fn outgoing(
     delivery: &Delivery,
     index: usize,
     team: &Option<String>,
-    csv: &[u8],
+    csv: Option<&EmailCsv>,
     query: &serde_json::Map<String, Value>,
 ) -> anyhow::Result<Option<Outgoing>> {
     let kind = kind_of(config, delivery);
@@ -116,25 +120,62 @@ pub(super) fn outgoing(
             if to.is_empty() {
                 return Ok(None);
             }
-            if e.attach_csv {
-                check_csv_attachment(csv.len(), report.assignments.len())?;
-            }
-            let rendered = renderer.email(&e.template, report, e.subject.as_deref())?;
+            let mut rendered = renderer.email(&e.template, report, e.subject.as_deref())?;
+            let mut left_out = None;
+            let attachment = match csv.filter(|_| e.attach_csv) {
+                None => None,
+                Some(EmailCsv::Fits(csv)) => Some((
+                    "assignments.csv".to_string(),
+                    if e.csv_excel {
+                        excel_csv(csv)?
+                    } else {
+                        csv.clone()
+                    },
+                )),
+                // Too large to attach: the archive has it, and the email says where.
+                Some(&EmailCsv::Over { bytes, rows }) => {
+                    let Some(archive) = job.deliver.iter().find_map(|d| match d {
+                        Delivery::Archive(a) => Some(archive_folder(&a.dir, report)),
+                        _ => None,
+                    }) else {
+                        check_csv_attachment(bytes as usize, rows)?;
+                        unreachable!("a CSV over the limit is refused");
+                    };
+                    let note = csv_left_out(bytes, rows, &archive);
+                    rendered.text = format!("{}\n\n{note}\n", rendered.text.trim_end());
+                    let html_note = format!(
+                        "<p>{}</p>",
+                        note.replace('&', "&amp;")
+                            .replace('<', "&lt;")
+                            .replace('>', "&gt;")
+                    );
+                    match rendered.html.rfind("</body>") {
+                        Some(at) => rendered.html.insert_str(at, &html_note),
+                        None => rendered.html.push_str(&html_note),
+                    }
+                    tracing::warn!(job = %job.name, team = team.as_deref().unwrap_or("-"), "{note}");
+                    left_out = Some(note);
+                    None
+                }
+            };
             let inline = inline_images(&rendered.html, report)?;
             let mut email = checked_email(
                 smtp.from.as_str(),
                 [to, addresses(&e.cc, "cc")?, addresses(&e.bcc, "bcc")?],
                 rendered,
-                match (e.attach_csv, e.csv_excel) {
-                    (false, _) => None,
-                    (true, false) => Some(("assignments.csv".to_string(), csv.to_vec())),
-                    (true, true) => Some(("assignments.csv".to_string(), excel_csv(csv)?)),
-                },
+                attachment,
             )?;
             email.inline = inline;
+            let summary = match left_out {
+                Some(_) => format!(
+                    "{} (CSV not attached: over the limit; see the archive)",
+                    email.subject
+                ),
+                None => email.subject.clone(),
+            };
             base(
                 email.to.join(", "),
-                email.subject.clone(),
+                summary,
                 Payload::Email(Box::new(email)),
             )
         }
@@ -180,13 +221,7 @@ pub(super) fn outgoing(
         }
         Delivery::Archive(a) => {
             let folder = archive_folder(&a.dir, report);
-            let json = serde_json::to_vec_pretty(&report.assignments)?;
-            let html = renderer.archive_html(report)?;
-            let files = vec![
-                (ARCHIVE_FILES[0].to_string(), csv.to_vec()),
-                (ARCHIVE_FILES[1].to_string(), json),
-                (ARCHIVE_FILES[2].to_string(), html.into_bytes()),
-            ];
+            let files = stage_archive(config, job, report, renderer)?;
             let manifest = serde_json::json!({
                 "job": report.job,
                 "window": report.window,
@@ -217,4 +252,33 @@ pub(super) fn outgoing(
             )
         }
     }))
+}
+
+/// Writes the archive's three files of `report` under `state_dir/staging/`,
+/// row by row through a buffer, each fsynced with its size and SHA-256.
+fn stage_archive(
+    config: &Config,
+    job: &Job,
+    report: &Report,
+    renderer: &Renderer,
+) -> anyhow::Result<Vec<crate::outbox::StagedFile>> {
+    let staging = Staging::create(&config.state_dir, &job.name)?;
+    let csv = staging.write(ARCHIVE_FILES[0], |out| {
+        write_rows(&report.assignments, Format::Csv, out)
+    })?;
+    let json = staging.write(ARCHIVE_FILES[1], |out| write_json_rows(report, out))?;
+    let html = staging.write(ARCHIVE_FILES[2], |out| {
+        renderer.write_archive_html(report, out)
+    })?;
+    staging.sync()?;
+    Ok(vec![csv, json, html])
+}
+
+/// `assignments.json`: the rows as one pretty-printed JSON array, written
+/// element by element (the same bytes as `to_vec_pretty` of all of them).
+pub fn write_json_rows(report: &Report, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    use serde::Serializer as _;
+    let mut ser = serde_json::Serializer::pretty(out);
+    ser.collect_seq(report.assignments.iter())?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod failure;
 mod item;
 mod kind;
 mod preview;
+mod staged;
 
 use std::path::PathBuf;
 
@@ -23,12 +24,14 @@ use crate::report::Report;
 use crate::window::Window;
 
 pub use email::{
-    Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment, csv_bytes, excel_csv,
+    Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment, csv_bytes, csv_left_out,
+    excel_csv,
 };
 pub use failure::failure;
-pub use item::{ARCHIVE_FILES, archive_folder};
+pub use item::{ARCHIVE_FILES, archive_folder, write_json_rows};
 pub use kind::DeliveryKind;
 pub use preview::{PreviewFile, preview_files};
+pub use staged::{Hashing, StagedFile, Staging, prune_staging};
 
 use item::outgoing;
 
@@ -44,11 +47,12 @@ pub enum Payload {
     MsTeams(Value),
     /// The report data (or a `NAME.json` template's output).
     Json(Value),
-    /// A snapshot folder: `(file name, bytes)` of its files, and the
-    /// manifest's fields (the writer adds each file's size and SHA-256).
+    /// A snapshot folder: its files, staged under `state_dir/staging/`
+    /// (their bytes are never in the payload), and the manifest's fields
+    /// (the writer adds each file's size and SHA-256).
     Archive {
         folder: PathBuf,
-        files: Vec<(String, Vec<u8>)>,
+        files: Vec<StagedFile>,
         manifest: Value,
     },
 }
@@ -91,7 +95,7 @@ impl Outgoing {
             }
             Payload::Slack(messages) => messages.iter().map(|m| m.to_string().len()).sum(),
             Payload::MsTeams(v) | Payload::Json(v) => v.to_string().len(),
-            Payload::Archive { files, .. } => files.iter().map(|f| f.1.len()).sum(),
+            Payload::Archive { files, .. } => files.iter().map(|f| f.bytes as usize).sum(),
         }
     }
 }
@@ -108,6 +112,18 @@ pub struct Skipped {
 pub struct Outbox {
     pub items: Vec<Outgoing>,
     pub skipped: Vec<Skipped>,
+}
+
+impl Outbox {
+    /// Deletes the files staged for deliveries that will not be sent (a
+    /// dry run's, a preview's once written).
+    pub fn discard_staged(&self) {
+        for item in &self.items {
+            if let Payload::Archive { files, .. } = &item.payload {
+                files.iter().for_each(StagedFile::remove);
+            }
+        }
+    }
 }
 
 /// Renders every delivery of `job` for each of its `reports` (which cover
@@ -232,10 +248,26 @@ fn build_query_given(
             outbox.skipped.push(Skipped { team, reason });
             continue;
         }
-        let csv = csv_bytes(report).with_context(context)?;
+        // The CSV an email attaches, written once per report (the archive
+        // writes its own, staged): only its size is kept when it is too
+        // large to attach.
+        let csv = mine
+            .iter()
+            .any(|(_, d)| matches!(d, Delivery::Email(e) if e.attach_csv))
+            .then(|| email::EmailCsv::of(report))
+            .transpose()
+            .with_context(context)?;
         for (index, delivery) in mine {
             let item = outgoing(
-                config, job, report, renderer, delivery, index, &team, &csv, query,
+                config,
+                job,
+                report,
+                renderer,
+                delivery,
+                index,
+                &team,
+                csv.as_ref(),
+                query,
             )
             .with_context(|| {
                 format!(

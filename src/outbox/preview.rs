@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Email, Outgoing, Payload};
+use super::{Email, Outgoing, Payload, StagedFile};
 
 /// One file (or folder) of a preview, its path relative to the job's folder.
 #[derive(Debug)]
@@ -18,7 +18,7 @@ pub enum PreviewFile<'a> {
     /// A snapshot folder (manifest and `SHA256SUMS` included).
     Snapshot {
         folder: PathBuf,
-        files: &'a [(String, Vec<u8>)],
+        files: &'a [StagedFile],
         manifest: &'a Value,
     },
 }

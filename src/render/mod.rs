@@ -31,10 +31,12 @@
 //! for the archive. Files starting with `_` are partials (`_email.html` is
 //! the email layout the built-in HTML templates extend).
 
+mod archive;
 mod builtin;
 pub mod chart;
 mod error;
 pub mod filters;
+mod limited;
 pub mod msteams;
 mod rows;
 pub mod slack;
@@ -50,7 +52,7 @@ use crate::report::{JobInfo, Report, WindowInfo};
 pub use builtin::{ARCHIVE_TEMPLATE, BUILTIN, DEFAULT_SUBJECT, FAILURE_TEMPLATE};
 pub use error::RenderError;
 use error::{compile_error, line_col};
-use rows::{reads_rows, reads_rows_through, template_refs};
+use rows::{reads_details, reads_rows, reads_rows_through, reads_through, template_refs};
 
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +145,16 @@ pub struct Renderer {
     /// a template they include, extend or import: only their contexts carry
     /// the rows (see [`reads_rows`]).
     row_readers: BTreeSet<String>,
+    /// Whether `report.html` is the built-in template, written in pieces
+    /// (see `archive`).
+    archive_in_pieces: bool,
+    /// Built-in templates that read only their first rows, and how many
+    /// (see `limited`).
+    row_limits: BTreeMap<String, usize>,
+    /// The template files that may read the report's other lists of
+    /// assignments ([`crate::report::DETAIL_FIELDS`]): only their contexts
+    /// carry them.
+    detail_readers: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -216,15 +228,41 @@ impl Renderer {
             .filter(|(_, source)| reads_rows_through(source, &sources, &mut BTreeSet::new()))
             .map(|(name, _)| name.to_string())
             .collect();
+        let detail_readers = sources
+            .iter()
+            .filter(|(_, source)| {
+                reads_through(source, &sources, &mut BTreeSet::new(), reads_details)
+            })
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let mut row_limits = BTreeMap::new();
+        for (file, (source, _)) in &files {
+            let (Some(kind), Some((limited, n))) = (Kind::of(file), limited::limited(file, source))
+            else {
+                continue;
+            };
+            let tera = instances.get_mut(&kind).expect("one instance per kind");
+            tera.add_raw_template(file, &limited)
+                .map_err(|err| compile_error(err, &files))?;
+            row_limits.insert(file.clone(), n);
+        }
         let mut take = |kind| instances.remove(&kind).expect("one instance per kind");
+        let mut html = take(Kind::Html);
+        let archive_in_pieces = match files.get(ARCHIVE_TEMPLATE) {
+            Some((source, _)) => archive::add_pieces(&mut html, source)?,
+            None => false,
+        };
         Ok(Self {
-            html: take(Kind::Html),
+            html,
             text: take(Kind::Text),
             slack: take(Kind::Slack),
             msteams: take(Kind::MsTeams),
             json: take(Kind::Json),
             names,
             row_readers,
+            archive_in_pieces,
+            row_limits,
+            detail_readers,
         })
     }
 
@@ -242,15 +280,28 @@ impl Renderer {
         report: &Report,
         subject: Option<&str>,
     ) -> Result<RenderedEmail, RenderError> {
-        let ctx = if [".html", ".txt", ".subject"]
+        let readers: Vec<String> = [".html", ".txt", ".subject"]
             .iter()
-            .any(|ext| self.row_readers.contains(&format!("{name}{ext}")))
-            || subject.is_some_and(|s| self.inline_reads_rows(s))
-        {
-            context(report)?
-        } else {
-            report_context(report)?
-        };
+            .map(|ext| format!("{name}{ext}"))
+            .filter(|file| self.row_readers.contains(file))
+            .collect();
+        let inline_reads = subject.is_some_and(|s| self.inline_reads_rows(s));
+        // Built-in parts that show only their first rows: those rows and the count.
+        let limit = readers
+            .iter()
+            .map(|file| self.row_limits.get(file).copied())
+            .try_fold(0, |most, n| Some(most.max(n?)));
+        let details = [".html", ".txt", ".subject"]
+            .iter()
+            .any(|ext| self.detail_readers.contains(&format!("{name}{ext}")))
+            || subject.is_some_and(|s| self.inline_reads_details(s));
+        let ctx = with_details(details, || {
+            match (readers.is_empty() && !inline_reads, limit) {
+                (true, _) => report_context(report),
+                (false, Some(n)) if !inline_reads => self.limited_context(report, n),
+                (false, _) => context(report),
+            }
+        })?;
         self.email_of(name, &ctx, subject)
     }
 
@@ -289,11 +340,13 @@ impl Renderer {
     /// A one-off Tera string over the report, unescaped: recipients such as
     /// `{{ team.manager }}` and subjects.
     pub fn render_str(&self, tera_source: &str, report: &Report) -> Result<String, RenderError> {
-        let ctx = if self.inline_reads_rows(tera_source) {
-            context(report)?
-        } else {
-            report_context(report)?
-        };
+        let ctx = with_details(self.inline_reads_details(tera_source), || {
+            if self.inline_reads_rows(tera_source) {
+                context(report)
+            } else {
+                report_context(report)
+            }
+        })?;
         render_inline(&self.text, tera_source, &ctx)
     }
 
@@ -397,11 +450,43 @@ impl Renderer {
     /// The context of `report` for template `file`: with the rows only when
     /// it may read them.
     fn context(&self, file: &str, report: &Report) -> Result<Context, RenderError> {
-        if self.row_readers.contains(file) {
-            context(report)
-        } else {
-            report_context(report)
-        }
+        with_details(self.detail_readers.contains(file), || {
+            if let Some(&n) = self.row_limits.get(file) {
+                self.limited_context(report, n)
+            } else if self.row_readers.contains(file) {
+                context(report)
+            } else {
+                report_context(report)
+            }
+        })
+    }
+
+    /// Whether an inline Tera string may read the report's other lists,
+    /// itself or through a template it includes.
+    fn inline_reads_details(&self, source: &str) -> bool {
+        reads_details(source)
+            || template_refs(source).any(|r| r.is_none_or(|f| self.detail_readers.contains(f)))
+    }
+}
+
+impl Renderer {
+    /// The context of `report` with its first `n` rows and their count.
+    fn limited_context(&self, report: &Report, n: usize) -> Result<Context, RenderError> {
+        let mut ctx = report_context(report)?;
+        let rows = &report.assignments;
+        ctx.insert("assignments", &rows[..n.min(rows.len())]);
+        ctx.insert(limited::COUNT, &rows.len());
+        Ok(ctx)
+    }
+}
+
+/// `f`, with the report's [`crate::report::DETAIL_FIELDS`] left out of
+/// what it serializes unless `details`.
+fn with_details<R>(details: bool, f: impl FnOnce() -> R) -> R {
+    if details {
+        f()
+    } else {
+        crate::report::without_details(f)
     }
 }
 
@@ -508,6 +593,12 @@ mod tests {
         assert!(r.row_readers.contains(ARCHIVE_TEMPLATE));
         assert!(!r.row_readers.contains("overdue.html"));
         assert!(!r.row_readers.contains("digest.msteams.json"));
+        // The audit counts the other lists; the overdue email lists them.
+        for file in ["audit.html", "audit.txt", "audit.subject", ARCHIVE_TEMPLATE] {
+            assert!(!r.detail_readers.contains(file), "{file}");
+        }
+        assert!(r.detail_readers.contains("overdue.html"));
+        assert!(r.detail_readers.contains("overdue.txt"));
         assert!(r.inline_reads_rows("{% include \"audit.txt\" %}"));
         assert!(!r.inline_reads_rows("{% include \"overdue.txt\" %}"));
         assert!(r.inline_reads_rows("{% include name %}"));

@@ -10,13 +10,24 @@ pub(super) fn reads_rows_through<'a>(
     sources: &BTreeMap<&'a str, &'a str>,
     visiting: &mut BTreeSet<&'a str>,
 ) -> bool {
-    reads_rows(source)
+    reads_through(source, sources, visiting, reads_rows)
+}
+
+/// Whether `source` may read what `reads` looks for, itself or through the
+/// templates it names (`visiting` guards against include cycles).
+pub(super) fn reads_through<'a>(
+    source: &'a str,
+    sources: &BTreeMap<&'a str, &'a str>,
+    visiting: &mut BTreeSet<&'a str>,
+    reads: fn(&str) -> bool,
+) -> bool {
+    reads(source)
         || template_refs(source).any(|r| match r {
             // A name that is not a literal: it could be any template.
             None => true,
             Some(file) => match sources.get_key_value(file) {
                 Some((&name, &inner)) => {
-                    visiting.insert(name) && reads_rows_through(inner, sources, visiting)
+                    visiting.insert(name) && reads_through(inner, sources, visiting, reads)
                 }
                 None => false,
             },
@@ -49,6 +60,28 @@ pub(super) fn template_refs(source: &str) -> impl Iterator<Item = Option<&str>> 
         };
         names
     })
+}
+
+/// Whether a template source may read one of the report's
+/// [`crate::report::DETAIL_FIELDS`]: it names one inside a tag other than
+/// as a field of something else (`totals.overdue` is a count). Prose is
+/// not read: `overdue` is a common word in a template's text.
+pub(super) fn reads_details(source: &str) -> bool {
+    if source.contains("__tera_context") {
+        return true;
+    }
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let tags = source.split("{{").skip(1).chain(source.split("{%").skip(1));
+    tags.map(|t| t.split(['}', '%']).next().unwrap_or(""))
+        .any(|tag| {
+            crate::report::DETAIL_FIELDS.iter().any(|word| {
+                tag.match_indices(word).any(|(at, _)| {
+                    let before = tag[..at].chars().next_back();
+                    let after = tag[at + word.len()..].chars().next();
+                    !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
+                })
+            })
+        })
 }
 
 /// Whether a template source may read the report's rows: it names

@@ -30,9 +30,11 @@ pub struct Report {
     /// Sorted by name, then id; courses without a category are under id "" and name "Uncategorized".
     pub categories: Vec<CategorySummary>,
     /// Overdue assignments, sorted by days_overdue desc, then learner name, course title, id.
+    #[serde(serialize_with = "unless_details_omitted")]
     pub overdue: Vec<DetailRow>,
     /// Every not-completed assignment (overdue or not): overdue first as above,
     /// then by due date (none last), learner name, id.
+    #[serde(serialize_with = "unless_details_omitted")]
     pub outstanding: Vec<DetailRow>,
     /// Every assignment in the report, names resolved (the export rows).
     #[serde(serialize_with = "rows_unless_omitted")]
@@ -40,13 +42,16 @@ pub struct Report {
     /// Names that could not be fetched and fell back to ids, and why.
     pub warnings: Vec<String>,
     /// `overdue` grouped per learner, the learner with the most days overdue first.
+    #[serde(serialize_with = "unless_details_omitted")]
     pub overdue_by_learner: Vec<super::changes::LearnerBlock>,
     /// The delivery's `min_days_overdue` when this report is narrowed to it; null otherwise.
     pub min_days_overdue: Option<u32>,
     /// What changed since the job's previous scheduled fire (current windows
     /// within the mirror's reach); null otherwise.
+    #[serde(serialize_with = "unless_details_omitted")]
     pub changes: Option<super::changes::Changes>,
     /// Not completed, not deleted, due in `[fire, fire + jobs.due_soon)` (current windows).
+    #[serde(serialize_with = "unless_details_omitted")]
     pub due_soon: Vec<DetailRow>,
     /// Totals as of this and the previous scheduled fires, oldest first (current windows).
     pub trend: Vec<crate::data::TrendPoint>,
@@ -55,6 +60,45 @@ pub struct Report {
 thread_local! {
     /// Set while [`without_rows`] runs on this thread.
     static OMIT_ROWS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while [`without_details`] runs on this thread.
+    static OMIT_DETAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The report's lists of assignments other than the rows, which grow with
+/// the organisation too: [`without_details`] serializes them empty (`null`
+/// for `changes`).
+pub const DETAIL_FIELDS: [&str; 5] = [
+    "overdue",
+    "outstanding",
+    "overdue_by_learner",
+    "due_soon",
+    "changes",
+];
+
+/// Runs `f` with every [`Report`] serialized on this thread having its
+/// [`DETAIL_FIELDS`] empty: for template contexts whose templates never
+/// read them (the audit's email and page count, they do not list them).
+pub fn without_details<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OMIT_DETAILS.set(self.0);
+        }
+    }
+    let _reset = Reset(OMIT_DETAILS.replace(true));
+    f()
+}
+
+fn unless_details_omitted<T, S>(value: &T, s: S) -> Result<S::Ok, S::Error>
+where
+    T: Serialize + Default,
+    S: serde::Serializer,
+{
+    if OMIT_DETAILS.get() {
+        T::default().serialize(s)
+    } else {
+        value.serialize(s)
+    }
 }
 
 /// Runs `f` with every [`Report`] serialized on this thread having an empty

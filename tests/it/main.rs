@@ -13,6 +13,7 @@ mod sample_support;
 mod smtp_support;
 mod webhook_support;
 
+mod archive_streamed;
 mod broken_pipe;
 mod changes_agree;
 mod changes_email;

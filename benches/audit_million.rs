@@ -1,0 +1,236 @@
+//! The audit snapshot of a 1,000,000-assignment organisation from the
+//! mirror (issue #14): `trainwatch run-once audit`, the real binary, for a
+//! `current` window with `include_deleted = true`, delivering an archive
+//! snapshot and an email with the CSV to a loopback SMTP server. Prints the
+//! run's wall time, its peak resident memory (the child's `ru_maxrss`, i.e.
+//! VmHWM of the process doing the run) and what `sha256sum -c SHA256SUMS`
+//! says in the snapshot folder.
+//!
+//! `cargo bench --bench audit_million`
+//! (`TRAINWATCH_BENCH_ASSIGNMENTS=100000` for a shorter run;
+//! `TRAINWATCH_BIN=path/to/trainwatch` to measure another build, e.g. main's.)
+//!
+//! The organisation is `trend_million`'s: every assignment has one version,
+//! half of them a second one (started, completed or deleted), over two
+//! years. Building the mirror is not timed.
+
+#[path = "../tests/it/smtp_support/mod.rs"]
+mod smtp_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use smtp_support::{Script, TestSmtp};
+use trainwatch::mirror::{Lists, MirrorStore, Reach, SqliteMirror, SyncStats};
+use trainwatch::samsara::Assignment;
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+/// A mirror of `total` assignments in `state`, reaching `end`.
+fn build_mirror(state: &Path, total: usize, start: DateTime<Utc>, end: DateTime<Utc>) -> u64 {
+    let span = (end - Duration::days(1) - start).num_seconds();
+    let mirror = SqliteMirror::open(state).unwrap();
+    let sync = mirror.begin_sync(start, end, end).unwrap();
+    let mut versions = 0u64;
+    for page_start in (0..total).step_by(10_000) {
+        let mut page: Vec<Assignment> = Vec::with_capacity(20_000);
+        for i in page_start..(page_start + 10_000).min(total) {
+            let created = start + Duration::seconds((i as i64 * 7919) % span);
+            let due = created + Duration::days(((i * 31) % 60) as i64);
+            let base = json!({
+                "id": format!("a-{i:07}"),
+                "course": {"id": format!("course-{}", i % 40)},
+                "learner": {"id": (i % 5000).to_string(), "type": "driver"},
+                "status": "notStarted",
+                "createdAtTime": rfc(created),
+                "updatedAtTime": rfc(created),
+                "durationMinutes": 0,
+                "dueAtTime": rfc(due),
+            });
+            page.push(serde_json::from_value(base.clone()).unwrap());
+            if i % 2 == 0 {
+                let later = created + Duration::days(((i * 13) % 50) as i64 + 1);
+                let mut next = base;
+                next["updatedAtTime"] = json!(rfc(later));
+                match i % 6 {
+                    0 => next["status"] = json!("inProgress"),
+                    2 => {
+                        next["status"] = json!("completed");
+                        next["completedAtTime"] = json!(rfc(later));
+                    }
+                    _ => next["deletedAtTime"] = json!(rfc(later)),
+                }
+                page.push(serde_json::from_value(next).unwrap());
+            }
+        }
+        versions += page.len() as u64;
+        mirror.stage(sync, &page).unwrap();
+    }
+    mirror
+        .commit(
+            sync,
+            Reach { since: start, end },
+            &Lists::default(),
+            &SyncStats::default(),
+            false,
+            end,
+        )
+        .unwrap();
+    versions
+}
+
+/// Runs `command` to its end: its exit status, wall seconds and peak RSS in KiB.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also reports its peak RSS
+fn run_measured(command: &mut Command) -> (std::process::ExitStatus, f64, u64) {
+    let started = Instant::now();
+    let child = command.spawn().expect("the trainwatch binary starts");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `usage` are valid out-pointers.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let wall = started.elapsed().as_secs_f64();
+    use std::os::unix::process::ExitStatusExt;
+    (
+        std::process::ExitStatus::from_raw(status),
+        wall,
+        usage.ru_maxrss as u64,
+    )
+}
+
+/// The snapshot folders under `dir` (those holding a `SHA256SUMS`).
+fn snapshots(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.join("SHA256SUMS").is_file() {
+            out.push(path);
+        } else if path.is_dir() {
+            out.extend(snapshots(&path));
+        }
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let total: usize = std::env::var("TRAINWATCH_BENCH_ASSIGNMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let bin = std::env::var("TRAINWATCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_trainwatch").to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let start = Utc.with_ymd_and_hms(2024, 12, 1, 0, 0, 0).unwrap();
+    let fire = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
+    let end = fire + Duration::days(1);
+
+    let built = Instant::now();
+    let versions = build_mirror(&state, total, start, end);
+    println!(
+        "audit_million: mirror of {total} assignments, {versions} versions, built in {:.1} s (not timed)",
+        built.elapsed().as_secs_f64()
+    );
+
+    let smtp = TestSmtp::start(Script {
+        keep_data: false,
+        ..Script::default()
+    })
+    .await;
+    let smtp_port = smtp.config("127.0.0.1").port;
+    let archive = dir.path().join("audit");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+timezone = "America/Chicago"
+state_dir = "{state}"
+[samsara]
+base_url = "http://127.0.0.1:9"
+token = "t"
+[mirror]
+since = "{since}"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "Training Reports <training@example.com>"
+[[jobs]]
+name = "audit"
+schedule = "0 6 1 * *"
+window = {{ current = true }}
+filters = {{ include_deleted = true }}
+deliver = [
+  {{ archive = {{ dir = "{archive}" }} }},
+  {{ email = {{ to = ["compliance@example.com"], template = "audit", attach_csv = true }} }},
+]
+"#,
+            state = state.display(),
+            since = rfc(start),
+            archive = archive.display(),
+        ),
+    )
+    .unwrap();
+
+    let mut command = Command::new(&bin);
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(["run-once", "audit", "--at", &rfc(fire)])
+        .env("RUST_LOG", "warn");
+    // The binary blocks this thread while the SMTP server answers on its own threads.
+    let (status, wall, peak_kib) = tokio::task::spawn_blocking(move || run_measured(&mut command))
+        .await
+        .unwrap();
+    println!(
+        "run-once audit ({bin}): {status}, wall {wall:.1} s, peak RSS {:.0} MiB (VmHWM {peak_kib} KiB)",
+        peak_kib as f64 / 1024.0
+    );
+    println!(
+        "emails received by the loopback SMTP server: {}",
+        smtp.messages().len()
+    );
+    let folders = snapshots(&archive);
+    if folders.is_empty() {
+        println!("no snapshot folder was written");
+    }
+    for folder in folders {
+        let check = Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(&folder)
+            .output()
+            .expect("sha256sum is installed");
+        let size: u64 = std::fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "snapshot {} ({:.0} MiB): sha256sum -c SHA256SUMS: {}\n{}",
+            folder.display(),
+            size as f64 / (1024.0 * 1024.0),
+            if check.status.success() {
+                "passed"
+            } else {
+                "FAILED"
+            },
+            String::from_utf8_lossy(&check.stdout).trim_end()
+        );
+    }
+    let staged = std::fs::read_dir(state.join("staging"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    println!("staging folders left: {staged}");
+}
