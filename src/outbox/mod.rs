@@ -52,6 +52,7 @@ pub enum Payload {
     /// (the writer adds each file's size and SHA-256).
     Archive {
         folder: PathBuf,
+        #[serde(deserialize_with = "staged::files_of_any_age")]
         files: Vec<StagedFile>,
         manifest: Value,
     },

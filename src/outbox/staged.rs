@@ -23,6 +23,44 @@ pub struct StagedFile {
     pub bytes: u64,
     /// Its hex SHA-256, computed while it was written.
     pub sha256: String,
+    /// The bytes themselves, only for a delivery recorded by a trainwatch
+    /// that kept an archive's files in the ledger (before files were
+    /// staged): read from an old ledger so an upgrade loses nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<Vec<u8>>,
+}
+
+/// An archive's files as a ledger holds them: staged files, or the
+/// `(name, bytes)` pairs of a delivery recorded before files were staged.
+pub(super) fn files_of_any_age<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<StagedFile>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Staged(StagedFile),
+        Inline(String, Vec<u8>),
+    }
+    let forms = <Vec<Form> as serde::Deserialize>::deserialize(d)?;
+    Ok(forms
+        .into_iter()
+        .map(|form| match form {
+            Form::Staged(file) => file,
+            Form::Inline(name, bytes) => {
+                let mut hashing = Hashing::new(io::sink());
+                // Writing to a sink cannot fail.
+                let _ = hashing.write_all(&bytes);
+                let (size, sha256, _) = hashing.finish();
+                StagedFile {
+                    name,
+                    path: PathBuf::new(),
+                    bytes: size,
+                    sha256,
+                    inline: Some(bytes),
+                }
+            }
+        })
+        .collect())
 }
 
 /// A folder of staged files for one delivery of one run.
@@ -67,6 +105,7 @@ impl Staging {
             path,
             bytes,
             sha256,
+            inline: None,
         })
     }
 
@@ -120,6 +159,11 @@ impl StagedFile {
     /// still there and still the file that was staged. The error says
     /// which, for a permanent failure: a staged file is written once.
     pub fn copy_checked(&self, out: &mut dyn Write) -> Result<(), String> {
+        if let Some(bytes) = &self.inline {
+            return out
+                .write_all(bytes)
+                .map_err(|e| format!("writing {}: {e}", self.name));
+        }
         let mut file = File::open(&self.path).map_err(|e| {
             format!(
                 "the staged file {} ({}) cannot be read: {e}; run the job again for this window",
@@ -164,6 +208,9 @@ impl StagedFile {
 
     /// Deletes the staged file, and its folder once empty.
     pub fn remove(&self) {
+        if self.inline.is_some() {
+            return;
+        }
         let _ = fs::remove_file(&self.path);
         if let Some(dir) = self.path.parent() {
             let _ = fs::remove_dir(dir);
@@ -224,5 +271,43 @@ mod tests {
         let err = file.read_checked().unwrap_err();
         assert!(err.contains("cannot be read"), "{err}");
         assert!(!file.path.parent().unwrap().exists());
+    }
+}
+
+#[cfg(test)]
+mod upgrade {
+    use super::super::Payload;
+
+    #[test]
+    fn an_archive_recorded_with_its_bytes_by_an_older_trainwatch_still_reads_and_copies() {
+        // The form an archive delivery had in the ledger before staging.
+        let old = r#"{"kind":"archive","data":{"folder":"/srv/audit/2026-11","files":[["assignments.csv",[97,44,98,10]]],"manifest":{}}}"#;
+        let Payload::Archive { files, .. } = serde_json::from_str::<Payload>(old).unwrap() else {
+            panic!("not an archive");
+        };
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].name, "assignments.csv");
+        assert_eq!(files[0].bytes, 4);
+        let mut out = Vec::new();
+        files[0].copy_checked(&mut out).unwrap();
+        assert_eq!(out, b"a,b\n");
+        // And today's form still round-trips, without an `inline` field.
+        let now = serde_json::to_string(&Payload::Archive {
+            folder: "/srv".into(),
+            files: vec![super::StagedFile {
+                name: "x".into(),
+                path: "/tmp/x".into(),
+                bytes: 1,
+                sha256: "00".into(),
+                inline: None,
+            }],
+            manifest: serde_json::json!({}),
+        })
+        .unwrap();
+        assert!(!now.contains("inline"), "{now}");
+        assert!(matches!(
+            serde_json::from_str::<Payload>(&now).unwrap(),
+            Payload::Archive { .. }
+        ));
     }
 }
