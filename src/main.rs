@@ -6,8 +6,23 @@ use std::process::ExitCode;
 use clap::Parser;
 use trainwatch::cli::{self, Cli};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before any thread starts: a thread picks its malloc arena at its first allocation.
+    trainwatch::memory::limit_arenas();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            ExitCode::from(cli::EXIT_FAILED)
+        }
+    }
+}
+
+/// Parses the arguments, sets up logging, runs the command.
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, cli::Command::Run) {
         end_quietly_on_a_closed_pipe();
