@@ -105,6 +105,7 @@ fn unmap_clean_code() {
 
 /// The `(start, end)` of each mapping of `path` in `smaps` (the text of
 /// `/proc/PID/smaps`) that is not writable and has no anonymous page.
+#[cfg(any(target_os = "linux", test))]
 fn clean_read_only_mappings(smaps: &str, path: &str) -> Vec<(usize, usize)> {
     let mut found = Vec::new();
     // The mapping being read: its range, if it is one of `path`'s read-only ones.
