@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # Measures the idle memory (RSS) of `trainwatch run` with 10 jobs loaded on
 # the bundled sample data, then stops it with SIGTERM and checks it exits 0.
-# Usage: bash benches/daemon_rss.sh   (builds the release binary first)
+# Idle means after the start, its first mirror sync (about 3 s against the
+# sample server's rate limit) and then RSS_WAIT seconds.
+# Prints RSS split into anonymous memory (heap, stacks, relocated data) and
+# file-backed pages (the binary's and libraries' code and read-only data),
+# and the threads.
+# Usage: bash benches/daemon_rss.sh          (builds the release binary first)
+#   RSS_BIN=path/to/trainwatch bash benches/daemon_rss.sh   another binary (no build)
+#   RSS_WAIT=10 ...                          seconds to wait after the first sync (default 2)
+#   RSS_MAPS=1 ...                           also list the largest mappings
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+bin=${RSS_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet --bin trainwatch
+  bin=target/release/trainwatch
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 {
@@ -32,17 +44,27 @@ JOB
   done
 } > "$work/config.toml"
 
-./target/release/trainwatch --config "$work/config.toml" run 2> "$work/log" &
+"$bin" --config "$work/config.toml" run 2> "$work/log" &
 pid=$!
-sleep 3
-rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
-hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
-threads=$(awk '/^Threads/ {print $2}' "/proc/$pid/status")
+for _ in $(seq 1 300); do grep -q "mirror sync" "$work/log" && break; sleep 0.1; done
+sleep "${RSS_WAIT:-2}"
+field() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/$2"; }
+rss=$(field VmRSS status)
+hwm=$(field VmHWM status)
+threads=$(field Threads status)
+anon=$(field Anonymous smaps_rollup)
+file=$(( $(field Rss smaps_rollup) - anon ))
+if [ -n "${RSS_MAPS:-}" ]; then
+  # Each mapping's RSS (KiB) and its anonymous part, largest first.
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6 ? $6 : "[anon]"; perm = $2}
+       /^Rss:/ {r = $2} /^Anonymous:/ {print r, $2, perm, name}' "/proc/$pid/smaps" |
+    sort -rn | head -25
+fi
 kill -TERM "$pid"
-wait "$pid"; code=$?
+code=0; wait "$pid" || code=$?
 jobs=$(grep -c '"\?scheduled' "$work/log" || true)
-echo "daemon_rss: 10 jobs loaded ($jobs scheduled), idle after 3 s"
-echo "  RSS        $((rss / 1024)) MiB ($rss KiB)"
+echo "daemon_rss: 10 jobs loaded ($jobs scheduled), idle ${RSS_WAIT:-2} s after the first sync ($bin, $(( $(stat -c %s "$bin") / 1024 )) KiB)"
+echo "  RSS        $((rss / 1024)) MiB ($rss KiB: anonymous $anon KiB, file-backed $file KiB)"
 echo "  peak RSS   $((hwm / 1024)) MiB ($hwm KiB)"
 echo "  threads    $threads"
 echo "  exit code after SIGTERM: $code"

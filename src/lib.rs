@@ -26,6 +26,7 @@
 //! - [`retry`]: which failures retry and how long to wait; shared by the client and the senders.
 //! - [`daemon`]: fires → runs: no overlap, catch-up, drained shutdown.
 //! - [`service`]: `trainwatch run`, the long-running service around the daemon.
+//! - [`memory`]: what the start and each run leave behind handed back once nothing runs (heap trimmed, the binary's pages unmapped).
 //! - [`learner`]: the one canonical learner id form.
 //! - [`sample`]: bundled sample data served as the Samsara API on loopback (`samsara.sample_data`).
 //! - [`metrics`]: run, delivery and API counters in the Prometheus text format.
@@ -47,6 +48,7 @@ pub mod job;
 pub mod learner;
 pub mod ledger;
 pub mod mailbox;
+pub mod memory;
 pub mod metrics;
 pub mod mirror;
 pub mod names;

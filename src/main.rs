@@ -6,9 +6,28 @@ use std::process::ExitCode;
 use clap::Parser;
 use trainwatch::cli::{self, Cli};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, cli::Command::Run) {
+        // The service lives long: fewer arenas keep less freed heap between
+        // runs. Set before any thread starts, as a thread picks its arena
+        // at its first allocation.
+        trainwatch::memory::limit_arenas();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            ExitCode::from(cli::EXIT_FAILED)
+        }
+    }
+}
+
+/// Sets up logging and runs the command.
+async fn run(cli: Cli) -> ExitCode {
     if !matches!(cli.command, cli::Command::Run) {
         end_quietly_on_a_closed_pipe();
     }

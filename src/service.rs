@@ -14,6 +14,7 @@ use crate::daemon::{Daemon, Runner, Scheduled};
 use crate::deliver::dispatch::Dispatcher;
 use crate::deliver::webhook::WebhookSender;
 use crate::job::{self, Control, DeliveryOutcome, RunSummary};
+use crate::memory::Quiet;
 use crate::metrics::{Metrics, RunOutcome, delivery_outcome_label};
 use crate::render::Renderer;
 use crate::retry::RetryPolicy;
@@ -22,11 +23,11 @@ use crate::server::Health;
 use crate::store::Store;
 
 /// How long a shutdown waits for running jobs before cutting them off.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const SHUTDOWN_TIMEOUT: Duration = crate::defaults::SHUTDOWN_TIMEOUT;
 
 /// How often the service looks for pending deliveries and transient
 /// failures whose retry is due (see [`crate::store::next_retry`]).
-pub const OUTBOX_INTERVAL: Duration = Duration::from_secs(30);
+pub const OUTBOX_INTERVAL: Duration = crate::defaults::OUTBOX_INTERVAL;
 
 /// How often the service tells `/healthz` it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -81,6 +82,8 @@ pub struct JobRunner {
     /// are built once, not per run).
     webhooks: WebhookSender,
     control: Control,
+    /// Runs and syncs in flight; the last to end releases memory.
+    quiet: Quiet,
 }
 
 impl JobRunner {
@@ -93,6 +96,7 @@ impl JobRunner {
         store: Arc<Store>,
         telemetry: Telemetry,
         control: Control,
+        quiet: Quiet,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             config,
@@ -102,6 +106,7 @@ impl JobRunner {
             telemetry,
             webhooks: WebhookSender::new().context("creating the webhook client")?,
             control,
+            quiet,
         })
     }
 
@@ -256,6 +261,9 @@ impl Runner for JobRunner {
             return;
         };
         self.telemetry.health.run_started(name);
+        // What the run leaves behind goes back to the system when the last
+        // run (or sync) in flight ends.
+        let _busy = self.quiet.busy();
         // Clears "running" even when the run is cut off at shutdown.
         struct Finished<'a>(&'a Health, &'a str);
         impl Drop for Finished<'_> {
@@ -295,7 +303,6 @@ impl Runner for JobRunner {
         }
         self.telemetry
             .run_done(name, fire, &summary, started.elapsed());
-        release_memory();
     }
 
     fn skipped(&self, name: &str, fire: chrono::DateTime<Utc>) {
@@ -307,19 +314,6 @@ impl Runner for JobRunner {
         ) {
             tracing::error!(job = name, "recording a skipped fire: {e}");
         }
-    }
-}
-
-/// Hands the heap a run freed back to the system. glibc keeps freed memory
-/// in its arenas (one per thread that allocated): the service kept 149 MB
-/// after a big run's 312 MB peak. `malloc_trim` returns every arena's free
-/// whole pages, so the service goes back near its idle size between runs.
-fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists; it has no
-    // preconditions and may be called from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -338,6 +332,10 @@ pub async fn run_as(
     replica: Option<&str>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // The start (and the config check before it) is work too: what it
+    // leaves behind goes back once it and the first mirror sync are over.
+    let quiet = Quiet::default();
+    let starting = quiet.busy();
     let config = Arc::new(config);
     let store = Arc::new(Store::open_config(&config, replica)?);
     let renderer =
@@ -387,6 +385,7 @@ pub async fn run_as(
         store.clone(),
         telemetry.clone(),
         control.clone(),
+        quiet.clone(),
     )?);
     // The outbox: what runs cut off by a stop or a crash left pending goes
     // first, then transient failures are retried as they fall due.
@@ -425,7 +424,7 @@ pub async fn run_as(
         }
     }
 
-    let refresh = refresh_mirror(&config, &client_for_refresh, &telemetry);
+    let refresh = refresh_mirror(&config, &client_for_refresh, &telemetry, &quiet);
 
     let health = telemetry.health.clone();
     if store.shared() {
@@ -473,6 +472,7 @@ pub async fn run_as(
         })
     };
 
+    drop(starting);
     shutdown.await;
     heartbeat.abort();
     if let Some(refresh) = refresh {
@@ -516,6 +516,7 @@ fn refresh_mirror(
     config: &Arc<Config>,
     client: &Client,
     telemetry: &Telemetry,
+    quiet: &Quiet,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let metrics = telemetry.metrics.clone();
     crate::mirror::on_sync_end(Arc::new(move |outcome, stats, took| {
@@ -528,12 +529,13 @@ fn refresh_mirror(
     if !used || config.mirror.refresh.is_zero() {
         return None;
     }
-    let (config, client) = (config.clone(), client.clone());
+    let (config, client, quiet) = (config.clone(), client.clone(), quiet.clone());
     Some(tokio::spawn(async move {
         let mut every = tokio::time::interval(config.mirror.refresh);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            let _busy = quiet.busy();
             let synced = async {
                 let mirror = crate::mirror::open(&config)?;
                 crate::mirror::sync(mirror.as_ref(), &client, &config.mirror, Utc::now(), None)

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("defaults", 0),
     ("errors", 0),
     ("status", 0),
+    ("memory", 0),
     ("mailbox", 1),
     ("retry", 1),
     ("window", 1),
