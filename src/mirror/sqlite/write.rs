@@ -1,10 +1,14 @@
 //! The SQLite mirror's writes: pages staged, and the one transaction that
-//! moves a sync's pages in with its lists and reach (bulk-loaded when the
-//! sync is large next to what the mirror holds).
+//! moves a sync's pages in with its lists and reach. A sync that reads
+//! everything again (a first sync, a rebuild) stages into a load table
+//! shaped like `mirror_versions`, which the commit renames into its place
+//! (no second copy); any other
+//! stages into `mirror_staging`, copied in by the commit (bulk-loaded when
+//! the sync is large next to what the mirror holds).
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{CachedStatement, Connection, Transaction, TransactionBehavior, params};
 
 use super::{COLUMNS, SqliteMirror, ns, ns_opt, ts};
 use crate::mirror::{Lists, Reach, SyncStats};
@@ -20,44 +24,7 @@ const DEFAULT_CACHE_KIB: i64 = -2000;
 
 impl SqliteMirror {
     pub(super) fn stage_page(&self, sync: i64, page: &[Assignment]) -> anyhow::Result<()> {
-        self.with("storing a page", |c| {
-            let tx = c.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(&format!(
-                    "INSERT INTO mirror_staging (sync_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-                ))?;
-                for a in page {
-                    let at = |what: &str, t: DateTime<Utc>| {
-                        ns(t).with_context(|| format!("assignment {}: {what}", a.id))
-                    };
-                    let opt = |what: &str, t: Option<DateTime<Utc>>| {
-                        ns_opt(t).with_context(|| format!("assignment {}: {what}", a.id))
-                    };
-                    insert.execute(params![
-                        sync,
-                        a.id,
-                        at("updatedAtTime", a.updated_at_time)?,
-                        at("createdAtTime", a.created_at_time)?,
-                        a.course.id,
-                        a.course.revision_id,
-                        a.learner.as_str(),
-                        a.status.as_str(),
-                        a.duration_minutes,
-                        a.created_by_id,
-                        a.updated_by_id,
-                        opt("dueAtTime", a.due_at_time)?,
-                        opt("startedAtTime", a.started_at_time)?,
-                        opt("completedAtTime", a.completed_at_time)?,
-                        opt("deletedAtTime", a.deleted_at_time)?,
-                        a.is_overdue,
-                        a.is_completed_late,
-                        a.score_percent,
-                    ])?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        self.with("storing a page", |c| stage_batch(c, sync, page))
     }
 
     pub(super) fn commit_staged(
@@ -91,27 +58,224 @@ impl SqliteMirror {
     }
 }
 
-/// The transaction of [`MirrorStore::commit`].
-#[allow(clippy::too_many_arguments)] // the commit's whole input, passed through
-fn commit_sync(
-    c: &mut Connection,
-    sync: i64,
-    since: i64,
-    end: i64,
-    lists: &Lists,
+/// One staging transaction: `page` into the sync's load table or staging.
+fn stage_batch(c: &mut Connection, sync: i64, page: &[Assignment]) -> anyhow::Result<()> {
+    // Immediate: it reads (where to stage) before it writes.
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    match target(&tx, sync)? {
+        Target::Load(table) => {
+            // In key order: the B-tree is appended to in runs. Stable,
+            // so of exact repeats the first received is inserted first
+            // and kept (`OR IGNORE`), as the staging path keeps it.
+            let mut sorted: Vec<&Assignment> = page.iter().collect();
+            sorted.sort_by(|a, b| {
+                (a.id.as_str(), a.updated_at_time).cmp(&(b.id.as_str(), b.updated_at_time))
+            });
+            let mut insert = tx.prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO \"{table}\" ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                ))?;
+            for a in sorted {
+                insert_version(&mut insert, a, None)?;
+            }
+        }
+        Target::Staging => {
+            let mut insert = tx.prepare_cached(&format!(
+                    "INSERT INTO mirror_staging (sync_id, {COLUMNS}) VALUES (?18, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                ))?;
+            for a in page {
+                insert_version(&mut insert, a, Some(sync))?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Binds one version to an insert of [`COLUMNS`] (`?1`–`?17`, and the sync
+/// as `?18` into staging) and runs it: `&str`s straight from the page.
+fn insert_version(
+    insert: &mut CachedStatement<'_>,
+    a: &Assignment,
+    sync: Option<i64>,
+) -> anyhow::Result<()> {
+    let at = |what: &str, t: DateTime<Utc>| {
+        ns(t).with_context(|| format!("assignment {}: {what}", a.id))
+    };
+    let opt = |what: &str, t: Option<DateTime<Utc>>| {
+        ns_opt(t).with_context(|| format!("assignment {}: {what}", a.id))
+    };
+    insert.raw_bind_parameter(1, a.id.as_str())?;
+    insert.raw_bind_parameter(2, at("updatedAtTime", a.updated_at_time)?)?;
+    insert.raw_bind_parameter(3, at("createdAtTime", a.created_at_time)?)?;
+    insert.raw_bind_parameter(4, a.course.id.as_str())?;
+    insert.raw_bind_parameter(5, a.course.revision_id.as_deref())?;
+    insert.raw_bind_parameter(6, a.learner.as_str())?;
+    insert.raw_bind_parameter(7, a.status.as_str())?;
+    insert.raw_bind_parameter(8, a.duration_minutes)?;
+    insert.raw_bind_parameter(9, a.created_by_id.as_deref())?;
+    insert.raw_bind_parameter(10, a.updated_by_id.as_deref())?;
+    insert.raw_bind_parameter(11, opt("dueAtTime", a.due_at_time)?)?;
+    insert.raw_bind_parameter(12, opt("startedAtTime", a.started_at_time)?)?;
+    insert.raw_bind_parameter(13, opt("completedAtTime", a.completed_at_time)?)?;
+    insert.raw_bind_parameter(14, opt("deletedAtTime", a.deleted_at_time)?)?;
+    insert.raw_bind_parameter(15, a.is_overdue)?;
+    insert.raw_bind_parameter(16, a.is_completed_late)?;
+    insert.raw_bind_parameter(17, a.score_percent)?;
+    if let Some(sync) = sync {
+        insert.raw_bind_parameter(18, sync)?;
+    }
+    insert.raw_execute()?;
+    Ok(())
+}
+
+/// Where a sync's pages are staged.
+enum Target {
+    /// A table shaped like `mirror_versions` that the commit makes the
+    /// mirror by renaming it (a sync that reads everything again).
+    Load(String),
+    /// `mirror_staging`, moved in by the commit.
+    Staging,
+}
+
+/// The load table of sync `sync`: its name carries the sync, so what a
+/// killed sync left is never mistaken for this one's.
+fn load_table(sync: i64) -> String {
+    format!("{LOAD_PREFIX}{sync}")
+}
+
+/// The name every load table starts with.
+const LOAD_PREFIX: &str = "mirror_load_";
+
+fn table_exists(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+/// Drops the load tables of syncs other than `keep` (killed or failed ones).
+fn drop_loads(tx: &Transaction<'_>, keep: Option<&str>) -> rusqlite::Result<()> {
+    let names = {
+        let mut q = tx.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?1) = ?2",
+        )?;
+        q.query_map(params![LOAD_PREFIX.len() as i64, LOAD_PREFIX], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    for name in names.iter().filter(|n| Some(n.as_str()) != keep) {
+        tx.execute_batch(&format!("DROP TABLE \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    Ok(())
+}
+
+/// Where sync `sync` stages: decided at its first page and kept for the
+/// rest. A sync that reads everything again (a first sync, a rebuild)
+/// stages into a load table of its own, created from `mirror_versions`'
+/// own stored definition (so the two cannot differ): the commit renames it
+/// rather than copying a million rows again. Any other stages into
+/// `mirror_staging`.
+fn target(tx: &Transaction<'_>, sync: i64) -> anyhow::Result<Target> {
+    let load = load_table(sync);
+    if table_exists(tx, &load)? {
+        return Ok(Target::Load(load));
+    }
+    let started: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM mirror_staging WHERE sync_id = ?1)",
+        [sync],
+        |r| r.get(0),
+    )?;
+    if started {
+        return Ok(Target::Staging);
+    }
+    // The first page of this sync: what killed syncs left goes.
+    drop_loads(tx, None)?;
+    // Everything the mirror holds is read again: the mirror is empty, or
+    // the sync starts at or before its reach (a rebuild, a `since` moved
+    // earlier). The commit renames (empty, or replaced) or copies.
+    let whole: bool = tx.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM mirror_versions)
+             OR COALESCE((SELECT range_start FROM mirror_syncs WHERE id = ?1)
+                <= (SELECT since FROM mirror_reach WHERE one = 1), 0)",
+        [sync],
+        |r| r.get(0),
+    )?;
+    if !whole {
+        return Ok(Target::Staging);
+    }
+    let sql: String = tx.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'mirror_versions'",
+        [],
+        |r| r.get(0),
+    )?;
+    // The first `mirror_versions` in the text is the table's name
+    // (`CREATE TABLE mirror_versions (`, quoted once it has been renamed).
+    tx.execute_batch(&sql.replacen("mirror_versions", &load, 1))?;
+    Ok(Target::Load(load))
+}
+
+/// Makes sync's load table the mirror: renamed in place of an empty (or
+/// replaced) `mirror_versions`, its indexes built after from sorted keys;
+/// otherwise copied in. Returns the new versions.
+fn move_load_in(
+    tx: &Transaction<'_>,
+    load: &str,
     stats: &SyncStats,
     replace: bool,
-    now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
-    let tx = c.transaction()?;
-    if replace {
-        tx.execute_batch(
-            "DELETE FROM mirror_versions; DELETE FROM mirror_courses; DELETE FROM mirror_drivers;
-             DELETE FROM mirror_tags; DELETE FROM mirror_driver_tags; DELETE FROM mirror_reach;",
+    let empty: bool = tx.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM mirror_versions)",
+        [],
+        |r| r.get(0),
+    )?;
+    if !(replace || empty) {
+        // Already in key order, exact repeats already dropped.
+        let new = copy_in(
+            tx,
+            &format!("SELECT {COLUMNS} FROM \"{load}\""),
+            [],
+            stats,
+            false,
         )?;
+        tx.execute_batch(&format!("DROP TABLE \"{load}\""))?;
+        return Ok(new);
+    }
+    let new: i64 = tx.query_row(&format!("SELECT COUNT(*) FROM \"{load}\""), [], |r| {
+        r.get(0)
+    })?;
+    let indexes = {
+        let mut q = tx.prepare(
+            "SELECT sql FROM sqlite_master
+             WHERE type = 'index' AND tbl_name = 'mirror_versions' AND sql IS NOT NULL",
+        )?;
+        q.query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.execute_batch(&format!(
+        "DROP TABLE mirror_versions; ALTER TABLE \"{load}\" RENAME TO mirror_versions;"
+    ))?;
+    for sql in &indexes {
+        tx.execute_batch(sql)?;
+    }
+    Ok(new as u64)
+}
+
+/// Copies the rows `select` gives into `mirror_versions` (emptied first
+/// with `replace`). Returns the new versions.
+fn copy_in(
+    tx: &Transaction<'_>,
+    select: &str,
+    params: impl rusqlite::Params,
+    stats: &SyncStats,
+    replace: bool,
+) -> anyhow::Result<u64> {
+    if replace {
+        tx.execute("DELETE FROM mirror_versions", [])?;
     }
     // A sync that brings many versions relative to what the mirror holds
-    // (a first sync, a rebuild) fills the secondary indexes at random, page
+    // (a `since` moved earlier) fills the secondary indexes at random, page
     // after page: dropped and built again from sorted keys is several times
     // faster. Inside the transaction, so readers see both or neither.
     let staged = stats.versions as i64;
@@ -136,19 +300,55 @@ fn commit_sync(
         Vec::new()
     };
     let new = tx.execute(
-        &format!(
-            // In primary-key order: the B-tree is appended to in runs rather
-            // than written at random, the classic bulk load. `rowid` last keeps
-            // the first received of exact repeats, as before.
-            "INSERT OR IGNORE INTO mirror_versions ({COLUMNS})
-                     SELECT {COLUMNS} FROM mirror_staging WHERE sync_id = ?1
-                     ORDER BY id, updated_at, rowid"
-        ),
-        [sync],
+        &format!("INSERT OR IGNORE INTO mirror_versions ({COLUMNS}) {select}"),
+        params,
     )? as u64;
     for (_, sql) in &indexes {
         tx.execute_batch(sql)?;
     }
+    Ok(new)
+}
+
+/// The transaction of [`MirrorStore::commit`].
+#[allow(clippy::too_many_arguments)] // the commit's whole input, passed through
+fn commit_sync(
+    c: &mut Connection,
+    sync: i64,
+    since: i64,
+    end: i64,
+    lists: &Lists,
+    stats: &SyncStats,
+    replace: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let load = load_table(sync);
+    let loaded = table_exists(&tx, &load)?;
+    if replace {
+        tx.execute_batch(
+            "DELETE FROM mirror_courses; DELETE FROM mirror_drivers;
+             DELETE FROM mirror_tags; DELETE FROM mirror_driver_tags; DELETE FROM mirror_reach;",
+        )?;
+    }
+    let new = if loaded {
+        move_load_in(&tx, &load, stats, replace)?
+    } else {
+        copy_in(
+            &tx,
+            // In primary-key order: the B-tree is appended to in runs rather
+            // than written at random, the classic bulk load. `rowid` last
+            // keeps the first received of exact repeats, as before.
+            &format!(
+                "SELECT {COLUMNS} FROM mirror_staging WHERE sync_id = ?1
+                 ORDER BY id, updated_at, rowid"
+            ),
+            [sync],
+            stats,
+            replace,
+        )?
+    };
+    // What syncs killed before their commit left in load tables.
+    drop_loads(&tx, None)?;
     // Only this sync's pages are staged (`begin_sync` drops any others, and
     // one sync runs at a time): emptied whole, SQLite frees the pages at
     // once instead of deleting row by row.
