@@ -14,6 +14,8 @@
 //! half of them a second one (started, completed or deleted), over two
 //! years. Building the mirror is not timed.
 
+#[path = "support/million.rs"]
+mod million;
 #[path = "../tests/it/smtp_support/mod.rs"]
 mod smtp_support;
 
@@ -22,66 +24,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use serde_json::json;
 use smtp_support::{Script, TestSmtp};
-use trainwatch::mirror::{Lists, MirrorStore, Reach, SqliteMirror, SyncStats};
-use trainwatch::samsara::Assignment;
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339()
-}
-
-/// A mirror of `total` assignments in `state`, reaching `end`.
-fn build_mirror(state: &Path, total: usize, start: DateTime<Utc>, end: DateTime<Utc>) -> u64 {
-    let span = (end - Duration::days(1) - start).num_seconds();
-    let mirror = SqliteMirror::open(state).unwrap();
-    let sync = mirror.begin_sync(start, end, end).unwrap();
-    let mut versions = 0u64;
-    for page_start in (0..total).step_by(10_000) {
-        let mut page: Vec<Assignment> = Vec::with_capacity(20_000);
-        for i in page_start..(page_start + 10_000).min(total) {
-            let created = start + Duration::seconds((i as i64 * 7919) % span);
-            let due = created + Duration::days(((i * 31) % 60) as i64);
-            let base = json!({
-                "id": format!("a-{i:07}"),
-                "course": {"id": format!("course-{}", i % 40)},
-                "learner": {"id": (i % 5000).to_string(), "type": "driver"},
-                "status": "notStarted",
-                "createdAtTime": rfc(created),
-                "updatedAtTime": rfc(created),
-                "durationMinutes": 0,
-                "dueAtTime": rfc(due),
-            });
-            page.push(serde_json::from_value(base.clone()).unwrap());
-            if i % 2 == 0 {
-                let later = created + Duration::days(((i * 13) % 50) as i64 + 1);
-                let mut next = base;
-                next["updatedAtTime"] = json!(rfc(later));
-                match i % 6 {
-                    0 => next["status"] = json!("inProgress"),
-                    2 => {
-                        next["status"] = json!("completed");
-                        next["completedAtTime"] = json!(rfc(later));
-                    }
-                    _ => next["deletedAtTime"] = json!(rfc(later)),
-                }
-                page.push(serde_json::from_value(next).unwrap());
-            }
-        }
-        versions += page.len() as u64;
-        mirror.stage(sync, &page).unwrap();
-    }
-    mirror
-        .commit(
-            sync,
-            Reach { since: start, end },
-            &Lists::default(),
-            &SyncStats::default(),
-            false,
-            end,
-        )
-        .unwrap();
-    versions
 }
 
 /// Runs `command` to its end: its exit status, wall seconds and peak RSS in KiB.
@@ -136,7 +82,8 @@ async fn main() {
     let end = fire + Duration::days(1);
 
     let built = Instant::now();
-    let versions = build_mirror(&state, total, start, end);
+    let span = (end - Duration::days(1) - start).num_seconds();
+    let versions = million::fill(&state, total, start, span, start, end);
     println!(
         "audit_million: mirror of {total} assignments, {versions} versions, built in {:.1} s (not timed)",
         built.elapsed().as_secs_f64()

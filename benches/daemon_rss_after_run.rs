@@ -17,15 +17,15 @@
 //! archive's, is over SQLite's 1 GB limit for the outbox's payload at this
 //! size until reports stream: the run then fails after its peak.)
 
+#[path = "support/million.rs"]
+mod million;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Timelike, Utc};
-use serde_json::json;
-use trainwatch::mirror::{Lists, MirrorStore, Reach, SqliteMirror, SyncStats};
-use trainwatch::samsara::Assignment;
 
 /// `mirror.since` of the config, and of the filled mirror's reach.
 const SINCE: &str = "2020-01-01T00:00:00Z";
@@ -90,58 +90,10 @@ fn show(what: &str, m: Rss) -> String {
 /// Fills the mirror in `state` with `total` assignments created over the
 /// two years before `now`; returns the versions staged.
 fn fill_mirror(state: &Path, total: usize, now: DateTime<Utc>) -> u64 {
-    let rfc = |t: DateTime<Utc>| t.to_rfc3339();
     let since: DateTime<Utc> = SINCE.parse().unwrap();
     let start = now - Duration::days(730);
     let span = (now - Duration::days(60) - start).num_seconds();
-    let mirror = SqliteMirror::open(state).unwrap();
-    let sync = mirror.begin_sync(since, now, now).unwrap();
-    let mut versions = 0u64;
-    for page_start in (0..total).step_by(10_000) {
-        let mut page: Vec<Assignment> = Vec::with_capacity(20_000);
-        for i in page_start..(page_start + 10_000).min(total) {
-            let created = start + Duration::seconds((i as i64 * 7919) % span);
-            let due = created + Duration::days(((i * 31) % 60) as i64);
-            let base = json!({
-                "id": format!("a-{i:07}"),
-                "course": {"id": format!("course-{}", i % 40)},
-                "learner": {"id": (i % 5000).to_string(), "type": "driver"},
-                "status": "notStarted",
-                "createdAtTime": rfc(created),
-                "updatedAtTime": rfc(created),
-                "durationMinutes": 0,
-                "dueAtTime": rfc(due),
-            });
-            page.push(serde_json::from_value(base.clone()).unwrap());
-            if i % 2 == 0 {
-                let later = created + Duration::days(((i * 13) % 50) as i64 + 1);
-                let mut next = base;
-                next["updatedAtTime"] = json!(rfc(later));
-                match i % 6 {
-                    0 => next["status"] = json!("inProgress"),
-                    2 => {
-                        next["status"] = json!("completed");
-                        next["completedAtTime"] = json!(rfc(later));
-                    }
-                    _ => next["deletedAtTime"] = json!(rfc(later)),
-                }
-                page.push(serde_json::from_value(next).unwrap());
-            }
-        }
-        versions += page.len() as u64;
-        mirror.stage(sync, &page).unwrap();
-    }
-    mirror
-        .commit(
-            sync,
-            Reach { since, end: now },
-            &Lists::default(),
-            &SyncStats::default(),
-            false,
-            now,
-        )
-        .unwrap();
-    versions
+    million::fill(state, total, start, span, since, now)
 }
 
 /// A webhook receiver on loopback that answers `200 ok` to every request;

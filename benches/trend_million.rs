@@ -11,14 +11,15 @@
 //! later (started, completed or deleted), spread over two years, so each
 //! instant's state picks among versions. Building the mirror is not timed.
 
+#[path = "support/million.rs"]
+mod million;
+
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use serde_json::json;
 use trainwatch::config;
 use trainwatch::job;
-use trainwatch::mirror::{Lists, MirrorStore, Reach, SqliteMirror, SyncStats};
-use trainwatch::samsara::Assignment;
+use trainwatch::mirror::{MirrorStore, SqliteMirror};
 
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -52,55 +53,8 @@ fn main() {
     let span = (fire - start).num_seconds();
 
     // The mirror, built page by page as a sync stages it.
-    let mirror = SqliteMirror::open(&dir.path().join("state")).unwrap();
-    let sync = mirror.begin_sync(start, end, end).unwrap();
-    let mut versions = 0u64;
     let built = Instant::now();
-    for page_start in (0..total).step_by(10_000) {
-        let mut page: Vec<Assignment> = Vec::with_capacity(20_000);
-        for i in page_start..(page_start + 10_000).min(total) {
-            let created = start + Duration::seconds((i as i64 * 7919) % span);
-            let due = created + Duration::days(((i * 31) % 60) as i64);
-            let base = json!({
-                "id": format!("a-{i:07}"),
-                "course": {"id": format!("course-{}", i % 40)},
-                "learner": {"id": (i % 5000).to_string(), "type": "driver"},
-                "status": "notStarted",
-                "createdAtTime": rfc(created),
-                "updatedAtTime": rfc(created),
-                "durationMinutes": 0,
-                "dueAtTime": rfc(due),
-            });
-            page.push(serde_json::from_value(base.clone()).unwrap());
-            if i % 2 == 0 {
-                let later = created + Duration::days(((i * 13) % 50) as i64 + 1);
-                let mut next = base;
-                next["updatedAtTime"] = json!(rfc(later));
-                match i % 6 {
-                    0 => next["status"] = json!("inProgress"),
-                    2 => {
-                        next["status"] = json!("completed");
-                        next["completedAtTime"] = json!(rfc(later));
-                    }
-                    _ => next["deletedAtTime"] = json!(rfc(later)),
-                }
-                page.push(serde_json::from_value(next).unwrap());
-            }
-        }
-        versions += page.len() as u64;
-        mirror.stage(sync, &page).unwrap();
-    }
-    mirror
-        .commit(
-            sync,
-            Reach { since: start, end },
-            &Lists::default(),
-            &SyncStats::default(),
-            false,
-            end,
-        )
-        .unwrap();
-    drop(mirror);
+    let versions = million::fill(&dir.path().join("state"), total, start, span, start, end);
     println!(
         "mirror: {total} assignments, {versions} versions, built in {:.1} s (not timed below)",
         built.elapsed().as_secs_f64()
