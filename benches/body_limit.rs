@@ -12,9 +12,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use secrecy::SecretString;
-use trainwatch::samsara::{
-    AssignmentQuery, Client, ClientSettings, DEFAULT_MAX_BODY_BYTES, RateLimits,
-};
+use trainwatch::samsara::{AssignmentQuery, Client, ClientSettings, RateLimits};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
@@ -71,7 +69,7 @@ async fn main() {
     println!("error: {err}");
     println!(
         "body cap {} MiB; server produced {} MiB of a 1024 MiB body before the client stopped; {:.2} s",
-        DEFAULT_MAX_BODY_BYTES / (1024 * 1024),
+        trainwatch::defaults::MAX_BODY_BYTES / (1024 * 1024),
         produced.load(Ordering::Relaxed) / (1024 * 1024),
         took.as_secs_f64()
     );

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// memory, so fewer arenas leave less behind after a run.
 const ARENAS: i32 = 2;
 
-/// Caps glibc's malloc arenas at [`ARENAS`]. Call before starting threads
+/// Caps glibc's malloc arenas at 2 (`ARENAS`). Call before starting threads
 /// (before the tokio runtime): a thread picks its arena at its first malloc.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -22,13 +22,6 @@ use crate::samsara::Client;
 use crate::server::Health;
 use crate::store::Store;
 
-/// How long a shutdown waits for running jobs before cutting them off.
-pub const SHUTDOWN_TIMEOUT: Duration = crate::defaults::SHUTDOWN_TIMEOUT;
-
-/// How often the service looks for pending deliveries and transient
-/// failures whose retry is due (see [`crate::store::next_retry`]).
-pub const OUTBOX_INTERVAL: Duration = crate::defaults::OUTBOX_INTERVAL;
-
 /// How often the service tells `/healthz` it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// `/healthz` turns 503 when the last heartbeat is older than this.
@@ -395,7 +388,7 @@ pub async fn run_as(
             loop {
                 runner.outbox_pass().await;
                 tokio::select! {
-                    _ = tokio::time::sleep(OUTBOX_INTERVAL) => {}
+                    _ = tokio::time::sleep(crate::defaults::OUTBOX_INTERVAL) => {}
                     _ = stopped.stopped() => return,
                 }
             }
@@ -480,13 +473,13 @@ pub async fn run_as(
     }
     tracing::info!(
         "stopping: no new runs or sends; waiting up to {}s for the sends in flight",
-        SHUTDOWN_TIMEOUT.as_secs()
+        crate::defaults::SHUTDOWN_TIMEOUT.as_secs()
     );
     // Runs and the outbox start no new send from here; what is left stays
     // pending in the ledger for the next start.
     let _ = stop.send(true);
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
-    let drained = daemon.shutdown(SHUTDOWN_TIMEOUT).await;
+    let deadline = tokio::time::Instant::now() + crate::defaults::SHUTDOWN_TIMEOUT;
+    let drained = daemon.shutdown(crate::defaults::SHUTDOWN_TIMEOUT).await;
     let mut outbox = outbox;
     if tokio::time::timeout_at(deadline, &mut outbox)
         .await

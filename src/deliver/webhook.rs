@@ -27,9 +27,6 @@ use crate::http::{Redirects, snippet};
 use crate::ratelimit::RateLimits;
 use crate::retry::RetryPolicy;
 
-/// Timeout of one request unless the caller sets another.
-pub const DEFAULT_TIMEOUT: Duration = crate::defaults::WEBHOOK_TIMEOUT;
-
 /// Slack accepts one message per second per webhook, in bursts tolerated
 /// briefly; trainwatch never relies on the burst.
 const SLACK_MESSAGES_PER_SECOND: u32 = 1;
@@ -85,7 +82,7 @@ impl WebhookSender {
     /// A sender with a 30 s request timeout and a Slack pacing registry of
     /// its own, shared by its clones: build one per process and clone it.
     pub fn new() -> Result<Self, reqwest::Error> {
-        Self::with_settings(Some(DEFAULT_TIMEOUT), RateLimits::local())
+        Self::with_settings(Some(crate::defaults::WEBHOOK_TIMEOUT), RateLimits::local())
     }
 
     /// A sender with its own `timeout` and pacing registry `limits`.

@@ -67,9 +67,6 @@ pub const STREAM_PAGE_SIZE: usize = 25;
 pub const COURSES_PAGE_SIZE: usize = 5;
 /// The largest and default `limit` of `/fleet/drivers`.
 pub const DRIVERS_MAX_LIMIT: usize = 512;
-/// The token sent to the sample server: a configured token never leaves for it.
-pub const SAMPLE_TOKEN: &str = crate::defaults::SAMPLE_TOKEN;
-
 /// The sample data served on `127.0.0.1`, until dropped.
 pub struct SampleServer {
     /// `http://127.0.0.1:PORT/`.
@@ -198,6 +195,6 @@ pub async fn client_settings(
         .await
         .with_context(|| format!("serving the sample data in {}", dir.display()))?;
     settings.base_url = server.base_url.clone();
-    settings.token = SecretString::from(SAMPLE_TOKEN);
+    settings.token = SecretString::from(crate::defaults::SAMPLE_TOKEN);
     Ok((settings, Some(server)))
 }

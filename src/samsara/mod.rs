@@ -20,8 +20,5 @@ pub use error::{ApiError, Endpoint, Place};
 pub use fetched::{Dedup, FetchStats, Fetched};
 pub use names::Names;
 pub use query::{AssignmentQuery, MAX_IDS_PER_LIST};
-pub use settings::{
-    ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FETCH_TIME, DEFAULT_MAX_RATE_LIMITED,
-    DEFAULT_RATE_LIMIT_FLOOR,
-};
+pub use settings::ClientSettings;
 pub use wire::*;

@@ -10,17 +10,6 @@ use crate::retry::RetryPolicy;
 
 use crate::defaults;
 
-/// The largest response body read by default ([`defaults::MAX_BODY_BYTES`]).
-pub const DEFAULT_MAX_BODY_BYTES: usize = defaults::MAX_BODY_BYTES;
-/// The longest one fetch may take by default ([`defaults::MAX_FETCH_TIME`]).
-pub const DEFAULT_MAX_FETCH_TIME: Duration = defaults::MAX_FETCH_TIME;
-/// The least a 429 waits beyond its `Retry-After` ([`defaults::RATE_LIMIT_FLOOR`]).
-pub const DEFAULT_RATE_LIMIT_FLOOR: Duration = defaults::RATE_LIMIT_FLOOR;
-/// How long one request may keep being answered 429 ([`defaults::MAX_RATE_LIMITED`]).
-pub const DEFAULT_MAX_RATE_LIMITED: Duration = defaults::MAX_RATE_LIMITED;
-/// How many split queries of one fetch run at once (they share the limiter).
-const DEFAULT_CONCURRENCY: usize = defaults::FETCH_CONCURRENCY;
-
 /// Everything the client needs, usually built from `[samsara]` by [`ClientSettings::from_config`].
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
@@ -59,11 +48,11 @@ impl ClientSettings {
                 max_elapsed: c.max_retry_time,
                 ..RetryPolicy::default()
             },
-            concurrency: DEFAULT_CONCURRENCY,
+            concurrency: defaults::FETCH_CONCURRENCY,
             max_fetch_time: c.max_fetch_time,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            rate_limit_floor: DEFAULT_RATE_LIMIT_FLOOR,
-            max_rate_limited: DEFAULT_MAX_RATE_LIMITED,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            rate_limit_floor: defaults::RATE_LIMIT_FLOOR,
+            max_rate_limited: defaults::MAX_RATE_LIMITED,
         }
     }
 
@@ -76,11 +65,11 @@ impl ClientSettings {
             timeout: Some(defaults::REQUEST_TIMEOUT),
             api_version: None,
             retry: RetryPolicy::default(),
-            concurrency: DEFAULT_CONCURRENCY,
-            max_fetch_time: DEFAULT_MAX_FETCH_TIME,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            rate_limit_floor: DEFAULT_RATE_LIMIT_FLOOR,
-            max_rate_limited: DEFAULT_MAX_RATE_LIMITED,
+            concurrency: defaults::FETCH_CONCURRENCY,
+            max_fetch_time: defaults::MAX_FETCH_TIME,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            rate_limit_floor: defaults::RATE_LIMIT_FLOOR,
+            max_rate_limited: defaults::MAX_RATE_LIMITED,
         }
     }
 }

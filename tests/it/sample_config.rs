@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use trainwatch::check::{load, load_str};
 use trainwatch::config::Config;
+use trainwatch::defaults::SAMPLE_TOKEN;
 use trainwatch::export::{self, Format};
-use trainwatch::sample::{SAMPLE_TOKEN, client_settings};
+use trainwatch::sample::client_settings;
 use trainwatch::samsara::{Client, RateLimits};
 
 use sample_support::*;
