@@ -164,3 +164,92 @@ async fn a_service_killed_part_way_sends_the_rest_at_restart_each_manager_once()
 async fn a_service_stopped_part_way_by_sigterm_sends_the_rest_at_restart_each_manager_once() {
     stopped_part_way_then_restarted("-TERM").await;
 }
+
+/// A run's archives are staged files the ledger names: killed with them
+/// pending, the restarted service publishes each team's snapshot exactly
+/// once, whole (every SHA256SUMS line holds), and leaves no staging behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_killed_part_way_publishes_every_staged_archive_once_at_restart() {
+    let smtp = TestSmtp::start(Script {
+        data_delay: Duration::from_millis(300),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &smtp);
+    let audit = dir.path().join("audit");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let with_archive = text.replace(
+        r#"template = "overdue" } }]"#,
+        &format!(
+            r#"template = "overdue" }} }}, {{ archive = {{ dir = "{}" }} }}]"#,
+            audit.display()
+        ),
+    );
+    assert_ne!(text, with_archive, "the job gains an archive delivery");
+    std::fs::write(&config, with_archive).unwrap();
+
+    let first_log = dir.path().join("first.log");
+    let mut service = start_service(&config, &first_log);
+    wait_for(&smtp, "the first ten emails", &first_log, |n| n >= 10).await;
+    service.signal("-KILL");
+    service.child.wait().unwrap();
+    let staging = dir.path().join("state/staging");
+    let staged = std::fs::read_dir(&staging).map_or(0, |d| d.count());
+    assert!(
+        staged > 0,
+        "the killed run left its archives staged, pending"
+    );
+
+    let second_log = dir.path().join("second.log");
+    let mut service = start_service(&config, &second_log);
+    wait_for(&smtp, "all forty emails", &second_log, |n| n >= TEAMS).await;
+    let started = Instant::now();
+    let snapshots = || -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![audit.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten() {
+                let p = e.unwrap().path();
+                if p.join("SHA256SUMS").exists() {
+                    out.push(p);
+                } else if p.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        out
+    };
+    while snapshots().len() < TEAMS && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    service.signal("-TERM");
+    assert_eq!(service.child.wait().unwrap().code(), Some(0));
+
+    let mut found = snapshots();
+    found.sort();
+    assert_eq!(
+        found.len(),
+        TEAMS,
+        "one snapshot per team: {found:#?}\n{}",
+        std::fs::read_to_string(&second_log).unwrap_or_default()
+    );
+    for snapshot in &found {
+        let sums = std::fs::read_to_string(snapshot.join("SHA256SUMS")).unwrap();
+        assert_eq!(sums.lines().count(), 4, "{}", snapshot.display());
+        for line in sums.lines() {
+            let (sha, file) = line.split_once("  ").unwrap();
+            let bytes = std::fs::read(snapshot.join(file)).unwrap();
+            assert_eq!(
+                trainwatch::deliver::archive::sha256_hex(&bytes),
+                sha,
+                "{}/{file}",
+                snapshot.display()
+            );
+        }
+    }
+    let left = std::fs::read_dir(&staging).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "no staging left once every archive is delivered");
+    assert_eq!(smtp.log().messages.len(), TEAMS, "and each email once");
+}
