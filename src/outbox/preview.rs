@@ -72,21 +72,18 @@ pub fn preview_files(items: &[Outgoing]) -> anyhow::Result<Vec<PreviewFile<'_>>>
                     ));
                 }
             }
-            Payload::Slack(messages) if messages.len() == 1 => {
-                out.push(PreviewFile::Bytes(name("slack.json"), json(&messages[0])?));
+            Payload::Webhook { kind, parts } if parts.len() == 1 => {
+                let file = format!("{}.json", kind.preview_name());
+                out.push(PreviewFile::Bytes(name(&file), json(&parts[0])?));
             }
-            Payload::Slack(messages) => {
-                for (part, message) in messages.iter().enumerate() {
+            Payload::Webhook { kind, parts } => {
+                for (part, message) in parts.iter().enumerate() {
                     out.push(PreviewFile::Bytes(
-                        name(&format!("slack-{}.json", part + 1)),
+                        name(&format!("{}-{}.json", kind.preview_name(), part + 1)),
                         json(message)?,
                     ));
                 }
             }
-            Payload::MsTeams(card) => {
-                out.push(PreviewFile::Bytes(name("msteams.json"), json(card)?))
-            }
-            Payload::Json(body) => out.push(PreviewFile::Bytes(name("body.json"), json(body)?)),
             Payload::Archive {
                 files, manifest, ..
             } => out.push(PreviewFile::Snapshot {
