@@ -23,8 +23,8 @@ use crate::report::Report;
 use crate::window::Window;
 
 pub use email::{
-    Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment, csv_bytes, csv_left_out,
-    excel_csv,
+    AddressError, Addressed, Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment,
+    csv_bytes, csv_left_out, excel_csv,
 };
 pub use failure::failure;
 pub use item::{ARCHIVE_FILES, archive_folder, write_json_rows};
