@@ -10,9 +10,10 @@
 //! `deliver` posts them and `config` checks names against [`SINKS`]; none of
 //! them matches on a kind.
 //!
-//! Adding a kind: a module here with a unit struct that implements
-//! [`Sink`], its line in [`SINKS`], and its built-in templates in
-//! `templates/` (listed by [`Sink::builtin_templates`]).
+//! Adding a kind: a module here (declared below) with a unit struct that
+//! implements [`Sink`], its line in [`SINKS`], and its built-in templates
+//! in `templates/` (listed by [`Sink::builtin_templates`]). ARCHITECTURE.md
+//! ("Adding a delivery kind") walks through it.
 
 /// `(file name, source)` of each named file in `templates/`, each name
 /// written once.
