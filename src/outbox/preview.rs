@@ -25,9 +25,10 @@ pub enum PreviewFile<'a> {
 
 /// The files of a preview of `items`, each under `[<team>/]`: an email as
 /// `email.html`, `email.txt`, `email.eml` (and its attachment and inline
-/// images, such as `trend.png`), each Slack message as one Block Kit object
-/// (`slack.json`, or `slack-1.json`, `slack-2.json`, … for a split digest),
-/// a Teams card as `msteams.json`, a JSON body as `body.json`, and an
+/// images, such as `trend.png`), a webhook's body as
+/// `<preview name>.json` ([`crate::sink::Sink::preview_name`]: `slack.json`,
+/// `msteams.json`, `body.json` for json), each part of a multi-part one
+/// numbered (`slack-1.json`, `slack-2.json`, … for a split digest), and an
 /// archive as the snapshot folder `archive/`. Numbered `N-` (the delivery's
 /// place in the job) only when one team gets several deliveries of one kind.
 /// Kinds the job does not deliver get no file.
