@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 use toml::Spanned;
 
 use crate::config::raw::{RawDelivery, RawJob};
-use crate::config::{Config, ConfigCheck, ConfigErrors, Delivery, Job, WebhookKind, WhenEmpty};
+use crate::config::{Config, ConfigCheck, ConfigErrors, Delivery, Job, WhenEmpty};
 use crate::data::JobData;
 use crate::learner::LearnerId;
 use crate::render::{FailureContext, Renderer};
@@ -237,13 +237,9 @@ fn check_delivery(
             let Some(hook) = config.webhooks.get(&w.webhook) else {
                 return;
             };
-            let rendered = match hook.kind {
-                WebhookKind::Slack => renderer.slack(&w.template, report).map(drop),
-                WebhookKind::MsTeams => renderer.msteams(&w.template, report).map(drop),
-                WebhookKind::Json => renderer
-                    .json_body(&w.template, report, w.include_assignments)
-                    .map(drop),
-            };
+            let rendered = renderer
+                .webhook(hook.kind, &w.template, report, w.include_assignments)
+                .map(drop);
             if let Err(err) = rendered {
                 let span = raw
                     .template

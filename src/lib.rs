@@ -15,6 +15,7 @@
 //! - [`ledger`]: the deliveries' claim → send → record protocol, and resume.
 //! - [`report`]: the rollup into the report data every template sees.
 //! - [`render`]: Tera templates → email bodies, Slack/Teams/JSON payloads, archive HTML.
+//! - [`sink`]: each webhook kind (Slack, Teams, JSON) in one module, all in one list: names, escaping, limits, headers, success.
 //! - [`deliver`]: where rendered reports leave: SMTP, webhooks, archive snapshots.
 //! - [`store`]: run history and the delivery ledger (SQLite).
 //! - [`ratelimit`]: request pacing (in-process GCRA) and the token's request slots, shared by the processes on one state store; built once by its owner, passed in.
@@ -62,6 +63,7 @@ pub mod samsara;
 pub mod schedule;
 pub mod server;
 pub mod service;
+pub mod sink;
 pub mod status;
 pub mod store;
 pub mod teams;

@@ -162,13 +162,8 @@ pub struct SmtpConfig {
     pub timeout: Duration,
 }
 
-/// `kind` of a webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookKind {
-    Slack,
-    MsTeams,
-    Json,
-}
+/// `kind` of a webhook: one of [`crate::sink::SINKS`].
+pub use crate::sink::WebhookKind;
 
 /// `[webhooks.NAME]`.
 #[derive(Debug, Clone)]

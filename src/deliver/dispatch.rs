@@ -154,32 +154,28 @@ impl Sender for Dispatcher {
                 SendError::permanent(format!("webhook {label:?} is no longer in the config")),
                 parts_done,
             ),
-            (Payload::Slack(messages), Some(url)) => {
-                let first = (parts_done as usize).min(messages.len());
-                let slack = self
+            (Payload::Webhook { kind, parts }, Some(url)) => {
+                let first = (parts_done as usize).min(parts.len());
+                let posted = self
                     .webhooks
-                    .slack_from(label, url, messages, first, &self.policy)
+                    .post(
+                        *kind,
+                        label,
+                        url,
+                        item.secret.as_ref(),
+                        parts,
+                        first,
+                        key,
+                        &self.policy,
+                    )
                     .await;
                 Dispatched {
                     attempted: Attempted {
-                        attempts: slack.attempts,
-                        result: slack.result.map(|()| Sent::Delivered),
+                        attempts: posted.attempts,
+                        result: posted.result.map(|()| Sent::Delivered),
                     },
-                    parts_done: slack.parts_sent as u32,
+                    parts_done: posted.parts_sent as u32,
                 }
-            }
-            (Payload::MsTeams(card), Some(url)) => done(
-                self.webhooks.msteams(label, url, card, &self.policy).await,
-                Sent::Delivered,
-                1,
-                parts_done,
-            ),
-            (Payload::Json(body), Some(url)) => {
-                let attempted = self
-                    .webhooks
-                    .json(label, url, item.secret.as_ref(), body, key, &self.policy)
-                    .await;
-                done(attempted, Sent::Delivered, 1, parts_done)
             }
         }
     }

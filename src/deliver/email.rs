@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lettre::Message;
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
@@ -27,17 +27,14 @@ use tokio::time::Instant;
 
 use super::SendError;
 use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::outbox::{AddressError, Addressed};
 pub use crate::outbox::{Email, InlineImage};
 
 /// Why an email could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {
-    #[error("{field} address {value:?} is not a valid mailbox: {source}")]
-    Address {
-        field: &'static str,
-        value: String,
-        source: crate::mailbox::MailboxError,
-    },
+    #[error(transparent)]
+    Address(AddressError),
     #[error("the email has no recipient (to is empty after rendering)")]
     NoRecipient,
     #[error("building the message: {0}")]
@@ -46,14 +43,13 @@ pub enum EmailError {
     InlineType { content_id: String, value: String },
 }
 
-fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, EmailError> {
-    crate::mailbox::Mailbox::parse(value)
-        .map(Mailbox::from)
-        .map_err(|source| EmailError::Address {
-            field,
-            value: value.to_string(),
-            source,
-        })
+impl From<AddressError> for EmailError {
+    fn from(e: AddressError) -> Self {
+        match e {
+            AddressError::NoRecipient => Self::NoRecipient,
+            other => Self::Address(other),
+        }
+    }
 }
 
 impl Email {
@@ -62,23 +58,20 @@ impl Email {
     /// `multipart/related` with its inline images when it has any). lettre sets
     /// `Date` and `Message-ID`.
     pub fn to_message(&self) -> Result<Message, EmailError> {
+        // The addresses the outbox checked, parsed the same way.
+        let Addressed { from, to, cc, bcc } = self.addressed()?;
         let mut builder = Message::builder()
-            .from(mailbox("from", &self.from)?)
+            .from(from.into())
             .subject(self.subject.clone())
             .message_id(self.message_id.clone());
-        let mut recipients = 0;
-        for to in self.to.iter().filter(|a| !a.trim().is_empty()) {
-            builder = builder.to(mailbox("to", to)?);
-            recipients += 1;
+        for to in to {
+            builder = builder.to(to.into());
         }
-        if recipients == 0 {
-            return Err(EmailError::NoRecipient);
+        for cc in cc {
+            builder = builder.cc(cc.into());
         }
-        for cc in self.cc.iter().filter(|a| !a.trim().is_empty()) {
-            builder = builder.cc(mailbox("cc", cc)?);
-        }
-        for bcc in self.bcc.iter().filter(|a| !a.trim().is_empty()) {
-            builder = builder.bcc(mailbox("bcc", bcc)?);
+        for bcc in bcc {
+            builder = builder.bcc(bcc.into());
         }
         let text = SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)

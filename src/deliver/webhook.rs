@@ -1,9 +1,11 @@
-//! Webhook senders (reqwest lives here): Slack incoming webhooks, Microsoft
-//! Teams Workflows webhooks, and generic signed JSON webhooks.
+//! The webhook sender (reqwest lives here): one POST per part of a body,
+//! for every kind in [`crate::sink::SINKS`]; what differs per kind (headers,
+//! signature, pacing, which status is success) the kind's sink says.
 //!
-//! Each attempt is one POST, classified as [`SendError`]: 429 (with its
-//! `Retry-After`), 408, 5xx, timeouts and connection errors are transient;
-//! every other answer is permanent. [`with_retries`] does the waiting.
+//! Each attempt is one POST, classified as [`SendError`]: the sink's
+//! success; else 429 (with its `Retry-After`), 408, 5xx, timeouts and
+//! connection errors are transient, and every other answer is permanent.
+//! [`with_retries`] does the waiting.
 //!
 //! Webhook URLs are secrets (a Slack URL carries its credential in its
 //! path): no error, log line or `Debug` output here contains one. Webhooks
@@ -14,9 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -26,19 +27,9 @@ use crate::errors::chain;
 use crate::http::{Redirects, snippet};
 use crate::ratelimit::RateLimits;
 use crate::retry::RetryPolicy;
+use crate::sink::WebhookKind;
 
-/// Slack accepts one message per second per webhook, in bursts tolerated
-/// briefly; trainwatch never relies on the burst.
-const SLACK_MESSAGES_PER_SECOND: u32 = 1;
-
-/// The registry key of Slack's limiters (the other half is the URL's hash).
-const SLACK_ENDPOINT: &str = "slack-webhook";
-
-/// The header carrying the HMAC of a json webhook's body.
-pub const SIGNATURE_HEADER: &str = "X-Trainwatch-Signature";
-
-/// The header carrying a json delivery's idempotency key.
-pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+pub use crate::sink::json::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature};
 
 /// Posts reports to webhooks. Cheap to clone; one HTTP client inside.
 #[derive(Clone)]
@@ -56,21 +47,24 @@ impl std::fmt::Debug for WebhookSender {
     }
 }
 
-/// The result of posting a (possibly multi-part) Slack digest.
+/// The result of posting a webhook's parts (several for a long Slack digest).
+pub type SlackAttempted = PartsAttempted;
+
+/// The result of posting a webhook's parts, in order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SlackAttempted {
+pub struct PartsAttempted {
     /// Attempts made over all parts, first attempts included.
     pub attempts: u32,
     /// Parts delivered, counted from the first part of the digest: on a
     /// failure, the parts before the failed one. Pass it to
-    /// [`WebhookSender::slack_from`] to resume without re-sending them.
+    /// [`WebhookSender::post`] to resume without re-sending them.
     pub parts_sent: usize,
     /// `Ok` when every part was delivered; the failed part's last error otherwise.
     pub result: Result<(), SendError>,
 }
 
-impl From<SlackAttempted> for Attempted {
-    fn from(s: SlackAttempted) -> Self {
+impl From<PartsAttempted> for Attempted {
+    fn from(s: PartsAttempted) -> Self {
         Attempted {
             attempts: s.attempts,
             result: s.result,
@@ -112,6 +106,82 @@ impl WebhookSender {
         self
     }
 
+    /// Posts the `parts` of a webhook body of `kind` in order, from part
+    /// `first` (0-based: the parts before it were delivered by an earlier
+    /// run; parts keep their numbers in errors), each retried on its own.
+    /// Headers beyond `Content-Type: application/json` are the kind's
+    /// ([`crate::sink::Sink::headers`], given `secret` and the delivery's
+    /// idempotency `key`); one it cannot make fails before any attempt.
+    /// A kind with a rate ([`crate::sink::Sink::per_second`]) is paced per
+    /// URL across every sender sharing this sender's registry. `label`
+    /// names the webhook in errors (never its URL).
+    #[allow(clippy::too_many_arguments)] // each is one thing a post needs; a struct would only rename them
+    pub async fn post(
+        &self,
+        kind: WebhookKind,
+        label: &str,
+        url: &SecretString,
+        secret: Option<&SecretString>,
+        parts: &[Value],
+        first: usize,
+        key: &str,
+        policy: &RetryPolicy,
+    ) -> PartsAttempted {
+        // Keyed by the URL's hash and the kind's name.
+        let limiter = kind
+            .per_second()
+            .map(|rate| self.limits.get(&url_key(url), kind.name(), rate));
+        let total = parts.len();
+        let mut attempts = 0;
+        for (index, part) in parts.iter().enumerate().skip(first) {
+            let place = if total > 1 {
+                format!("{kind} webhook {label:?}, part {} of {total}", index + 1)
+            } else {
+                format!("{kind} webhook {label:?}")
+            };
+            let body = serde_json::to_vec(part).expect("a JSON value always serializes");
+            let headers = match headers(kind, &body, secret, key) {
+                Ok(headers) => headers,
+                Err(why) => {
+                    return PartsAttempted {
+                        attempts,
+                        parts_sent: index,
+                        result: Err(SendError::permanent(format!("{place}: {why}"))),
+                    };
+                }
+            };
+            let out = with_retries(policy, |_| async {
+                if let Some(limiter) = &limiter {
+                    limiter.acquire().await;
+                }
+                let mut request = self
+                    .http
+                    .post(url.expose_secret())
+                    .header(CONTENT_TYPE, "application/json");
+                for (name, value) in &headers {
+                    request = request.header(name, value);
+                }
+                let request = request.body(body.clone());
+                self.attempt(&place, url, request, |s| kind.success(s.as_u16()))
+                    .await
+            })
+            .await;
+            attempts += out.attempts;
+            if let Err(err) = out.result {
+                return PartsAttempted {
+                    attempts,
+                    parts_sent: index,
+                    result: Err(err),
+                };
+            }
+        }
+        PartsAttempted {
+            attempts,
+            parts_sent: total,
+            result: Ok(()),
+        }
+    }
+
     /// Posts a Slack digest: each Block Kit message of `messages` in order,
     /// each retried on its own (parts already delivered are not re-sent),
     /// never more than one message per second to the same URL across every
@@ -138,43 +208,9 @@ impl WebhookSender {
         first: usize,
         policy: &RetryPolicy,
     ) -> SlackAttempted {
-        let limiter = self
-            .limits
-            .get(&url_key(url), SLACK_ENDPOINT, SLACK_MESSAGES_PER_SECOND);
-        let total = messages.len();
-        let mut attempts = 0;
-        for (index, message) in messages.iter().enumerate().skip(first) {
-            let place = if total > 1 {
-                format!("slack webhook {label:?}, part {} of {total}", index + 1)
-            } else {
-                format!("slack webhook {label:?}")
-            };
-            let body = serde_json::to_vec(message).expect("a JSON value always serializes");
-            let out = with_retries(policy, |_| async {
-                limiter.acquire().await;
-                let request = self
-                    .http
-                    .post(url.expose_secret())
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-                self.attempt(&place, url, request, |s| s == StatusCode::OK)
-                    .await
-            })
-            .await;
-            attempts += out.attempts;
-            if let Err(err) = out.result {
-                return SlackAttempted {
-                    attempts,
-                    parts_sent: index,
-                    result: Err(err),
-                };
-            }
-        }
-        SlackAttempted {
-            attempts,
-            parts_sent: total,
-            result: Ok(()),
-        }
+        let kind = WebhookKind::Slack;
+        self.post(kind, label, url, None, messages, first, "", policy)
+            .await
     }
 
     /// Posts a Teams Workflows message (`card`: the message with its
@@ -186,28 +222,16 @@ impl WebhookSender {
         card: &Value,
         policy: &RetryPolicy,
     ) -> Attempted {
-        let place = format!("msteams webhook {label:?}");
-        let body = serde_json::to_vec(card).expect("a JSON value always serializes");
-        with_retries(policy, |_| async {
-            let request = self
-                .http
-                .post(url.expose_secret())
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-            self.attempt(&place, url, request, |s| s.is_success()).await
-        })
-        .await
+        let parts = std::slice::from_ref(card);
+        let kind = WebhookKind::MsTeams;
+        self.post(kind, label, url, None, parts, 0, "", policy)
+            .await
+            .into()
     }
 
     /// Posts `body` as JSON. Any 2xx is success. A key that is not a valid
     /// header value fails permanently before any attempt (`attempts: 0`).
-    ///
-    /// Headers: `Idempotency-Key: <idempotency_key>` always, so a receiver
-    /// can drop the duplicate of a delivery whose answer was lost; the
-    /// caller derives the key from (job, window, target, recipient), so it
-    /// is the same for every attempt and every run that re-sends that
-    /// delivery. With a `secret`, `X-Trainwatch-Signature: sha256=<hex>`:
-    /// the lowercase hex HMAC-SHA256 of the exact body bytes sent.
+    /// Headers: see [`crate::sink::json::Json`].
     pub async fn json(
         &self,
         label: &str,
@@ -217,34 +241,11 @@ impl WebhookSender {
         idempotency_key: &str,
         policy: &RetryPolicy,
     ) -> Attempted {
-        let place = format!("json webhook {label:?}");
-        let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
-        let key = match HeaderValue::from_str(idempotency_key) {
-            Ok(key) => key,
-            Err(_) => {
-                return Attempted {
-                    attempts: 0,
-                    result: Err(SendError::permanent(format!(
-                        "{place}: the idempotency key {idempotency_key:?} is not a valid \
-                         header value (visible ASCII only)"
-                    ))),
-                };
-            }
-        };
-        let signature = secret.map(|s| signature(s, &bytes));
-        with_retries(policy, |_| async {
-            let mut request = self
-                .http
-                .post(url.expose_secret())
-                .header(CONTENT_TYPE, "application/json")
-                .header(IDEMPOTENCY_HEADER, key.clone())
-                .body(bytes.clone());
-            if let Some(sig) = &signature {
-                request = request.header(SIGNATURE_HEADER, sig);
-            }
-            self.attempt(&place, url, request, |s| s.is_success()).await
-        })
-        .await
+        let parts = std::slice::from_ref(body);
+        let kind = WebhookKind::Json;
+        self.post(kind, label, url, secret, parts, 0, idempotency_key, policy)
+            .await
+            .into()
     }
 
     /// One POST, classified. `place` names the webhook; `url` is only used
@@ -315,12 +316,23 @@ impl WebhookSender {
     }
 }
 
-/// `sha256=<lowercase hex HMAC-SHA256 of body keyed by secret>`.
-pub fn signature(secret: &SecretString, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+/// The headers of `kind` for a part's `body`, as reqwest takes them.
+fn headers(
+    kind: WebhookKind,
+    body: &[u8],
+    secret: Option<&SecretString>,
+    key: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    kind.headers(body, secret, key)?
+        .into_iter()
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("internal: {name:?} is not a header name"))?;
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| format!("the {name} header is not a valid header value"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// The registry key of a URL: its SHA-256, so the registry (which has a

@@ -65,7 +65,8 @@ impl std::fmt::Display for DeliveryOutcome {
 /// One line of a run's summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryLine {
-    /// `email`, `slack`, `msteams`, `json` or `archive` ([`super::DeliveryKind`]);
+    /// The kind's name ([`super::DeliveryKind::as_str`]: `email`, a webhook
+    /// kind such as `slack`, or `archive`);
     /// `unknown` for a stored delivery whose kind cannot be read.
     pub kind: String,
     pub target: String,

@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn every_kind_reads_back_as_itself() {
-        for kind in DeliveryKind::ALL {
+        for kind in DeliveryKind::all() {
             assert_eq!(DeliveryKind::parse(kind.as_str()), Some(kind));
         }
     }

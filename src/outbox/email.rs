@@ -1,8 +1,10 @@
-//! An email's data as the outbox builds it (lettre turns it into a message
-//! in `deliver::email`), and the CSV it may carry.
+//! An email's data as the outbox builds it, its mailboxes parsed and checked
+//! ([`Email::addressed`], which `deliver::email` builds its message from:
+//! lettre turns it into a message there), and the CSV it may carry.
 
 use anyhow::Context as _;
 
+use crate::mailbox::{Mailbox, MailboxError};
 use crate::render::filters::count;
 use crate::report::Report;
 use crate::report::rows::{Format, write_rows};
@@ -25,6 +27,62 @@ pub struct Email {
     /// payloads stored before there were any.
     #[serde(default)]
     pub inline: Vec<InlineImage>,
+}
+
+/// Why an email cannot be addressed.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressError {
+    #[error("{field} address {value:?} is not a valid mailbox: {source}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        source: MailboxError,
+    },
+    #[error("the email has no recipient (to is empty after rendering)")]
+    NoRecipient,
+}
+
+/// An email's mailboxes, parsed (blank ones left out).
+#[derive(Debug, Clone)]
+pub struct Addressed {
+    pub from: Mailbox,
+    /// At least one.
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub bcc: Vec<Mailbox>,
+}
+
+impl Email {
+    /// Its mailboxes, each parsed, with at least one `to`: what the outbox
+    /// checks before anything is sent, and what the sender addresses the
+    /// message with, so an email that passes here is one that can be sent.
+    pub fn addressed(&self) -> Result<Addressed, AddressError> {
+        let parse = |field: &'static str, value: &str| {
+            Mailbox::parse(value).map_err(|source| AddressError::Invalid {
+                field,
+                value: value.to_string(),
+                source,
+            })
+        };
+        let list = |field: &'static str, values: &[String]| {
+            values
+                .iter()
+                .filter(|a| !a.trim().is_empty())
+                .map(|a| parse(field, a))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let from = parse("from", &self.from)?;
+        let to = list("to", &self.to)?;
+        if to.is_empty() {
+            return Err(AddressError::NoRecipient);
+        }
+        Ok(Addressed {
+            from,
+            to,
+            cc: list("cc", &self.cc)?,
+            bcc: list("bcc", &self.bcc)?,
+        })
+    }
 }
 
 /// An image carried inside an email and shown by its HTML as `cid:CONTENT_ID`.
@@ -191,7 +249,7 @@ pub(super) fn checked_email(
         message_id: None,
         inline: Vec::new(),
     };
-    email.to_message()?;
+    email.addressed()?;
     Ok(email)
 }
 
@@ -220,5 +278,35 @@ mod tests {
             String::from_utf8(excel).unwrap(),
             "\u{feff}learner_name,note\r\nZoë Ångström,\"two\nlines, quoted\"\r\n"
         );
+    }
+
+    #[test]
+    fn an_email_is_addressed_by_the_outbox_blank_recipients_left_out() {
+        let email = |to: &[&str], cc: &[&str]| Email {
+            from: "trainwatch <tw@example.com>".into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            cc: cc.iter().map(|s| s.to_string()).collect(),
+            bcc: Vec::new(),
+            subject: String::new(),
+            text: String::new(),
+            html: String::new(),
+            attachment: None,
+            message_id: None,
+            inline: Vec::new(),
+        };
+        let ok = email(&["Dana <dana@example.com>", " "], &[])
+            .addressed()
+            .unwrap();
+        assert_eq!(ok.to.len(), 1);
+        assert_eq!(ok.from.as_str(), "trainwatch <tw@example.com>");
+        assert!(matches!(
+            email(&[" "], &["not an address"]).addressed(),
+            Err(AddressError::NoRecipient)
+        ));
+        let err = email(&["dana@example.com"], &["not an address"])
+            .addressed()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cc address \"not an address\""), "{err}");
     }
 }

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 
 use super::email::checked_email;
 use super::{Outgoing, Payload, kind_of};
-use crate::config::{Config, Delivery, Job, WebhookKind};
+use crate::config::{Config, Delivery, Job};
 use crate::render::Renderer;
 
 /// The `on_failure` messages of `job` for a failed run: the `failure` email
@@ -58,26 +58,13 @@ pub fn failure(
                     .webhooks
                     .get(&w.webhook)
                     .with_context(|| format!("no webhook `{}`", w.webhook))?;
-                let payload = match hook.kind {
-                    WebhookKind::Slack => Payload::Slack(vec![serde_json::json!({
-                        "text": format!("{headline}\n```{}```", crate::render::filters::escape_mrkdwn(&ctx.error)),
-                    })]),
-                    WebhookKind::MsTeams => Payload::MsTeams(serde_json::json!({
-                        "type": "message",
-                        "attachments": [{
-                            "contentType": crate::render::msteams::CARD_CONTENT_TYPE,
-                            "content": {
-                                "type": "AdaptiveCard",
-                                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                                "version": "1.4",
-                                "body": [
-                                    {"type": "TextBlock", "text": headline, "weight": "Bolder", "wrap": true},
-                                    {"type": "TextBlock", "text": ctx.error, "wrap": true, "fontType": "Monospace"},
-                                ],
-                            },
-                        }],
-                    })),
-                    WebhookKind::Json => Payload::Json(serde_json::to_value(ctx)?),
+                let payload = Payload::Webhook {
+                    kind: hook.kind,
+                    parts: vec![hook.kind.failure(
+                        &headline,
+                        &ctx.error,
+                        serde_json::to_value(ctx)?,
+                    )],
                 };
                 items.push(Outgoing {
                     url: Some(hook.url.clone()),

@@ -11,7 +11,7 @@ use super::email::{
 };
 use super::staged::Staging;
 use super::{Outgoing, Payload, kind_of};
-use crate::config::{Config, Delivery, Job, WebhookKind};
+use crate::config::{Config, Delivery, Job};
 use crate::render::Renderer;
 use crate::render::filters::count;
 use crate::report::Report;
@@ -184,33 +184,11 @@ pub(super) fn outgoing(
                 .webhooks
                 .get(&w.webhook)
                 .with_context(|| format!("no webhook `{}`", w.webhook))?;
-            let (summary, payload) = match hook.kind {
-                WebhookKind::Slack => {
-                    let messages = renderer.slack(&w.template, report)?;
-                    (
-                        count(messages.len(), "Slack message"),
-                        Payload::Slack(messages),
-                    )
-                }
-                WebhookKind::MsTeams => (
-                    "1 Adaptive Card".into(),
-                    Payload::MsTeams(renderer.msteams(&w.template, report)?),
-                ),
-                WebhookKind::Json => (
-                    format!(
-                        "report data{}",
-                        if w.include_assignments {
-                            " with assignments"
-                        } else {
-                            ""
-                        }
-                    ),
-                    Payload::Json(renderer.json_body(
-                        &w.template,
-                        report,
-                        w.include_assignments,
-                    )?),
-                ),
+            let parts = renderer.webhook(hook.kind, &w.template, report, w.include_assignments)?;
+            let summary = hook.kind.summary(parts.len(), w.include_assignments);
+            let payload = Payload::Webhook {
+                kind: hook.kind,
+                parts,
             };
             Outgoing {
                 url: Some(hook.url.clone()),

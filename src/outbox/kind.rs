@@ -1,40 +1,38 @@
 //! The kinds of delivery.
 
+use crate::sink::WebhookKind;
+
 /// What a delivery is sent by: the kinds a delivery (and the ledger) knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryKind {
     Email,
-    Slack,
-    MsTeams,
-    Json,
+    /// A webhook, of one of the kinds in [`crate::sink::SINKS`].
+    Webhook(WebhookKind),
     Archive,
 }
 
 impl DeliveryKind {
-    /// Every kind, in the order they are listed to people.
-    pub const ALL: [DeliveryKind; 5] = [
-        DeliveryKind::Email,
-        DeliveryKind::Slack,
-        DeliveryKind::MsTeams,
-        DeliveryKind::Json,
-        DeliveryKind::Archive,
-    ];
+    /// Every kind, in the order they are listed to people: email, the
+    /// webhook kinds, archive.
+    pub fn all() -> impl Iterator<Item = DeliveryKind> {
+        std::iter::once(DeliveryKind::Email)
+            .chain(WebhookKind::all().map(DeliveryKind::Webhook))
+            .chain(std::iter::once(DeliveryKind::Archive))
+    }
 
-    /// Its name in the ledger, metrics and output: `email`, `slack`,
-    /// `msteams`, `json` or `archive`.
+    /// Its name in the ledger, metrics and output: `email`, a webhook
+    /// kind's name (`slack`, `msteams`, `json`, …) or `archive`.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryKind::Email => "email",
-            DeliveryKind::Slack => "slack",
-            DeliveryKind::MsTeams => "msteams",
-            DeliveryKind::Json => "json",
+            DeliveryKind::Webhook(kind) => kind.as_str(),
             DeliveryKind::Archive => "archive",
         }
     }
 
     /// The kind named `name` ([`DeliveryKind::as_str`]); `None` for any other name.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
+        Self::all().find(|k| k.as_str() == name)
     }
 }
 

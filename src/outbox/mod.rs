@@ -7,10 +7,9 @@ mod email;
 mod failure;
 mod item;
 mod kind;
+mod payload;
 mod preview;
 mod staged;
-
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use secrecy::SecretString;
@@ -24,39 +23,17 @@ use crate::report::Report;
 use crate::window::Window;
 
 pub use email::{
-    Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment, csv_bytes, csv_left_out,
-    excel_csv,
+    AddressError, Addressed, Email, InlineImage, MAX_CSV_ATTACHMENT_BYTES, check_csv_attachment,
+    csv_bytes, csv_left_out, excel_csv,
 };
 pub use failure::failure;
 pub use item::{ARCHIVE_FILES, archive_folder, write_json_rows};
 pub use kind::DeliveryKind;
+pub use payload::Payload;
 pub use preview::{PreviewFile, preview_files};
 pub use staged::{Hashing, StagedFile, Staging, prune_staging};
 
 use item::outgoing;
-
-/// What one delivery will send. Serializable so the ledger can keep it (it
-/// holds no secret: URLs and keys stay in the config).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "data", rename_all = "lowercase")]
-pub enum Payload {
-    Email(Box<Email>),
-    /// Block Kit messages, in order, each within Slack's limits.
-    Slack(Vec<Value>),
-    /// A Teams Workflows message with one Adaptive Card.
-    MsTeams(Value),
-    /// The report data (or a `NAME.json` template's output).
-    Json(Value),
-    /// A snapshot folder: its files, staged under `state_dir/staging/`
-    /// (their bytes are never in the payload), and the manifest's fields
-    /// (the writer adds each file's size and SHA-256).
-    Archive {
-        folder: PathBuf,
-        #[serde(deserialize_with = "staged::files_of_any_age")]
-        files: Vec<StagedFile>,
-        manifest: Value,
-    },
-}
 
 /// One message (or snapshot) for one recipient.
 #[derive(Debug, Clone)]
@@ -94,8 +71,7 @@ impl Outgoing {
                     + e.attachment.as_ref().map_or(0, |a| a.1.len())
                     + e.inline.iter().map(|i| i.bytes.len()).sum::<usize>()
             }
-            Payload::Slack(messages) => messages.iter().map(|m| m.to_string().len()).sum(),
-            Payload::MsTeams(v) | Payload::Json(v) => v.to_string().len(),
+            Payload::Webhook { parts, .. } => parts.iter().map(|p| p.to_string().len()).sum(),
             Payload::Archive { files, .. } => files.iter().map(|f| f.bytes as usize).sum(),
         }
     }
@@ -322,10 +298,13 @@ fn kind_of(config: &Config, delivery: &Delivery) -> DeliveryKind {
     match delivery {
         Delivery::Email(_) => DeliveryKind::Email,
         Delivery::Archive(_) => DeliveryKind::Archive,
-        Delivery::Webhook(w) => match config.webhooks.get(&w.webhook).map(|h| h.kind) {
-            Some(WebhookKind::Slack) => DeliveryKind::Slack,
-            Some(WebhookKind::MsTeams) => DeliveryKind::MsTeams,
-            Some(WebhookKind::Json) | None => DeliveryKind::Json,
-        },
+        // A webhook no longer in the config is named as the generic kind;
+        // its delivery fails when sent ("no longer in the config").
+        Delivery::Webhook(w) => DeliveryKind::Webhook(
+            config
+                .webhooks
+                .get(&w.webhook)
+                .map_or(WebhookKind::Json, |h| h.kind),
+        ),
     }
 }

@@ -25,9 +25,10 @@ pub enum PreviewFile<'a> {
 
 /// The files of a preview of `items`, each under `[<team>/]`: an email as
 /// `email.html`, `email.txt`, `email.eml` (and its attachment and inline
-/// images, such as `trend.png`), each Slack message as one Block Kit object
-/// (`slack.json`, or `slack-1.json`, `slack-2.json`, … for a split digest),
-/// a Teams card as `msteams.json`, a JSON body as `body.json`, and an
+/// images, such as `trend.png`), a webhook's body as
+/// `<preview name>.json` ([`crate::sink::Sink::preview_name`]: `slack.json`,
+/// `msteams.json`, `body.json` for json), each part of a multi-part one
+/// numbered (`slack-1.json`, `slack-2.json`, … for a split digest), and an
 /// archive as the snapshot folder `archive/`. Numbered `N-` (the delivery's
 /// place in the job) only when one team gets several deliveries of one kind.
 /// Kinds the job does not deliver get no file.
@@ -72,21 +73,18 @@ pub fn preview_files(items: &[Outgoing]) -> anyhow::Result<Vec<PreviewFile<'_>>>
                     ));
                 }
             }
-            Payload::Slack(messages) if messages.len() == 1 => {
-                out.push(PreviewFile::Bytes(name("slack.json"), json(&messages[0])?));
+            Payload::Webhook { kind, parts } if parts.len() == 1 => {
+                let file = format!("{}.json", kind.preview_name());
+                out.push(PreviewFile::Bytes(name(&file), json(&parts[0])?));
             }
-            Payload::Slack(messages) => {
-                for (part, message) in messages.iter().enumerate() {
+            Payload::Webhook { kind, parts } => {
+                for (part, message) in parts.iter().enumerate() {
                     out.push(PreviewFile::Bytes(
-                        name(&format!("slack-{}.json", part + 1)),
+                        name(&format!("{}-{}.json", kind.preview_name(), part + 1)),
                         json(message)?,
                     ));
                 }
             }
-            Payload::MsTeams(card) => {
-                out.push(PreviewFile::Bytes(name("msteams.json"), json(card)?))
-            }
-            Payload::Json(body) => out.push(PreviewFile::Bytes(name("body.json"), json(body)?)),
             Payload::Archive {
                 files, manifest, ..
             } => out.push(PreviewFile::Snapshot {

@@ -7,7 +7,8 @@ macro_rules! templates {
     };
 }
 
-/// The built-in templates: (file name, source).
+/// The built-in templates of email and the archive: (file name, source).
+/// Each webhook kind lists its own ([`crate::sink::Sink::builtin_templates`]).
 pub const BUILTIN: &[(&str, &str)] = templates![
     "_email.html",
     "_overdue_body.html",
@@ -15,23 +16,15 @@ pub const BUILTIN: &[(&str, &str)] = templates![
     "overdue.html",
     "overdue.txt",
     "overdue.subject",
-    "overdue.slack.json",
-    "overdue.msteams.json",
     "escalation.html",
     "escalation.txt",
     "escalation.subject",
-    "escalation.slack.json",
-    "escalation.msteams.json",
     "digest.html",
     "digest.txt",
     "digest.subject",
-    "digest.slack.json",
-    "digest.msteams.json",
     "audit.html",
     "audit.txt",
     "audit.subject",
-    "audit.slack.json",
-    "audit.msteams.json",
     "audit.report.html",
     "failure.html",
     "failure.txt",
@@ -61,6 +54,12 @@ mod tests {
             }
             let name = file.split('.').next().unwrap_or_default();
             assert!(crate::config::BUILTIN_TEMPLATES.contains(&name), "{file}");
+        }
+        for kind in crate::sink::WebhookKind::all() {
+            for (file, _) in kind.builtin_templates() {
+                let name = file.split('.').next().unwrap_or_default();
+                assert!(crate::config::BUILTIN_TEMPLATES.contains(&name), "{file}");
+            }
         }
     }
 }

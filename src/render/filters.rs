@@ -5,7 +5,6 @@
 //! copies it).
 
 use std::fmt::Write as _;
-use std::io;
 use std::str::FromStr;
 
 use chrono::DateTime;
@@ -226,32 +225,8 @@ pub fn json(value: &Value, kwargs: Kwargs, _: &State) -> TeraResult<String> {
     out.map_err(|err| Error::message(format!("json: {err}")))
 }
 
-/// Escape for text inside a JSON string literal (the quotes are the
-/// template's): `"`, `\` and control characters.
-pub fn escape_json_string(input: &str, out: &mut dyn io::Write) -> io::Result<()> {
-    let quoted = serde_json::to_string(input).map_err(io::Error::other)?;
-    out.write_all(&quoted.as_bytes()[1..quoted.len() - 1])
-}
-
-/// Escape for Slack mrkdwn inside a JSON string literal: `&`, `<`, `>` as
-/// Slack's entities, then JSON string escaping.
-pub fn escape_slack(input: &str, out: &mut dyn io::Write) -> io::Result<()> {
-    escape_json_string(&escape_mrkdwn(input), out)
-}
-
-/// Slack's three reserved characters as entities.
-pub fn escape_mrkdwn(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for c in input.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::sink::escape_json_string;
+pub use crate::sink::slack::{escape_mrkdwn, escape_slack};
 
 #[cfg(test)]
 mod tests {

@@ -37,9 +37,7 @@ pub mod chart;
 mod error;
 pub mod filters;
 mod limited;
-pub mod msteams;
 mod rows;
-pub mod slack;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -48,6 +46,7 @@ use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::report::{JobInfo, Report, WindowInfo};
+use crate::sink::WebhookKind;
 
 pub use builtin::{ARCHIVE_TEMPLATE, BUILTIN, DEFAULT_SUBJECT, FAILURE_TEMPLATE};
 pub use error::RenderError;
@@ -75,34 +74,27 @@ pub struct FailureContext {
     pub error: String,
 }
 
-/// The output kinds, each with its own Tera instance and escaping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// The output kinds, each with its own Tera instance and escaping: HTML,
+/// plain text, and each webhook kind's JSON ([`crate::sink`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Html,
     Text,
-    Slack,
-    MsTeams,
-    Json,
+    Webhook(WebhookKind),
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
-        Kind::Html,
-        Kind::Text,
-        Kind::Slack,
-        Kind::MsTeams,
-        Kind::Json,
-    ];
+    fn all() -> impl Iterator<Item = Kind> {
+        [Kind::Html, Kind::Text]
+            .into_iter()
+            .chain(WebhookKind::all().map(Kind::Webhook))
+    }
 
     /// The kind of a template file, by its name; `None` for files that are
     /// not templates (a README in templates_dir, say).
     fn of(file: &str) -> Option<Kind> {
-        if file.ends_with(".slack.json") {
-            Some(Kind::Slack)
-        } else if file.ends_with(".msteams.json") {
-            Some(Kind::MsTeams)
-        } else if file.ends_with(".json") {
-            Some(Kind::Json)
+        if let Some(kind) = crate::sink::of_template(file) {
+            Some(Kind::Webhook(kind))
         } else if file.ends_with(".html") || file.ends_with(".htm") {
             Some(Kind::Html)
         } else if file.ends_with(".txt") || file.ends_with(".subject") {
@@ -119,15 +111,10 @@ impl Kind {
             // Every template of the instance, partials included, whatever its name.
             _ => tera.autoescape_on([""]),
         }
-        match self {
-            Kind::Html | Kind::Text => {}
-            Kind::Slack => tera.set_escape_fn(filters::escape_slack),
-            Kind::MsTeams | Kind::Json => tera.set_escape_fn(filters::escape_json_string),
+        if let Kind::Webhook(kind) = self {
+            tera.set_escape_fn(kind.escape());
         }
-        filters::register(
-            &mut tera,
-            matches!(self, Kind::Slack | Kind::MsTeams | Kind::Json),
-        );
+        filters::register(&mut tera, matches!(self, Kind::Webhook(_)));
         tera
     }
 }
@@ -136,9 +123,8 @@ impl Kind {
 pub struct Renderer {
     html: Tera,
     text: Tera,
-    slack: Tera,
-    msteams: Tera,
-    json: Tera,
+    /// One instance per webhook kind, in [`crate::sink::SINKS`]' order.
+    webhooks: Vec<(WebhookKind, Tera)>,
     /// Template names (file names up to the first dot), partials excluded.
     names: BTreeSet<String>,
     /// The template files that may read `assignments`, themselves or through
@@ -174,6 +160,7 @@ impl Renderer {
         // file name → (source, where it came from)
         let mut files: BTreeMap<String, (String, String)> = BUILTIN
             .iter()
+            .chain(WebhookKind::all().flat_map(|k| k.builtin_templates()))
             .map(|(name, source)| {
                 (
                     name.to_string(),
@@ -202,8 +189,8 @@ impl Renderer {
             }
         }
 
-        let mut instances: BTreeMap<Kind, Tera> = BTreeMap::new();
-        for kind in Kind::ALL {
+        let mut instances: Vec<(Kind, Tera)> = Vec::new();
+        for kind in Kind::all() {
             let mut tera = kind.tera();
             let batch = files
                 .iter()
@@ -211,7 +198,7 @@ impl Renderer {
                 .map(|(name, (source, _))| (name.as_str(), source.as_str()));
             tera.add_raw_templates(batch)
                 .map_err(|err| compile_error(err, &files))?;
-            instances.insert(kind, tera);
+            instances.push((kind, tera));
         }
         let names = files
             .keys()
@@ -241,23 +228,32 @@ impl Renderer {
             else {
                 continue;
             };
-            let tera = instances.get_mut(&kind).expect("one instance per kind");
+            let (_, tera) = instances
+                .iter_mut()
+                .find(|(k, _)| *k == kind)
+                .expect("one instance per kind");
             tera.add_raw_template(file, &limited)
                 .map_err(|err| compile_error(err, &files))?;
             row_limits.insert(file.clone(), n);
         }
-        let mut take = |kind| instances.remove(&kind).expect("one instance per kind");
-        let mut html = take(Kind::Html);
+        let mut html = Tera::new();
+        let mut text = Tera::new();
+        let mut webhooks = Vec::new();
+        for (kind, tera) in instances {
+            match kind {
+                Kind::Html => html = tera,
+                Kind::Text => text = tera,
+                Kind::Webhook(kind) => webhooks.push((kind, tera)),
+            }
+        }
         let archive_in_pieces = match files.get(ARCHIVE_TEMPLATE) {
             Some((source, _)) => archive::add_pieces(&mut html, source)?,
             None => false,
         };
         Ok(Self {
             html,
-            text: take(Kind::Text),
-            slack: take(Kind::Slack),
-            msteams: take(Kind::MsTeams),
-            json: take(Kind::Json),
+            text,
+            webhooks,
             names,
             row_readers,
             archive_in_pieces,
@@ -366,31 +362,52 @@ impl Renderer {
             })
     }
 
-    /// The Slack messages of template `name` (`NAME.slack.json`), in order,
-    /// each within Slack's limits (see [`slack`]): numbered "part i/n" when
-    /// the report needs more than one.
-    pub fn slack(
+    /// The parts a webhook of `kind` sends for template `name`
+    /// (`NAME<suffix>`, [`crate::sink::Sink::template_suffix`]), shaped to
+    /// the receiver's limits ([`crate::sink::Sink::shape`]). For a kind whose
+    /// body is the report data without a template, `include_assignments`
+    /// says whether the data has the rows.
+    pub fn webhook(
         &self,
+        kind: WebhookKind,
         name: &str,
         report: &Report,
+        include_assignments: bool,
     ) -> Result<Vec<serde_json::Value>, RenderError> {
-        let file = format!("{name}.slack.json");
-        let payload = render_json(&self.slack, name, &file, &self.context(&file, report)?)?;
-        slack::split(payload).map_err(|message| RenderError::Payload {
+        let file = format!("{name}{}", kind.template_suffix());
+        let tera = self
+            .webhooks
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, tera)| tera)
+            .expect("one instance per webhook kind");
+        let body = if kind.data_without_template() {
+            data_body(tera, name, &file, report, include_assignments)?
+        } else {
+            render_json(tera, name, &file, &self.context(&file, report)?)?
+        };
+        kind.shape(body).map_err(|message| RenderError::Payload {
             template: file,
             message,
         })
     }
 
+    /// The Slack messages of template `name` (`NAME.slack.json`), in order,
+    /// each within Slack's limits (see [`crate::sink::slack`]): numbered
+    /// "part i/n" when the report needs more than one.
+    pub fn slack(
+        &self,
+        name: &str,
+        report: &Report,
+    ) -> Result<Vec<serde_json::Value>, RenderError> {
+        self.webhook(WebhookKind::Slack, name, report, false)
+    }
+
     /// The Microsoft Teams Workflows payload of template `name`
-    /// (`NAME.msteams.json`), cut to fit Teams' size limit (see [`msteams`]).
+    /// (`NAME.msteams.json`), cut to fit Teams' size limit (see
+    /// [`crate::sink::msteams`]).
     pub fn msteams(&self, name: &str, report: &Report) -> Result<serde_json::Value, RenderError> {
-        let file = format!("{name}.msteams.json");
-        let payload = render_json(&self.msteams, name, &file, &self.context(&file, report)?)?;
-        msteams::fit(payload).map_err(|message| RenderError::Payload {
-            template: file,
-            message,
-        })
+        one_part(self.webhook(WebhookKind::MsTeams, name, report, false)?)
     }
 
     /// The body of a `json` webhook: `NAME.json` rendered when templates_dir
@@ -402,32 +419,7 @@ impl Renderer {
         report: &Report,
         include_assignments: bool,
     ) -> Result<serde_json::Value, RenderError> {
-        let to_value = || serde_json::to_value(report);
-        // Rows left out are never built as JSON values in the first place.
-        let data = if include_assignments {
-            to_value()
-        } else {
-            crate::report::without_rows(to_value)
-        };
-        let mut data = data.map_err(|source| RenderError::Json {
-            template: format!("{name}.json"),
-            source,
-        })?;
-        let file = format!("{name}.json");
-        let templated = self.json.contains_template(&file);
-        if !include_assignments && let Some(map) = data.as_object_mut() {
-            if templated {
-                // Emptied rather than removed, so `{{ assignments | length }}` still works.
-                map.insert("assignments".into(), serde_json::Value::Array(Vec::new()));
-            } else {
-                map.remove("assignments");
-            }
-        }
-        if !templated {
-            return Ok(data);
-        }
-        let ctx = Context::from_serialize(&data).map_err(|e| RenderError::Context(Box::new(e)))?;
-        render_json(&self.json, name, &file, &ctx)
+        one_part(self.webhook(WebhookKind::Json, name, report, include_assignments)?)
     }
 
     /// The archive's `report.html` ([`ARCHIVE_TEMPLATE`]).
@@ -499,6 +491,55 @@ fn report_context(report: &Report) -> Result<Context, RenderError> {
     crate::report::without_rows(|| context(report))
 }
 
+/// A body that is the report data, or `file` rendered over the data when
+/// `tera` has it. Unless `include_assignments`, the data has no
+/// `assignments` (and a template sees an empty list).
+fn data_body(
+    tera: &Tera,
+    name: &str,
+    file: &str,
+    report: &Report,
+    include_assignments: bool,
+) -> Result<serde_json::Value, RenderError> {
+    let to_value = || serde_json::to_value(report);
+    // Rows left out are never built as JSON values in the first place.
+    let data = if include_assignments {
+        to_value()
+    } else {
+        crate::report::without_rows(to_value)
+    };
+    let mut data = data.map_err(|source| RenderError::Json {
+        template: file.to_string(),
+        source,
+    })?;
+    let templated = tera.contains_template(file);
+    if !include_assignments && let Some(map) = data.as_object_mut() {
+        if templated {
+            // Emptied rather than removed, so `{{ assignments | length }}` still works.
+            map.insert("assignments".into(), serde_json::Value::Array(Vec::new()));
+        } else {
+            map.remove("assignments");
+        }
+    }
+    if !templated {
+        return Ok(data);
+    }
+    let ctx = Context::from_serialize(&data).map_err(|e| RenderError::Context(Box::new(e)))?;
+    render_json(tera, name, file, &ctx)
+}
+
+/// The one part of a single-part webhook body.
+fn one_part(parts: Vec<serde_json::Value>) -> Result<serde_json::Value, RenderError> {
+    let mut parts = parts.into_iter();
+    match (parts.next(), parts.next()) {
+        (Some(part), None) => Ok(part),
+        _ => Err(RenderError::Payload {
+            template: String::new(),
+            message: "internal: a single-part webhook body came in several parts".into(),
+        }),
+    }
+}
+
 /// Renders `file`, telling a missing file apart from a failing one.
 fn render(tera: &Tera, name: &str, file: &str, ctx: &Context) -> Result<String, RenderError> {
     if !tera.contains_template(file) {
@@ -553,6 +594,14 @@ mod tests {
             assert!(renderer.has_template(name), "{name}");
         }
         assert!(!renderer.has_template("_email"));
+    }
+
+    // The names this test was written with, from when the kinds were fixed.
+    #[allow(non_upper_case_globals)]
+    impl Kind {
+        const Slack: Kind = Kind::Webhook(WebhookKind::Slack);
+        const MsTeams: Kind = Kind::Webhook(WebhookKind::MsTeams);
+        const Json: Kind = Kind::Webhook(WebhookKind::Json);
     }
 
     #[test]

@@ -18,6 +18,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("errors", 0),
     ("status", 0),
     ("memory", 0),
+    // What differs per webhook kind (names, escaping, limits, headers):
+    // pure, so config can check names and render, outbox and deliver use it.
+    ("sink", 0),
     ("mailbox", 1),
     ("retry", 1),
     ("window", 1),

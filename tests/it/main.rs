@@ -57,6 +57,7 @@ mod schedule_list;
 mod server_health;
 mod server_metrics;
 mod shared_rate_limit;
+mod sink;
 mod smtp_send;
 mod state_concurrency;
 mod store_migrate;

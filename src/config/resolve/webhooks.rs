@@ -23,15 +23,13 @@ impl Cx<'_, '_> {
             let hook = hook.get_ref();
             let kind = self
                 .require(&hook.kind, &span, "kind", &table)
-                .and_then(|k| match k.get_ref().as_str() {
-                    "slack" => Some(WebhookKind::Slack),
-                    "msteams" => Some(WebhookKind::MsTeams),
-                    "json" => Some(WebhookKind::Json),
-                    _ => {
+                .and_then(|k| match WebhookKind::parse(k.get_ref()) {
+                    Some(kind) => Some(kind),
+                    None => {
                         let shown = self.quote(k);
                         self.problem(
                             k.span(),
-                            format!("unknown webhook kind {shown}: use slack, msteams or json"),
+                            format!("unknown webhook kind {shown}: use {}", WebhookKind::names()),
                         );
                         None
                     }
@@ -42,10 +40,18 @@ impl Cx<'_, '_> {
                 .filter(|u| self.http_url(u, &key, true).is_some())
                 .map(|u| SecretString::from(u.get_ref().trim().to_string()));
             let secret = hook.secret.as_ref().and_then(|s| {
-                if kind.is_some_and(|k| k != WebhookKind::Json) {
+                if kind.is_some_and(|k| !k.signs()) {
+                    let signers: Vec<&str> = WebhookKind::all()
+                        .filter(|k| k.signs())
+                        .map(|k| k.as_str())
+                        .collect();
                     self.problem(
                         s.span(),
-                        "`secret` is only used by json webhooks (it signs the body): remove it, or set kind = \"json\"",
+                        format!(
+                            "`secret` is only used by {} webhooks (it signs the body): remove it, or set kind = \"{}\"",
+                            signers.join(" or "),
+                            signers.join("\" or \"")
+                        ),
                     );
                 }
                 self.secret(s, &format!("webhooks.{name}.secret"))

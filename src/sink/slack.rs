@@ -1,5 +1,6 @@
-//! Slack's Block Kit limits, enforced on the rendered payload rather than
-//! trusted to the template.
+//! Slack incoming webhooks (`kind = "slack"`), and Slack's Block Kit
+//! limits, enforced on the rendered payload rather than trusted to the
+//! template.
 //!
 //! A template renders one object `{"text": …, "blocks": [...]}`; [`split`]
 //! makes every block fit (headers truncated, long sections split on line
@@ -7,7 +8,76 @@
 //! [`MAX_BLOCKS`]. Text is counted in characters after Slack's escaping
 //! (`&amp;` is five), which errs on the safe side.
 
+use std::io;
+
 use serde_json::{Map, Value, json};
+
+use super::{Sink, Templates, counted, escape_json_string};
+
+/// `kind = "slack"`: Block Kit messages from `NAME.slack.json`, split to
+/// Slack's limits, posted one per second per URL; only HTTP 200 is success.
+#[derive(Debug, Clone, Copy)]
+pub struct Slack;
+
+impl Sink for Slack {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+    fn template_suffix(&self) -> &'static str {
+        ".slack.json"
+    }
+    fn builtin_templates(&self) -> Templates {
+        templates![
+            "overdue.slack.json",
+            "escalation.slack.json",
+            "digest.slack.json",
+            "audit.slack.json",
+        ]
+    }
+    fn escape(&self) -> super::EscapeFn {
+        escape_slack
+    }
+    fn shape(&self, body: Value) -> Result<Vec<Value>, String> {
+        split(body)
+    }
+    fn multi_part(&self) -> bool {
+        true
+    }
+    fn summary(&self, parts: usize, _include_assignments: bool) -> String {
+        counted(parts, "Slack message")
+    }
+    fn failure(&self, headline: &str, error: &str, _context: Value) -> Value {
+        json!({"text": format!("{headline}\n```{}```", escape_mrkdwn(error))})
+    }
+    fn per_second(&self) -> Option<u32> {
+        // Slack accepts one message per second per webhook, in bursts
+        // tolerated briefly; trainwatch never relies on the burst.
+        Some(1)
+    }
+    fn success(&self, status: u16) -> bool {
+        status == 200
+    }
+}
+
+/// Escape for Slack mrkdwn inside a JSON string literal: `&`, `<`, `>` as
+/// Slack's entities, then JSON string escaping.
+pub fn escape_slack(input: &str, out: &mut dyn io::Write) -> io::Result<()> {
+    escape_json_string(&escape_mrkdwn(input), out)
+}
+
+/// Slack's three reserved characters as entities.
+pub fn escape_mrkdwn(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for c in input.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Blocks per message.
 pub const MAX_BLOCKS: usize = 50;
@@ -50,7 +120,7 @@ pub fn split(payload: Value) -> Result<Vec<Value>, String> {
             .and_then(|h| h.pointer("/text/text"))
             .and_then(Value::as_str)
             // The header is plain text; the fallback is read as mrkdwn.
-            .map(crate::render::filters::escape_mrkdwn)
+            .map(escape_mrkdwn)
             .ok_or(
                 "the payload needs a non-empty top-level `text` (or a header to derive it from)",
             )?,
@@ -128,7 +198,7 @@ fn plain_text_unescaped(value: &mut Value) {
     }
 }
 
-/// The inverse of [`crate::render::filters::escape_mrkdwn`], in one pass
+/// The inverse of [`escape_mrkdwn`], in one pass
 /// (so `&amp;lt;` becomes `&lt;`, as it was written).
 fn unescape_mrkdwn(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

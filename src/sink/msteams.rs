@@ -1,5 +1,5 @@
-//! Microsoft Teams Workflows payloads: checked for shape and cut to fit
-//! Teams' message size limit.
+//! Microsoft Teams Workflows webhooks (`kind = "msteams"`): payloads
+//! checked for shape and cut to fit Teams' message size limit.
 //!
 //! A template marks the lists that may be shortened by giving their
 //! `Container` an `id` ending in `-rows`; when the payload is too big, rows
@@ -7,6 +7,54 @@
 //! line takes their place, until the payload fits.
 
 use serde_json::{Value, json};
+
+use super::{Sink, Templates};
+
+/// `kind = "msteams"`: a Workflows message with one Adaptive Card from
+/// `NAME.msteams.json`, cut to [`MAX_BYTES`]; any 2xx is success
+/// (Workflows answers 202).
+#[derive(Debug, Clone, Copy)]
+pub struct MsTeams;
+
+impl Sink for MsTeams {
+    fn name(&self) -> &'static str {
+        "msteams"
+    }
+    fn template_suffix(&self) -> &'static str {
+        ".msteams.json"
+    }
+    fn builtin_templates(&self) -> Templates {
+        templates![
+            "overdue.msteams.json",
+            "escalation.msteams.json",
+            "digest.msteams.json",
+            "audit.msteams.json",
+        ]
+    }
+    fn shape(&self, body: Value) -> Result<Vec<Value>, String> {
+        fit(body).map(|card| vec![card])
+    }
+    fn summary(&self, _parts: usize, _include_assignments: bool) -> String {
+        "1 Adaptive Card".into()
+    }
+    fn failure(&self, headline: &str, error: &str, _context: Value) -> Value {
+        json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": CARD_CONTENT_TYPE,
+                "content": {
+                    "type": "AdaptiveCard",
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "version": "1.4",
+                    "body": [
+                        {"type": "TextBlock", "text": headline, "weight": "Bolder", "wrap": true},
+                        {"type": "TextBlock", "text": error, "wrap": true, "fontType": "Monospace"},
+                    ],
+                },
+            }],
+        })
+    }
+}
 
 /// Teams rejects messages over 28 KB; we stay a little under, in bytes of
 /// the JSON as sent.
