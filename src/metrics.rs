@@ -163,8 +163,8 @@ impl Metrics {
         }
     }
 
-    /// One delivery ended: `kind` is `email`, `slack`, `msteams`, `json` or
-    /// `archive`; `outcome` as [`delivery_outcome_label`] gives it.
+    /// One delivery ended: `kind` is `email`, `archive` or a webhook kind's
+    /// name (`crate::sink::SINKS`); `outcome` as [`delivery_outcome_label`] gives it.
     pub fn delivery(&self, kind: &str, outcome: &str) {
         *self
             .lock()
@@ -307,7 +307,7 @@ impl Metrics {
             &mut out,
             "trainwatch_deliveries_total",
             "counter",
-            "Deliveries, by kind (email, slack, msteams, json, archive) and outcome.",
+            "Deliveries, by kind (email, archive or a webhook kind such as slack) and outcome.",
         );
         for ((kind, outcome), n) in &inner.deliveries {
             sample(
