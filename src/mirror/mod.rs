@@ -161,6 +161,24 @@ pub trait MirrorStore: Send + Sync {
     ) -> anyhow::Result<Vec<Assignment>>;
     /// For every assignment, its newest version with `updatedAtTime` before `at`.
     fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>>;
+    /// [`MirrorStore::state_at`] one assignment at a time (in the backend's
+    /// id order, unsorted otherwise),
+    /// handed to `each` as it is read: nothing of the state is held. An
+    /// error from `each` stops the read and is returned; a read that fails
+    /// part-way returns its error after `each` saw only some of the state,
+    /// so a caller must treat what it gathered as incomplete. `each` must
+    /// not use this mirror (the SQLite mirror's connection is held).
+    /// Both backends read row by row; the default, for wrappers, collects.
+    fn state_each(
+        &self,
+        at: DateTime<Utc>,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        for a in self.state_at(at)? {
+            each(a)?;
+        }
+        Ok(())
+    }
     /// Every course stored.
     fn courses(&self) -> anyhow::Result<Vec<Course>>;
     /// Every driver stored, with the tags they had as of `at`.
