@@ -517,3 +517,110 @@ async fn a_previous_fire_before_the_mirrors_reach_gives_no_changes_and_a_shorter
         assert_eq!(report.trend.len(), 1, "only this fire is within the reach");
     }
 }
+
+/// A job whose deliveries read no detail list and no row gets reports
+/// without them (the previous fire's state and the state now never read),
+/// and every number the same: totals, statuses, courses, categories,
+/// trend, warnings. The lists are really left out (so the test can fail).
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_without_the_lists_nobody_reads_have_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = config(dir.path());
+    let client = Client::new(ClientSettings::new(
+        "http://127.0.0.1:9".parse().unwrap(),
+        "t".to_string().into(),
+    ))
+    .unwrap();
+    let lean = trainwatch::report::Keep {
+        rows: false,
+        details: false,
+    };
+    for name in ["weekly", "everything"] {
+        let job = config.job(name).unwrap();
+        let full = reports(&config, name).await;
+        let data = job::fetch_reading(&config, job, &client, t(FIRE), None, false)
+            .await
+            .unwrap();
+        let history = data.history.as_ref().expect("a current window has history");
+        assert!(history.previous.is_none() && history.state_now.is_empty());
+        let thin = job::reports_keeping(&config, job, &data, t(FIRE), lean);
+        assert_eq!(thin.len(), full.len(), "{name}");
+        let mut lists = 0;
+        for (thin, full) in thin.iter().zip(&full) {
+            let what = format!("{name} {:?} {:?}", full.team, full.min_days_overdue);
+            assert_eq!(thin.totals, full.totals, "{what}");
+            assert_eq!(thin.statuses, full.statuses, "{what}");
+            assert_eq!(thin.courses, full.courses, "{what}");
+            assert_eq!(thin.categories, full.categories, "{what}");
+            assert_eq!(thin.trend, full.trend, "{what}");
+            assert_eq!(thin.warnings, full.warnings, "{what}");
+            assert_eq!(
+                (thin.team.clone(), thin.min_days_overdue),
+                (full.team.clone(), full.min_days_overdue)
+            );
+            assert!(
+                thin.assignments.is_empty() && thin.outstanding.is_empty(),
+                "{what}"
+            );
+            assert!(
+                thin.overdue.is_empty() && thin.due_soon.is_empty(),
+                "{what}"
+            );
+            assert_eq!(thin.changes, None, "{what}");
+            lists += full.assignments.len() + full.outstanding.len() + full.due_soon.len();
+            assert_eq!(full.assignments.len() as u64, full.totals.assignments);
+        }
+        assert!(
+            lists > 0,
+            "{name}: the full reports have lists to leave out"
+        );
+    }
+}
+
+/// The mirror hands its state on one assignment at a time: every id once,
+/// in id order (SQLite's), the same versions `state_at` collects; and an error in the
+/// middle stops the read and comes back, so a caller never takes part of
+/// the state for all of it.
+#[test]
+fn the_state_read_row_by_row_is_the_whole_state_and_an_error_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let mirror = SqliteMirror::open(&dir.path().join("state")).unwrap();
+    for at in fires() {
+        let mut seen = Vec::new();
+        mirror
+            .state_each(at, &mut |a| {
+                seen.push(a);
+                Ok(())
+            })
+            .unwrap();
+        let ids: Vec<&str> = seen.iter().map(|a| a.id.as_str()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "id order, each once");
+        assert_eq!(
+            ids.len(),
+            state(&versions, at).len(),
+            "every id with a version before {at}"
+        );
+        let mut whole = mirror.state_at(at).unwrap();
+        whole.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(seen, whole, "as of {at}");
+    }
+    let mut handed = 0;
+    let err = mirror
+        .state_each(t(FIRE), &mut |_| {
+            handed += 1;
+            anyhow::ensure!(handed < 3, "the reader gave up");
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(handed, 3, "nothing handed on after the error");
+    let chain = format!("{err:#}");
+    assert!(chain.contains("the reader gave up"), "{chain}");
+    assert!(
+        chain.contains("reading the state as of an instant"),
+        "{chain}"
+    );
+}
