@@ -303,9 +303,7 @@ pub fn history_reading(
             }
             if details {
                 // In the order the mirror's whole state has (the sort key is distinct per id).
-                previous.sort_unstable_by(|a, b| {
-                    (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id))
-                });
+                crate::mirror::sort_by_update(&mut previous);
                 history.previous = Some(previous);
             }
         }
@@ -345,7 +343,7 @@ pub fn history_reading(
         }
         Ok(())
     })?;
-    due_soon.sort_unstable_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
+    crate::mirror::sort_by_update(&mut due_soon);
     history.due_soon = due_soon;
     history.state_now = state_now;
     Ok(history)

@@ -155,7 +155,7 @@ fn state_as_of_counting(
         }
         Ok(())
     })?;
-    kept.sort_unstable_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
+    super::sort_by_update(&mut kept);
     Ok(kept)
 }
 

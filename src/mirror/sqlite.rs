@@ -263,7 +263,7 @@ impl MirrorStore for SqliteMirror {
             Ok(())
         })?;
         // One version per id: the keys are distinct, so unstable is exact.
-        v.sort_unstable_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
+        super::sort_by_update(&mut v);
         Ok(v)
     }
 
