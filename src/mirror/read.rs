@@ -70,7 +70,9 @@ pub async fn fetch(
         && current
     {
         let mut received = 0;
-        let kept = state_as_of_counting(mirror, query, &names.courses, fire, &mut received)?;
+        // A read that fails part-way fails the run: never a partial state reported as whole.
+        let kept = state_as_of_counting(mirror, query, &names.courses, fire, &mut received)
+            .with_context(|| format!("job {}: reading the state as of {fire}", job.name))?;
         (kept, received)
     } else if let Some(query) = &query {
         window_assignments(mirror, query, &names.courses)?

@@ -624,3 +624,103 @@ fn the_state_read_row_by_row_is_the_whole_state_and_an_error_stops_it() {
         "{chain}"
     );
 }
+
+/// An audit of the generated organisation (versions, deletions, an unknown
+/// status) through the path a fire takes (`job::Context::prepare`: the
+/// lists its deliveries read, no detail list here): its archive's
+/// `assignments.csv` has one row per state as of the fire, deleted ones
+/// included, each id the simple computation names once with its status;
+/// and it is byte for byte the CSV of the report built with every list
+/// (`job::reports`). A row dropped or a list wrongly left out fails both.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audits_archive_has_every_state_once_and_the_bytes_of_the_full_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let source = format!(
+        r#"
+timezone = "America/Chicago"
+state_dir = "{state}"
+[samsara]
+base_url = "http://127.0.0.1:9"
+token = "t"
+[mirror]
+since = "2026-01-01T00:00:00Z"
+[[jobs]]
+name = "audit"
+schedule = "0 8 * * Mon"
+window = {{ current = true }}
+filters = {{ include_deleted = true }}
+deliver = [{{ archive = {{ dir = "{archive}" }} }}]
+"#,
+        state = dir.path().join("state").display(),
+        archive = dir.path().join("audit").display(),
+    );
+    let config = config::load_str(&source, &dir.path().join("t.toml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let job = config.job("audit").unwrap();
+    let client = Client::new(ClientSettings::new(
+        "http://127.0.0.1:9".parse().unwrap(),
+        "t".to_string().into(),
+    ))
+    .unwrap();
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+    assert_eq!(
+        renderer.keeps(&config, job),
+        trainwatch::report::Keep {
+            rows: true,
+            details: false
+        },
+        "an archive reads the rows and no detail list"
+    );
+    let prepared = job::Context {
+        config: &config,
+        job,
+        client: &client,
+    }
+    .prepare(t(FIRE), None, t(FIRE), job::Upto::Outbox(&renderer))
+    .await
+    .unwrap();
+    let files = prepared
+        .outbox
+        .items
+        .iter()
+        .find_map(|i| match &i.payload {
+            trainwatch::outbox::Payload::Archive { files, .. } => Some(files.clone()),
+            _ => None,
+        })
+        .expect("an archive delivery");
+    let staged = files.iter().find(|f| f.name == "assignments.csv").unwrap();
+    let csv = std::fs::read(&staged.path).unwrap();
+    prepared.outbox.discard_staged();
+
+    let want: BTreeMap<String, (String, bool)> = state(&versions, t(FIRE))
+        .into_iter()
+        .map(|(id, v)| (id.to_string(), (v.status.to_string(), v.deleted)))
+        .collect();
+    let mut got = BTreeMap::new();
+    for record in csv::Reader::from_reader(csv.as_slice()).deserialize() {
+        let row: BTreeMap<String, String> = record.unwrap();
+        let id = row["assignment_id"].clone();
+        let seen = (row["status"].clone(), !row["deleted_at"].is_empty());
+        assert!(got.insert(id.clone(), seen).is_none(), "{id} twice");
+    }
+    assert_eq!(got.len(), want.len(), "one row per state");
+    assert_eq!(got, want);
+    assert!(
+        got.values().any(|(s, _)| s == "expired"),
+        "an unknown status"
+    );
+    assert!(got.values().any(|(_, deleted)| *deleted), "deleted ones");
+
+    let data = job::fetch(&config, job, &client, t(FIRE), None)
+        .await
+        .unwrap();
+    let full = job::reports(&config, job, &data, t(FIRE));
+    assert_eq!(full.len(), 1);
+    assert_eq!(full[0].assignments.len(), want.len());
+    assert!(
+        csv == trainwatch::outbox::csv_bytes(&full[0]).unwrap(),
+        "the archive's CSV is the full build's"
+    );
+}
