@@ -4,13 +4,16 @@
 //! fire), names and teams from the mirror, filters, then one report per team
 //! (four teams of 1,250 learners, every learner in one). Without the
 //! earlier states `changes` and `trend` compare with (`job::fetch_assignments`):
-//! `benches/trend_million.rs` measures those. Prints assignments
+//! `benches/trend_million.rs` measures those. The reports have the lists
+//! the job's deliveries read (`Renderer::keeps`), as a fire builds them.
+//! Prints assignments
 //! per second (the mirror's assignments over the wall time of the read and
 //! the rollups) and the peak resident memory this adds.
 //!
 //! `cargo bench --bench report_mirror`
 //! (`TRAINWATCH_BENCH_ASSIGNMENTS=100000` for a shorter run;
-//! `TRAINWATCH_BENCH_REPEAT=5` for more repetitions, the median printed.)
+//! `TRAINWATCH_BENCH_REPEAT=5` for more repetitions, the median printed;
+//! `TRAINWATCH_BENCH_KEEP=all` to build every list, rows included.)
 //!
 //! Every assignment has one version, half of them a second one a few weeks
 //! later (started, completed or deleted); building the mirror is not timed.
@@ -205,6 +208,15 @@ deliver = [{{ webhook = "w" }}]
         .build()
         .unwrap();
 
+    // `TRAINWATCH_BENCH_KEEP=all`: every list, as `job::reports` builds them.
+    let keep = if std::env::var("TRAINWATCH_BENCH_KEEP").as_deref() == Ok("all") {
+        trainwatch::report::Keep::ALL
+    } else {
+        trainwatch::render::Renderer::new(None)
+            .unwrap()
+            .keeps(&config, job)
+    };
+    println!("lists built: {keep:?}");
     let mut rates = Vec::new();
     for _ in 0..repeat {
         reset_peak();
@@ -214,7 +226,9 @@ deliver = [{{ webhook = "w" }}]
             .block_on(job::fetch_assignments(&config, job, &client, fire, None))
             .unwrap();
         let read_secs = started.elapsed().as_secs_f64();
-        let reports = job::reports(&config, job, &data, fire);
+        // The lists a fire builds for this job's deliveries (a json body:
+        // the details, no rows), as `job::Context::render` asks for them.
+        let reports = job::reports_keeping(&config, job, &data, fire, keep);
         let secs = started.elapsed().as_secs_f64();
         let peak = rss_kib("VmHWM:").saturating_sub(rss_before);
         let counted: u64 = reports.iter().map(|r| r.totals.assignments).sum();

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use rustc_hash::FxHashSet;
+
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
@@ -45,7 +47,22 @@ pub async fn fetch(
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<JobData> {
-    fetch_with(config, job, client, fire, last_success_end, true).await
+    fetch_with(config, job, client, fire, last_success_end, Some(true)).await
+}
+
+/// [`fetch`] for reports whose deliveries read no detail list
+/// (`details` false, see [`report::Keep`]): the previous fire's state for
+/// `changes` and the state now for `due_soon` are then not read at all;
+/// `trend` still is.
+pub async fn fetch_reading(
+    config: &Config,
+    job: &Job,
+    client: &Client,
+    fire: DateTime<Utc>,
+    last_success_end: Option<DateTime<Utc>>,
+    details: bool,
+) -> anyhow::Result<JobData> {
+    fetch_with(config, job, client, fire, last_success_end, Some(details)).await
 }
 
 /// [`fetch`] without the earlier states: the assignments alone (`export`).
@@ -56,7 +73,7 @@ pub async fn fetch_assignments(
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<JobData> {
-    fetch_with(config, job, client, fire, last_success_end, false).await
+    fetch_with(config, job, client, fire, last_success_end, None).await
 }
 
 async fn fetch_with(
@@ -65,21 +82,25 @@ async fn fetch_with(
     client: &Client,
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
-    with_history: bool,
+    // `None`: no history; `Some(details)`: with the states detail lists need when `details`.
+    with_history: Option<bool>,
 ) -> anyhow::Result<JobData> {
     let window = window::compute(&job.window, fire, job.timezone, last_success_end)
         .with_context(|| format!("job {}: computing its window", job.name))?;
     if crate::mirror::uses_mirror(config, job)
         && let Some(mut data) = crate::mirror::fetch(config, job, client, fire, window).await?
     {
-        if with_history && job.window == window::WindowSpec::Current {
+        if let Some(details) = with_history
+            && job.window == window::WindowSpec::Current
+        {
             data.history = Some(
-                history(config, job, fire, &data.names, &data.teams).with_context(|| {
-                    format!(
-                        "job {}: reading what changed since its previous fires",
-                        job.name
-                    )
-                })?,
+                history_reading(config, job, fire, &data.names, &data.teams, details)
+                    .with_context(|| {
+                        format!(
+                            "job {}: reading what changed since its previous fires",
+                            job.name
+                        )
+                    })?,
             );
         }
         return Ok(data);
@@ -168,15 +189,29 @@ pub(crate) fn narrowings(job: &Job) -> Vec<Option<u32>> {
 /// Reads from the mirror (already synced up to `fire`) the states a
 /// current-window report at `fire` is compared with: the report's data as
 /// of each of the previous `jobs.trend - 1` scheduled fires within the
-/// mirror's reach (reduced to trend points at once, one state in memory at
-/// a time), the previous fire's kept whole for `changes`, and the state now
-/// of what `changes` and `due_soon` look up.
+/// mirror's reach (counted into trend points as the mirror hands each
+/// state on, nothing of it held), the previous fire's kept whole for
+/// `changes`, and the state now of what `changes` and `due_soon` look up.
 pub fn history(
     config: &Config,
     job: &Job,
     fire: DateTime<Utc>,
     names: &Names,
     teams_now: &crate::teams::Teams,
+) -> anyhow::Result<History> {
+    history_reading(config, job, fire, names, teams_now, true)
+}
+
+/// [`history`]; without `details`, only the trend points: `previous`,
+/// `state_now` and `due_soon` stay empty and are never read (no delivery
+/// of the job reads `changes` or `due_soon`).
+pub fn history_reading(
+    config: &Config,
+    job: &Job,
+    fire: DateTime<Utc>,
+    names: &Names,
+    teams_now: &crate::teams::Teams,
+    details: bool,
 ) -> anyhow::Result<History> {
     let mirror = crate::mirror::open(config)?;
     let mirror = mirror.as_ref();
@@ -196,8 +231,11 @@ pub fn history(
     let trend_from = earlier
         .len()
         .saturating_sub((job.trend as usize).saturating_sub(1));
+    let include_deleted = job.filters.include_deleted;
     for (i, &at) in earlier.iter().enumerate() {
-        if !within(at) {
+        let in_trend = i >= trend_from;
+        let is_since = Some(at) == since;
+        if !within(at) || !(in_trend || is_since) {
             continue;
         }
         // Membership as of that instant: a driver who moved teams since
@@ -206,31 +244,48 @@ pub fn history(
             crate::mirror::teams_at(config, mirror, crate::teams::Wanted::For(&job.filters), at)
                 .with_context(|| format!("resolving the teams as of {}", at.to_rfc3339()))?;
         let instant = Window { start: at, end: at };
-        let state = match crate::data::query_for(&job.filters, &teams_at, instant) {
-            Some(query) => crate::mirror::read::state_as_of(mirror, &query, &names.courses, at)?,
-            None => Vec::new(),
-        };
-        let members = |name: &Option<String>| -> Option<HashSet<LearnerId>> {
-            name.as_ref().map(|n| {
-                teams_at
-                    .get(n)
-                    .map(|r| r.members.iter().cloned().collect())
-                    .unwrap_or_default()
+        let members: Vec<Option<FxHashSet<&LearnerId>>> = report_names
+            .iter()
+            .map(|name| {
+                name.as_ref().map(|n| {
+                    teams_at
+                        .get(n)
+                        .map(|r| r.members.iter().collect())
+                        .unwrap_or_default()
+                })
             })
-        };
-        if i >= trend_from {
-            for name in &report_names {
-                let members = members(name);
-                for &n in &narrowings {
-                    let point = report::trend_point(
-                        at,
-                        state.iter().filter(|a| {
-                            members.as_ref().is_none_or(|m| m.contains(&a.learner))
-                                && report::included(a, &instant, job.filters.include_deleted)
-                                && report::narrowed(a, at, n)
-                        }),
-                        job.timezone,
-                    );
+            .collect();
+        let keep_previous = details && is_since;
+        let mut counts = vec![report::TrendCount::default(); members.len() * narrowings.len()];
+        let mut previous = Vec::new();
+        let query = crate::data::query_for(&job.filters, &teams_at, instant);
+        if let Some(query) = query.filter(|_| in_trend || keep_previous) {
+            let filter = crate::mirror::read::Filter::new(&query, &names.courses);
+            mirror.state_each(at, &mut |a| {
+                if !filter.passes_as_of(&a, at) {
+                    return Ok(());
+                }
+                if in_trend && report::included(&a, &instant, include_deleted) {
+                    for (k, m) in members.iter().enumerate() {
+                        if m.as_ref().is_none_or(|m| m.contains(&a.learner)) {
+                            for (j, &n) in narrowings.iter().enumerate() {
+                                if report::narrowed(&a, at, n) {
+                                    counts[k * narrowings.len() + j].add(&a, at);
+                                }
+                            }
+                        }
+                    }
+                }
+                if keep_previous {
+                    previous.push(a);
+                }
+                Ok(())
+            })?;
+        }
+        if in_trend {
+            for (k, name) in report_names.iter().enumerate() {
+                for (j, &n) in narrowings.iter().enumerate() {
+                    let point = counts[k * narrowings.len() + j].point(at, job.timezone);
                     history
                         .trend
                         .entry((name.clone(), n))
@@ -239,17 +294,26 @@ pub fn history(
                 }
             }
         }
-        if Some(at) == since {
-            for name in report_names.iter().flatten() {
-                let members = members(&Some(name.clone())).unwrap_or_default();
-                history.members_since.insert(name.clone(), members);
+        if is_since {
+            for (name, m) in report_names.iter().zip(&members) {
+                if let (Some(name), Some(m)) = (name, m) {
+                    let m: HashSet<LearnerId> = m.iter().map(|&l| l.clone()).collect();
+                    history.members_since.insert(name.clone(), m);
+                }
             }
-            history.previous = Some(state);
+            if details {
+                // In the order the mirror's whole state has (the sort key is distinct per id).
+                crate::mirror::sort_by_update(&mut previous);
+                history.previous = Some(previous);
+            }
         }
+    }
+    if !details {
+        return Ok(history);
     }
     // The state now, unfiltered, for how each earlier-overdue one resolved,
     // and every filter but `overdue` for what is due soon.
-    let ids: HashSet<&str> = history
+    let ids: FxHashSet<&str> = history
         .previous
         .iter()
         .flatten()
@@ -267,16 +331,20 @@ pub fn history(
         .as_ref()
         .map(|q| crate::mirror::read::Filter::new(q, &names.courses));
     let mut state_now = HashMap::new();
-    for a in mirror.state_at(fire)? {
+    let mut due_soon = Vec::new();
+    mirror.state_each(fire, &mut |a| {
         if report::is_due_soon(&a, fire, job.due_soon)
             && pool.as_ref().is_some_and(|p| p.passes_as_of(&a, fire))
         {
-            history.due_soon.push(a.clone());
+            due_soon.push(a.clone());
         }
         if ids.contains(a.id.as_str()) {
             state_now.insert(a.id.clone(), a);
         }
-    }
+        Ok(())
+    })?;
+    crate::mirror::sort_by_update(&mut due_soon);
+    history.due_soon = due_soon;
     history.state_now = state_now;
     Ok(history)
 }
@@ -290,10 +358,22 @@ pub fn history(
 /// current-window report read from the mirror also gets `changes`,
 /// `due_soon` and `trend`, each with the membership of its own instant.
 pub fn reports(
+    config: &Config,
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+) -> Vec<Report> {
+    reports_keeping(config, job, data, generated_at, report::Keep::ALL)
+}
+
+/// [`reports`] with only the lists `keep` asks for (what the job's
+/// deliveries read, [`crate::render::Renderer::keeps`]); every total the same.
+pub fn reports_keeping(
     _config: &Config,
     job: &Job,
     data: &JobData,
     generated_at: DateTime<Utc>,
+    keep: report::Keep,
 ) -> Vec<Report> {
     let meta = |team: Option<TeamInfo>| Meta {
         job: JobInfo::of(job),
@@ -318,8 +398,9 @@ pub fn reports(
             manager: team.manager.clone(),
             escalation: team.escalation.clone(),
         });
-        let members_now: Option<HashSet<&LearnerId>> = resolved.map(|r| r.members.iter().collect());
-        let is_member = |members: &Option<HashSet<&LearnerId>>, a: &Assignment| {
+        let members_now: Option<FxHashSet<&LearnerId>> =
+            resolved.map(|r| r.members.iter().collect());
+        let is_member = |members: &Option<FxHashSet<&LearnerId>>, a: &Assignment| {
             members.as_ref().is_none_or(|m| m.contains(&a.learner))
         };
         let mine: Vec<&Assignment> = data
@@ -333,7 +414,8 @@ pub fn reports(
                 .copied()
                 .filter(|a| report::narrowed(a, fire, n))
                 .collect();
-            let mut report = report::build(now.iter().copied(), &meta(info.clone()), &data.names);
+            let mut report =
+                report::build_keeping(now.iter().copied(), &meta(info.clone()), &data.names, keep);
             report.min_days_overdue = n;
             if let Some(history) = &data.history {
                 let counted: Vec<&Assignment> = now
@@ -344,7 +426,7 @@ pub fn reports(
                 if let (Some(since), Some(previous)) = (history.since, &history.previous) {
                     // Membership as of `since`: who has left the team since
                     // shows as "left the report", who joined as new.
-                    let members_then: Option<HashSet<&LearnerId>> = team.map(|t| {
+                    let members_then: Option<FxHashSet<&LearnerId>> = team.map(|t| {
                         history
                             .members_since
                             .get(&t.name)

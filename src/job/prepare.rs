@@ -74,7 +74,10 @@ impl Context<'_> {
             Upto::Data => {
                 super::fetch_assignments(config, job, client, fire, last_success_end).await
             }
-            Upto::Outbox(_) => super::fetch(config, job, client, fire, last_success_end).await,
+            Upto::Outbox(renderer) => {
+                let details = renderer.keeps(config, job).details;
+                super::fetch_reading(config, job, client, fire, last_success_end, details).await
+            }
         }
     }
 
@@ -88,7 +91,9 @@ impl Context<'_> {
         renderer: &Renderer,
     ) -> anyhow::Result<Prepared> {
         let Self { config, job, .. } = self;
-        let reports = super::reports(config, job, &data, generated_at);
+        // Only the lists some delivery reads: a million rows nobody reads cost gigabytes.
+        let keep = renderer.keeps(config, job);
+        let reports = super::reports_keeping(config, job, &data, generated_at, keep);
         let outbox = crate::outbox::build_for(config, job, &data, &reports, renderer)?;
         Ok(Prepared { fire, data, outbox })
     }

@@ -246,23 +246,40 @@ impl MirrorStore for PgMirror {
     }
 
     fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
+        let mut v = Vec::new();
+        self.state_each(at, &mut |a| {
+            v.push(a);
+            Ok(())
+        })?;
+        // One version per id: the keys are distinct, so unstable is exact.
+        super::sort_by_update(&mut v);
+        Ok(v)
+    }
+
+    fn state_each(
+        &self,
+        at: DateTime<Utc>,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        use futures::TryStreamExt as _;
         let at = ns(at)?;
         self.run("reading the state as of an instant", async {
             let c = self.store.connection().await?;
-            let mut v: Vec<Assignment> = c
-                .query(
+            // Row by row off the wire (the portal streams), never the whole state.
+            let rows = c
+                .query_raw(
                     &format!(
                         "SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
                          WHERE updated_at < $1 ORDER BY id, updated_at DESC"
                     ),
-                    &[&at],
+                    [&at as &(dyn tokio_postgres::types::ToSql + Sync)],
                 )
-                .await?
-                .iter()
-                .map(version)
-                .collect();
-            v.sort_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
-            Ok(v)
+                .await?;
+            futures::pin_mut!(rows);
+            while let Some(r) = rows.try_next().await? {
+                each(version(&r))?;
+            }
+            Ok(())
         })
     }
 

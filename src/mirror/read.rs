@@ -7,7 +7,9 @@
 //! newest version before the fire instant, then the filters on that state
 //! (overdue as of the fire instant, from `dueAtTime`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -67,13 +69,10 @@ pub async fn fetch(
     let (assignments, received) = if let Some(query) = &query
         && current
     {
-        let state = mirror.state_at(fire)?;
-        let received = state.len() as u64;
-        let filter = Filter::new(query, &names.courses);
-        let kept: Vec<Assignment> = state
-            .into_iter()
-            .filter(|a| filter.passes(a, Overdue::AsOf(fire)))
-            .collect();
+        let mut received = 0;
+        // A read that fails part-way fails the run: never a partial state reported as whole.
+        let kept = state_as_of_counting(mirror, query, &names.courses, fire, &mut received)
+            .with_context(|| format!("job {}: reading the state as of {fire}", job.name))?;
         (kept, received)
     } else if let Some(query) = &query {
         window_assignments(mirror, query, &names.courses)?
@@ -135,12 +134,31 @@ pub fn state_as_of(
     courses: &HashMap<String, Course>,
     at: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Assignment>> {
+    state_as_of_counting(mirror, query, courses, at, &mut 0)
+}
+
+/// [`state_as_of`], counting in `received` every assignment read. The
+/// filters are applied as the mirror hands each state on, so only what
+/// passes is held; sorted as [`MirrorStore::state_at`] sorts (filtering
+/// first keeps the same order, the sort key being distinct per id).
+fn state_as_of_counting(
+    mirror: &dyn MirrorStore,
+    query: &AssignmentQuery,
+    courses: &HashMap<String, Course>,
+    at: DateTime<Utc>,
+    received: &mut u64,
+) -> anyhow::Result<Vec<Assignment>> {
     let filter = Filter::new(query, courses);
-    Ok(mirror
-        .state_at(at)?
-        .into_iter()
-        .filter(|a| filter.passes_as_of(a, at))
-        .collect())
+    let mut kept = Vec::new();
+    mirror.state_each(at, &mut |a| {
+        *received += 1;
+        if filter.passes_as_of(&a, at) {
+            kept.push(a);
+        }
+        Ok(())
+    })?;
+    super::sort_by_update(&mut kept);
+    Ok(kept)
 }
 
 /// Course titles and categories and learner names, from the mirror.
@@ -176,9 +194,9 @@ enum Overdue {
 /// A query's filters, applied to one version at a time.
 pub struct Filter<'a> {
     query: &'a AssignmentQuery,
-    learners: HashSet<&'a LearnerId>,
-    courses: HashSet<&'a str>,
-    categories: HashSet<&'a str>,
+    learners: FxHashSet<&'a LearnerId>,
+    courses: FxHashSet<&'a str>,
+    categories: FxHashSet<&'a str>,
     known: &'a HashMap<String, Course>,
 }
 

@@ -257,19 +257,35 @@ impl MirrorStore for SqliteMirror {
     }
 
     fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
+        let mut v = Vec::new();
+        self.state_each(at, &mut |a| {
+            v.push(a);
+            Ok(())
+        })?;
+        // One version per id: the keys are distinct, so unstable is exact.
+        super::sort_by_update(&mut v);
+        Ok(v)
+    }
+
+    fn state_each(
+        &self,
+        at: DateTime<Utc>,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let at = ns(at)?;
         self.with("reading the state as of an instant", |c| {
             // Per id, the row of the newest version before `at`: one walk of
-            // the primary key (SQLite takes bare columns from the MAX row).
+            // the primary key (SQLite takes bare columns from the MAX row),
+            // handed on row by row.
             let mut q = c.prepare_cached(&format!(
                 "SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions
                  WHERE updated_at < ?1 GROUP BY id"
             ))?;
-            let rows = q.query_map([at], version)?;
-            let mut v = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            // One version per id: the keys are distinct, so unstable is exact.
-            v.sort_unstable_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
-            Ok(v)
+            let mut rows = q.query([at])?;
+            while let Some(r) = rows.next()? {
+                each(version(r)?)?;
+            }
+            Ok(())
         })
     }
 

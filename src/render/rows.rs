@@ -101,3 +101,155 @@ pub(super) fn reads_rows(source: &str) -> bool {
         !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
     })
 }
+
+impl super::Renderer {
+    /// What of a report the deliveries of `job` read (`deliver`; the
+    /// `on_failure` emails have no report): the rows and the detail lists
+    /// are built only when one of them may read them. Errs on the side of
+    /// yes, as the template checks above do: a yes costs memory, a wrong no
+    /// would leave a list empty that a delivery shows.
+    pub fn keeps(&self, config: &crate::config::Config, job: &crate::config::Job) -> Keep {
+        use crate::config::Delivery;
+        let file_reads = |file: &str| Keep {
+            rows: self.row_readers.contains(file),
+            details: self.detail_readers.contains(file),
+        };
+        let inline_reads = |source: &str| Keep {
+            rows: self.inline_reads_rows(source),
+            details: self.inline_reads_details(source),
+        };
+        let mut keep = Keep {
+            rows: false,
+            details: false,
+        };
+        let mut add = |k: Keep| {
+            keep.rows |= k.rows;
+            keep.details |= k.details;
+        };
+        for delivery in &job.deliver {
+            match delivery {
+                Delivery::Email(e) => {
+                    for ext in [".html", ".txt", ".subject"] {
+                        add(file_reads(&format!("{}{ext}", e.template)));
+                    }
+                    let inline = e.subject.iter().chain(&e.to).chain(&e.cc).chain(&e.bcc);
+                    for source in inline {
+                        add(inline_reads(source));
+                    }
+                    add(Keep {
+                        rows: e.attach_csv,
+                        details: false,
+                    });
+                }
+                Delivery::Webhook(w) => match config.webhooks.get(&w.webhook).map(|h| h.kind) {
+                    // The body is the report data itself, details and all
+                    // (rows only when asked for), templated or not.
+                    Some(kind) if kind.data_without_template() => add(Keep {
+                        rows: w.include_assignments,
+                        details: true,
+                    }),
+                    Some(kind) => add(file_reads(&format!(
+                        "{}{}",
+                        w.template,
+                        kind.template_suffix()
+                    ))),
+                    None => add(Keep::ALL),
+                },
+                // The archive's files are the rows; its page may read details.
+                Delivery::Archive(_) => add(Keep {
+                    rows: true,
+                    details: self
+                        .detail_readers
+                        .contains(super::builtin::ARCHIVE_TEMPLATE),
+                }),
+            }
+        }
+        keep
+    }
+}
+
+use crate::report::Keep;
+
+#[cfg(test)]
+mod tests {
+    use super::super::Renderer;
+    use crate::report::Keep;
+
+    fn keeps(deliver: &str) -> Keep {
+        let source = format!(
+            r#"
+timezone = "America/Chicago"
+[samsara]
+base_url = "http://127.0.0.1:9"
+token = "t"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+from = "Training <training@example.com>"
+[webhooks.j]
+kind = "json"
+url = "http://127.0.0.1:9/hook"
+[webhooks.s]
+kind = "slack"
+url = "http://127.0.0.1:9/slack"
+[[jobs]]
+name = "job"
+schedule = "0 6 1 * *"
+window = {{ last = "7d" }}
+deliver = [{deliver}]
+"#
+        );
+        let config = crate::config::load_str(&source, "t.toml".as_ref(), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let renderer = Renderer::new(None).unwrap();
+        renderer.keeps(&config, config.job("job").unwrap())
+    }
+
+    const fn keep(rows: bool, details: bool) -> Keep {
+        Keep { rows, details }
+    }
+
+    #[test]
+    fn a_report_keeps_the_lists_its_deliveries_read_and_no_other() {
+        let mail = |t: &str, extra: &str| {
+            format!(r#"{{ email = {{ to = ["a@example.com"], template = "{t}"{extra} }} }}"#)
+        };
+        // The audit email lists rows (its first ones) and counts the rest.
+        assert_eq!(keeps(&mail("audit", "")), keep(true, false));
+        // The overdue email lists the details and no row.
+        assert_eq!(keeps(&mail("overdue", "")), keep(false, true));
+        // A CSV attachment is the rows; a subject may ask for a list.
+        assert_eq!(
+            keeps(&mail("overdue", ", attach_csv = true")),
+            keep(true, true)
+        );
+        assert_eq!(
+            keeps(&mail(
+                "audit",
+                r#", subject = "{{ outstanding | length }} open""#
+            )),
+            keep(true, true)
+        );
+        // The digest shows `changes`.
+        assert!(keeps(&mail("digest", "")).details);
+        // An archive is the rows; a json body is the whole report data.
+        assert_eq!(
+            keeps(r#"{ archive = { dir = "/tmp/a" } }"#),
+            keep(true, false)
+        );
+        assert_eq!(keeps(r#"{ webhook = "j" }"#), keep(false, true));
+        assert_eq!(
+            keeps(r#"{ webhook = "j", include_assignments = true }"#),
+            keep(true, true)
+        );
+        // Several deliveries: what any of them reads.
+        assert_eq!(
+            keeps(&format!(
+                r#"{{ archive = {{ dir = "/tmp/a" }} }}, {}"#,
+                mail("overdue", "")
+            )),
+            keep(true, true)
+        );
+    }
+}

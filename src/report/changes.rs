@@ -193,18 +193,43 @@ pub fn trend_point<'a>(
     members: impl IntoIterator<Item = &'a Assignment>,
     tz: Tz,
 ) -> TrendPoint {
-    let (mut assignments, mut overdue, mut completed) = (0u64, 0u64, 0u64);
+    let mut count = TrendCount::default();
     for a in members {
-        assignments += 1;
-        overdue += u64::from(is_overdue(a, at));
-        completed += u64::from(a.status == Status::Completed);
+        count.add(a, at);
     }
-    TrendPoint {
-        at: local_rfc3339(at, tz),
-        assignments,
-        overdue,
-        completed,
-        completion_rate: (assignments > 0).then(|| completed as f64 / assignments as f64),
+    count.point(at, tz)
+}
+
+/// A [`TrendPoint`] counted one assignment at a time, as a state is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrendCount {
+    assignments: u64,
+    overdue: u64,
+    completed: u64,
+}
+
+impl TrendCount {
+    /// Counts `a`, overdue as of `at`.
+    pub fn add(&mut self, a: &Assignment, at: DateTime<Utc>) {
+        self.assignments += 1;
+        self.overdue += u64::from(is_overdue(a, at));
+        self.completed += u64::from(a.status == Status::Completed);
+    }
+
+    /// The point at `at` (shown in `tz`) of what was counted.
+    pub fn point(&self, at: DateTime<Utc>, tz: Tz) -> TrendPoint {
+        let Self {
+            assignments,
+            overdue,
+            completed,
+        } = *self;
+        TrendPoint {
+            at: local_rfc3339(at, tz),
+            assignments,
+            overdue,
+            completed,
+            completion_rate: (assignments > 0).then(|| completed as f64 / assignments as f64),
+        }
     }
 }
 

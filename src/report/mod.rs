@@ -8,11 +8,12 @@ pub mod rows;
 pub use crate::data::{History, TrendPoint};
 
 pub use changes::{
-    Changes, HOWS, LearnerBlock, Resolved, by_learner, changes, due_soon, how_resolved,
+    Changes, HOWS, LearnerBlock, Resolved, TrendCount, by_learner, changes, due_soon, how_resolved,
     is_due_soon, narrowed, trend_point,
 };
 
 pub use model::*;
 pub use rollup::{
-    Meta, UNCATEGORIZED, build, days_overdue, included, is_completed_late, is_overdue,
+    Keep, Meta, UNCATEGORIZED, build, build_keeping, days_overdue, included, is_completed_late,
+    is_overdue,
 };

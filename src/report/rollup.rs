@@ -19,10 +19,11 @@
 //! flag agrees with the totals; `warnings` names every id of this report whose
 //! name fell back to the id, and why.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::model::*;
 use super::rows::Row;
@@ -121,7 +122,27 @@ struct CourseAcc<'a> {
     score_sum: f64,
     scores: u64,
     minutes: i64,
-    learners: HashSet<&'a LearnerId>,
+    learners: FxHashSet<&'a LearnerId>,
+}
+
+/// Which of a report's lists that grow with the organisation are built:
+/// the rows (`assignments`) and the detail lists ([`DETAIL_FIELDS`]).
+/// What no delivery of the job reads is left empty, and never costs memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// Build `assignments` (the rows).
+    pub rows: bool,
+    /// Build `overdue`, `outstanding` and `overdue_by_learner` (and, for
+    /// the job, read the states `changes` and `due_soon` need).
+    pub details: bool,
+}
+
+impl Keep {
+    /// Everything: what a report for an unknown reader must have.
+    pub const ALL: Keep = Keep {
+        rows: true,
+        details: true,
+    };
 }
 
 /// Builds the report of `assignments` (already deduplicated by id).
@@ -130,13 +151,24 @@ pub fn build<'a>(
     meta: &Meta,
     names: &Names,
 ) -> Report {
+    build_keeping(assignments, meta, names, Keep::ALL)
+}
+
+/// [`build`], with only the lists `keep` asks for (the others empty);
+/// every total, status, course and category the same.
+pub fn build_keeping<'a>(
+    assignments: impl IntoIterator<Item = &'a Assignment>,
+    meta: &Meta,
+    names: &Names,
+    keep: Keep,
+) -> Report {
     let end = meta.window.end;
     let local = |t: DateTime<Utc>| local_rfc3339(t, meta.timezone);
     let mut totals = Totals::default();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    let mut others: HashMap<&'a str, u64> = HashMap::new();
-    let mut courses: HashMap<&'a str, CourseAcc<'a>> = HashMap::new();
-    let mut learners: HashSet<&'a LearnerId> = HashSet::new();
+    let mut others: FxHashMap<&'a str, u64> = FxHashMap::default();
+    let mut courses: FxHashMap<&'a str, CourseAcc<'a>> = FxHashMap::default();
+    let mut learners: FxHashSet<&'a LearnerId> = FxHashSet::default();
     let mut outstanding = Vec::new();
     let mut rows = Vec::new();
 
@@ -179,10 +211,12 @@ pub fn build<'a>(
         learners.insert(&a.learner);
         totals.assignments += 1;
 
-        if a.status != Status::Completed {
+        if keep.details && a.status != Status::Completed {
             outstanding.push(detail_row(a, names, end, meta.timezone));
         }
-        rows.push(Row::new(a, names, end));
+        if keep.rows {
+            rows.push(Row::new(a, names, end));
+        }
     }
     // Counted in `totals` above; spelled as the API does once, not per assignment.
     for (status, n) in [

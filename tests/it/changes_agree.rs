@@ -517,3 +517,210 @@ async fn a_previous_fire_before_the_mirrors_reach_gives_no_changes_and_a_shorter
         assert_eq!(report.trend.len(), 1, "only this fire is within the reach");
     }
 }
+
+/// A job whose deliveries read no detail list and no row gets reports
+/// without them (the previous fire's state and the state now never read),
+/// and every number the same: totals, statuses, courses, categories,
+/// trend, warnings. The lists are really left out (so the test can fail).
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_without_the_lists_nobody_reads_have_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = config(dir.path());
+    let client = Client::new(ClientSettings::new(
+        "http://127.0.0.1:9".parse().unwrap(),
+        "t".to_string().into(),
+    ))
+    .unwrap();
+    let lean = trainwatch::report::Keep {
+        rows: false,
+        details: false,
+    };
+    for name in ["weekly", "everything"] {
+        let job = config.job(name).unwrap();
+        let full = reports(&config, name).await;
+        let data = job::fetch_reading(&config, job, &client, t(FIRE), None, false)
+            .await
+            .unwrap();
+        let history = data.history.as_ref().expect("a current window has history");
+        assert!(history.previous.is_none() && history.state_now.is_empty());
+        let thin = job::reports_keeping(&config, job, &data, t(FIRE), lean);
+        assert_eq!(thin.len(), full.len(), "{name}");
+        let mut lists = 0;
+        for (thin, full) in thin.iter().zip(&full) {
+            let what = format!("{name} {:?} {:?}", full.team, full.min_days_overdue);
+            assert_eq!(thin.totals, full.totals, "{what}");
+            assert_eq!(thin.statuses, full.statuses, "{what}");
+            assert_eq!(thin.courses, full.courses, "{what}");
+            assert_eq!(thin.categories, full.categories, "{what}");
+            assert_eq!(thin.trend, full.trend, "{what}");
+            assert_eq!(thin.warnings, full.warnings, "{what}");
+            assert_eq!(
+                (thin.team.clone(), thin.min_days_overdue),
+                (full.team.clone(), full.min_days_overdue)
+            );
+            assert!(
+                thin.assignments.is_empty() && thin.outstanding.is_empty(),
+                "{what}"
+            );
+            assert!(
+                thin.overdue.is_empty() && thin.due_soon.is_empty(),
+                "{what}"
+            );
+            assert_eq!(thin.changes, None, "{what}");
+            lists += full.assignments.len() + full.outstanding.len() + full.due_soon.len();
+            assert_eq!(full.assignments.len() as u64, full.totals.assignments);
+        }
+        assert!(
+            lists > 0,
+            "{name}: the full reports have lists to leave out"
+        );
+    }
+}
+
+/// The mirror hands its state on one assignment at a time: every id once,
+/// in id order (SQLite's), the same versions `state_at` collects; and an error in the
+/// middle stops the read and comes back, so a caller never takes part of
+/// the state for all of it.
+#[test]
+fn the_state_read_row_by_row_is_the_whole_state_and_an_error_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let mirror = SqliteMirror::open(&dir.path().join("state")).unwrap();
+    for at in fires() {
+        let mut seen = Vec::new();
+        mirror
+            .state_each(at, &mut |a| {
+                seen.push(a);
+                Ok(())
+            })
+            .unwrap();
+        let ids: Vec<&str> = seen.iter().map(|a| a.id.as_str()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "id order, each once");
+        assert_eq!(
+            ids.len(),
+            state(&versions, at).len(),
+            "every id with a version before {at}"
+        );
+        let mut whole = mirror.state_at(at).unwrap();
+        whole.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(seen, whole, "as of {at}");
+    }
+    let mut handed = 0;
+    let err = mirror
+        .state_each(t(FIRE), &mut |_| {
+            handed += 1;
+            anyhow::ensure!(handed < 3, "the reader gave up");
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(handed, 3, "nothing handed on after the error");
+    let chain = format!("{err:#}");
+    assert!(chain.contains("the reader gave up"), "{chain}");
+    assert!(
+        chain.contains("reading the state as of an instant"),
+        "{chain}"
+    );
+}
+
+/// An audit of the generated organisation (versions, deletions, an unknown
+/// status) through the path a fire takes (`job::Context::prepare`: the
+/// lists its deliveries read, no detail list here): its archive's
+/// `assignments.csv` has one row per state as of the fire, deleted ones
+/// included, each id the simple computation names once with its status;
+/// and it is byte for byte the CSV of the report built with every list
+/// (`job::reports`). A row dropped or a list wrongly left out fails both.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audits_archive_has_every_state_once_and_the_bytes_of_the_full_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let source = format!(
+        r#"
+timezone = "America/Chicago"
+state_dir = "{state}"
+[samsara]
+base_url = "http://127.0.0.1:9"
+token = "t"
+[mirror]
+since = "2026-01-01T00:00:00Z"
+[[jobs]]
+name = "audit"
+schedule = "0 8 * * Mon"
+window = {{ current = true }}
+filters = {{ include_deleted = true }}
+deliver = [{{ archive = {{ dir = "{archive}" }} }}]
+"#,
+        state = dir.path().join("state").display(),
+        archive = dir.path().join("audit").display(),
+    );
+    let config = config::load_str(&source, &dir.path().join("t.toml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let job = config.job("audit").unwrap();
+    let client = Client::new(ClientSettings::new(
+        "http://127.0.0.1:9".parse().unwrap(),
+        "t".to_string().into(),
+    ))
+    .unwrap();
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+    assert_eq!(
+        renderer.keeps(&config, job),
+        trainwatch::report::Keep {
+            rows: true,
+            details: false
+        },
+        "an archive reads the rows and no detail list"
+    );
+    let prepared = job::Context {
+        config: &config,
+        job,
+        client: &client,
+    }
+    .prepare(t(FIRE), None, t(FIRE), job::Upto::Outbox(&renderer))
+    .await
+    .unwrap();
+    let files = prepared
+        .outbox
+        .items
+        .iter()
+        .find_map(|i| match &i.payload {
+            trainwatch::outbox::Payload::Archive { files, .. } => Some(files.clone()),
+            _ => None,
+        })
+        .expect("an archive delivery");
+    let staged = files.iter().find(|f| f.name == "assignments.csv").unwrap();
+    let csv = std::fs::read(&staged.path).unwrap();
+    prepared.outbox.discard_staged();
+
+    let want: BTreeMap<String, (String, bool)> = state(&versions, t(FIRE))
+        .into_iter()
+        .map(|(id, v)| (id.to_string(), (v.status.to_string(), v.deleted)))
+        .collect();
+    let mut got = BTreeMap::new();
+    for record in csv::Reader::from_reader(csv.as_slice()).deserialize() {
+        let row: BTreeMap<String, String> = record.unwrap();
+        let id = row["assignment_id"].clone();
+        let seen = (row["status"].clone(), !row["deleted_at"].is_empty());
+        assert!(got.insert(id.clone(), seen).is_none(), "{id} twice");
+    }
+    assert_eq!(got.len(), want.len(), "one row per state");
+    assert_eq!(got, want);
+    assert!(
+        got.values().any(|(s, _)| s == "expired"),
+        "an unknown status"
+    );
+    assert!(got.values().any(|(_, deleted)| *deleted), "deleted ones");
+
+    let data = job::fetch(&config, job, &client, t(FIRE), None)
+        .await
+        .unwrap();
+    let full = job::reports(&config, job, &data, t(FIRE));
+    assert_eq!(full.len(), 1);
+    assert_eq!(full[0].assignments.len(), want.len());
+    assert!(
+        csv == trainwatch::outbox::csv_bytes(&full[0]).unwrap(),
+        "the archive's CSV is the full build's"
+    );
+}
