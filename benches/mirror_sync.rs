@@ -12,8 +12,9 @@
 //!    rate limit: versions per second, and the database's bytes per version;
 //!    where the time goes (reading and parsing, staging, committing), the
 //!    CPU seconds of the thread that parses and stores and of the whole
-//!    process (the loopback server included), and the same pages read and
-//!    parsed with nothing stored.
+//!    process (the loopback server included); the same versions staged and
+//!    committed with no HTTP (the store alone), and the same pages read and
+//!    parsed with nothing stored (the client alone).
 //!
 //! `cargo bench --bench mirror_sync`
 //! (`TRAINWATCH_BENCH_ASSIGNMENTS=10000 TRAINWATCH_BENCH_VERSIONS=100000` for a shorter run.)
@@ -348,6 +349,58 @@ async fn raw_sync_throughput() {
         parsed += page.data.len();
     }
     let parse_secs = parsing.elapsed().as_secs_f64();
+    // The store alone: the same versions staged in batches of 5,000 (parsed
+    // outside the clock) and committed, on this thread: CPU and wall time.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMirror::open(&dir.path().join("state")).unwrap();
+        let reach = mirror::Reach {
+            since: start,
+            end: start + Duration::days(2 * 365 + 1),
+        };
+        let sync = store.begin_sync(reach.since, reach.end, reach.end).unwrap();
+        let timed = |f: &mut dyn FnMut()| {
+            let (t, c) = (Instant::now(), cpu_secs("thread-self"));
+            f();
+            let cpu = cpu_secs("thread-self").zip(c).map_or(0.0, |(b, a)| b - a);
+            (t.elapsed().as_secs_f64(), cpu)
+        };
+        let (mut stage_wall, mut stage_cpu) = (0.0, 0.0);
+        let mut staged = 0u64;
+        for bodies in pages.chunks(50) {
+            let batch: Vec<trainwatch::samsara::Assignment> = bodies
+                .iter()
+                .flat_map(|b| {
+                    serde_json::from_slice::<trainwatch::samsara::Page<_>>(b)
+                        .unwrap()
+                        .data
+                })
+                .collect();
+            staged += batch.len() as u64;
+            let (w, c) = timed(&mut || store.stage(sync, &batch).unwrap());
+            stage_wall += w;
+            stage_cpu += c;
+        }
+        let stats = mirror::SyncStats {
+            versions: staged,
+            ..Default::default()
+        };
+        let (commit_wall, commit_cpu) = timed(&mut || {
+            store
+                .commit(
+                    sync,
+                    reach,
+                    &mirror::Lists::default(),
+                    &stats,
+                    false,
+                    reach.end,
+                )
+                .unwrap();
+        });
+        println!(
+            "the store alone: {staged} versions staged in {stage_wall:.1} s ({stage_cpu:.1} s CPU), committed in {commit_wall:.1} s ({commit_cpu:.1} s CPU)"
+        );
+    }
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/training-assignments/stream"))
