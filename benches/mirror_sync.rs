@@ -9,7 +9,12 @@
 //!    sync included) and by a direct API query: requests and wall time of
 //!    each, and their ratio.
 //! 2. A sync of M versions (default 1,000,000) from pre-built pages with no
-//!    rate limit: versions per second, and the database's bytes per version.
+//!    rate limit: versions per second, and the database's bytes per version;
+//!    where the time goes (reading and parsing, staging, committing), the
+//!    CPU seconds of the thread that parses and stores and of the whole
+//!    process (the loopback server included); the same versions staged and
+//!    committed with no HTTP (the store alone), and the same pages read and
+//!    parsed with nothing stored (the client alone).
 //!
 //! `cargo bench --bench mirror_sync`
 //! (`TRAINWATCH_BENCH_ASSIGNMENTS=10000 TRAINWATCH_BENCH_VERSIONS=100000` for a shorter run.)
@@ -286,6 +291,16 @@ impl<M: MirrorStore> MirrorStore for Timed<M> {
     }
 }
 
+/// CPU seconds (user + system) used so far by the process (`/proc/self`:
+/// the in-process server's threads included) or by the calling thread
+/// (`/proc/thread-self`), in Linux clock ticks of 1/100 s; `None` elsewhere.
+fn cpu_secs(of: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{of}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 /// Serves pre-built stream pages by cursor (`after=pN`), empty lists elsewhere.
 struct Pages(Vec<Vec<u8>>);
 
@@ -334,6 +349,58 @@ async fn raw_sync_throughput() {
         parsed += page.data.len();
     }
     let parse_secs = parsing.elapsed().as_secs_f64();
+    // The store alone: the same versions staged in batches of 5,000 (parsed
+    // outside the clock) and committed, on this thread: CPU and wall time.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMirror::open(&dir.path().join("state")).unwrap();
+        let reach = mirror::Reach {
+            since: start,
+            end: start + Duration::days(2 * 365 + 1),
+        };
+        let sync = store.begin_sync(reach.since, reach.end, reach.end).unwrap();
+        let timed = |f: &mut dyn FnMut()| {
+            let (t, c) = (Instant::now(), cpu_secs("thread-self"));
+            f();
+            let cpu = cpu_secs("thread-self").zip(c).map_or(0.0, |(b, a)| b - a);
+            (t.elapsed().as_secs_f64(), cpu)
+        };
+        let (mut stage_wall, mut stage_cpu) = (0.0, 0.0);
+        let mut staged = 0u64;
+        for bodies in pages.chunks(50) {
+            let batch: Vec<trainwatch::samsara::Assignment> = bodies
+                .iter()
+                .flat_map(|b| {
+                    serde_json::from_slice::<trainwatch::samsara::Page<_>>(b)
+                        .unwrap()
+                        .data
+                })
+                .collect();
+            staged += batch.len() as u64;
+            let (w, c) = timed(&mut || store.stage(sync, &batch).unwrap());
+            stage_wall += w;
+            stage_cpu += c;
+        }
+        let stats = mirror::SyncStats {
+            versions: staged,
+            ..Default::default()
+        };
+        let (commit_wall, commit_cpu) = timed(&mut || {
+            store
+                .commit(
+                    sync,
+                    reach,
+                    &mirror::Lists::default(),
+                    &stats,
+                    false,
+                    reach.end,
+                )
+                .unwrap();
+        });
+        println!(
+            "the store alone: {staged} versions staged in {stage_wall:.1} s ({stage_cpu:.1} s CPU), committed in {commit_wall:.1} s ({commit_cpu:.1} s CPU)"
+        );
+    }
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/training-assignments/stream"))
@@ -355,6 +422,22 @@ async fn raw_sync_throughput() {
         since: start,
         ..Default::default()
     };
+    // The client alone: the same pages read and parsed, nothing stored.
+    let (reading, reading_cpu) = (Instant::now(), cpu_secs("thread-self"));
+    let mut read = 0u64;
+    client
+        .stream_pages(start, start + Duration::days(2 * 365 + 1), |page| {
+            read += page.len() as u64;
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap();
+    let read_secs = reading.elapsed().as_secs_f64();
+    let read_cpu = match (reading_cpu, cpu_secs("thread-self")) {
+        (Some(a), Some(b)) => format!("{:.1}", b - a),
+        _ => "?".into(),
+    };
+    let (process_cpu, thread_cpu) = (cpu_secs("self"), cpu_secs("thread-self"));
     let started = Instant::now();
     let report = mirror::sync(
         &store,
@@ -366,6 +449,11 @@ async fn raw_sync_throughput() {
     .await
     .unwrap();
     let secs = started.elapsed().as_secs_f64();
+    let cpu = |before: Option<f64>, of: &str| match (before, cpu_secs(of)) {
+        (Some(a), Some(b)) => format!("{:.1}", b - a),
+        _ => "?".into(),
+    };
+    let (process_cpu, thread_cpu) = (cpu(process_cpu, "self"), cpu(thread_cpu, "thread-self"));
     let (staging, committing) = store.took();
     let status = store.status().unwrap();
     // At rest: the staging pages' free space returned and the WAL checkpointed.
@@ -388,6 +476,9 @@ async fn raw_sync_throughput() {
     println!(
         "raw sync's time: {:.1} s reading and parsing pages, {staging:.1} s staging them, {committing:.1} s committing",
         secs - staging - committing
+    );
+    println!(
+        "raw sync's CPU: {thread_cpu} s on the thread that parses and stores, {process_cpu} s in the process (the loopback server's threads included); the same pages read and parsed with nothing stored: {read} versions in {read_secs:.1} s, {read_cpu} s of the thread's CPU"
     );
     // A report over the mirror's every assignment: the state as of the end
     // (newest version per id, deleted included), names resolved, rolled up.

@@ -36,6 +36,7 @@ mod export_out;
 mod job_fanout;
 mod mirror;
 mod mirror_bulk;
+mod mirror_columns;
 mod mirror_load;
 mod numbers_agree;
 mod outbox_binary;
