@@ -138,18 +138,22 @@ pub enum EmailCsv {
 }
 
 impl EmailCsv {
-    /// Writes `report`'s CSV, keeping its bytes only while they fit.
-    pub fn of(report: &Report) -> anyhow::Result<Self> {
+    /// Writes the CSV of `rows` (`count` of them, held or read again from
+    /// the job's state), keeping its bytes only while they fit.
+    pub fn of_rows<R: std::borrow::Borrow<crate::report::rows::Row>>(
+        rows: impl IntoIterator<Item = R>,
+        count: usize,
+    ) -> anyhow::Result<Self> {
         let mut out = Capped {
             buf: Some(Vec::new()),
             bytes: 0,
         };
-        write_rows(&report.assignments, Format::Csv, &mut out)?;
+        write_rows(rows, Format::Csv, &mut out)?;
         Ok(match out.buf {
             Some(bytes) => Self::Fits(bytes),
             None => Self::Over {
                 bytes: out.bytes,
-                rows: report.assignments.len(),
+                rows: count,
             },
         })
     }
@@ -168,6 +172,15 @@ impl std::io::Write for Capped {
         if self.bytes > MAX_CSV_ATTACHMENT_BYTES as u64 {
             self.buf = None;
         } else if let Some(buf) = &mut self.buf {
+            // Grown by doubling, but never past the limit: a 10 MiB CSV
+            // would otherwise sit in a 16 MiB buffer before it is let go.
+            let want = buf.len() + data.len();
+            if want > buf.capacity() {
+                let grown = want
+                    .max(buf.capacity().saturating_mul(2))
+                    .min(MAX_CSV_ATTACHMENT_BYTES);
+                buf.reserve_exact(grown - buf.len());
+            }
             buf.extend_from_slice(data);
         }
         Ok(data.len())

@@ -168,6 +168,60 @@ impl super::Renderer {
     }
 }
 
+impl super::Renderer {
+    /// How many of a report's rows the deliveries of `job` read in memory:
+    /// `None` every row (a template that reads `assignments`, a `json` body
+    /// with `include_assignments`, a custom archive page), `Some(n)` only
+    /// the first `n` (the built-in audit email lists 100 and counts the
+    /// rest; `Some(0)` none). The archive's files and an email's CSV do not
+    /// count: they are written row by row from the job's state
+    /// ([`crate::report::RowSource`]). Errs on the side of every row, as
+    /// [`super::Renderer::keeps`] does.
+    pub fn rows_held(
+        &self,
+        config: &crate::config::Config,
+        job: &crate::config::Job,
+    ) -> Option<usize> {
+        use crate::config::Delivery;
+        let mut most = 0;
+        // `None` when `file` reads every row it is given.
+        let file_holds = |file: &str| match self.row_limits.get(file) {
+            Some(&n) => Some(n),
+            None if self.row_readers.contains(file) => None,
+            None => Some(0),
+        };
+        for delivery in &job.deliver {
+            let n = match delivery {
+                Delivery::Email(e) => {
+                    let inline = e.subject.iter().chain(&e.to).chain(&e.cc).chain(&e.bcc);
+                    let mut n = Some(0);
+                    for source in inline {
+                        if self.inline_reads_rows(source) {
+                            n = None;
+                        }
+                    }
+                    for ext in [".html", ".txt", ".subject"] {
+                        n = n
+                            .zip(file_holds(&format!("{}{ext}", e.template)))
+                            .map(|(a, b)| a.max(b));
+                    }
+                    n
+                }
+                Delivery::Webhook(w) => match config.webhooks.get(&w.webhook).map(|h| h.kind) {
+                    Some(kind) if kind.data_without_template() => {
+                        (!w.include_assignments).then_some(0)
+                    }
+                    Some(kind) => file_holds(&format!("{}{}", w.template, kind.template_suffix())),
+                    None => None,
+                },
+                Delivery::Archive(_) => self.archive_in_pieces.then_some(0),
+            };
+            most = most.max(n?);
+        }
+        Some(most)
+    }
+}
+
 use crate::report::Keep;
 
 #[cfg(test)]

@@ -76,16 +76,16 @@ impl Row {
     }
 }
 
-/// Writes rows as JSON lines or CSV.
-pub fn write_rows<'a>(
-    rows: impl IntoIterator<Item = &'a Row>,
+/// Writes rows (held, or built as they are read) as JSON lines or CSV.
+pub fn write_rows<R: std::borrow::Borrow<Row>>(
+    rows: impl IntoIterator<Item = R>,
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match format {
         Format::Jsonl => {
             for row in rows {
-                serde_json::to_writer(&mut *out, &row)?;
+                serde_json::to_writer(&mut *out, row.borrow())?;
                 out.write_all(b"\n")?;
             }
         }
@@ -93,7 +93,7 @@ pub fn write_rows<'a>(
             let mut w = csv::Writer::from_writer(&mut *out);
             let mut any = false;
             for row in rows {
-                w.serialize(CsvRow::of(row))?;
+                w.serialize(CsvRow::of(row.borrow()))?;
                 any = true;
             }
             if !any {
