@@ -263,6 +263,9 @@ fn stage_archive(
     Ok(vec![csv, json, html])
 }
 
+/// A report's rows, one at a time: held (borrowed) or built as read (owned).
+pub(super) type Rows<'r> = dyn Iterator<Item = Cow<'r, Row>> + 'r;
+
 /// Hands `write` every row of `report`: those it holds, or when it holds
 /// only its first ones, every row read again from the job's state `state`.
 /// A count that differs from the report's (a row dropped or read twice)
@@ -271,7 +274,7 @@ pub(super) fn each_row(
     job: &Job,
     report: &Report,
     state: Option<&JobData>,
-    write: &mut dyn FnMut(&mut dyn Iterator<Item = Cow<'_, Row>>) -> anyhow::Result<()>,
+    write: &mut dyn FnMut(&mut Rows<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut seen = 0usize;
     match report.rows_count {
