@@ -16,7 +16,7 @@ use crate::config::{Config, Delivery, Job};
 use crate::data::JobData;
 use crate::render::Renderer;
 use crate::render::filters::count;
-use crate::report::rows::{Format, Row, write_rows};
+use crate::report::rows::{CsvRows, Row};
 use crate::report::{Report, RowSource};
 
 /// File names of an archive snapshot (the manifest is written with them).
@@ -244,21 +244,22 @@ fn stage_archive(
     state: Option<&JobData>,
 ) -> anyhow::Result<Vec<crate::outbox::StagedFile>> {
     let staging = Staging::create(&config.state_dir, &job.name)?;
-    let csv = staging.write(ARCHIVE_FILES[0], |out| {
-        each_row(job, report, state, &mut |rows| {
-            write_rows(rows, Format::Csv, out)
-        })
+    // The three files in one pass over the rows, each row built once.
+    let (mut json, mut html) = (None, None);
+    let csv = staging.write(ARCHIVE_FILES[0], |csv_out| {
+        json = Some(staging.write(ARCHIVE_FILES[1], |json_out| {
+            html = Some(staging.write(ARCHIVE_FILES[2], |html_out| {
+                each_row(job, report, state, &mut |rows| {
+                    write_three(renderer, report, rows, csv_out, json_out, html_out)
+                })
+            })?);
+            Ok(())
+        })?);
+        Ok(())
     })?;
-    let json = staging.write(ARCHIVE_FILES[1], |out| {
-        each_row(job, report, state, &mut |rows| {
-            write_json_rows_of(rows, out)
-        })
-    })?;
-    let html = staging.write(ARCHIVE_FILES[2], |out| {
-        each_row(job, report, state, &mut |rows| {
-            renderer.write_archive_html_of(report, rows, out)
-        })
-    })?;
+    let (Some(json), Some(html)) = (json, html) else {
+        anyhow::bail!("the archive's files were not all written");
+    };
     staging.sync()?;
     Ok(vec![csv, json, html])
 }
@@ -301,6 +302,44 @@ pub(super) fn each_row(
         seen,
         report.row_count()
     );
+    Ok(())
+}
+
+/// Writes `assignments.csv`, `assignments.json` and `report.html` of
+/// `report` from one pass over `rows`: as the page takes each chunk of rows,
+/// each row goes to the CSV and the JSON too (and those the page does not
+/// read, a custom page reading the report's own, after it).
+fn write_three(
+    renderer: &Renderer,
+    report: &Report,
+    rows: &mut Rows<'_>,
+    csv_out: &mut dyn std::io::Write,
+    json_out: &mut dyn std::io::Write,
+    html_out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    use serde::ser::{SerializeSeq as _, Serializer as _};
+    let mut csv = CsvRows::new(csv_out);
+    let mut ser = serde_json::Serializer::pretty(json_out);
+    let mut seq = ser.serialize_seq(None)?;
+    let mut failed: Option<anyhow::Error> = None;
+    {
+        let mut teed = rows.inspect(|row| {
+            if failed.is_none() {
+                let row: &Row = row;
+                let written = csv
+                    .push(row)
+                    .and_then(|()| seq.serialize_element(row).map_err(anyhow::Error::from));
+                failed = written.err();
+            }
+        });
+        renderer.write_archive_html_of(report, &mut teed, html_out)?;
+        teed.for_each(drop);
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    seq.end()?;
+    csv.finish()?;
     Ok(())
 }
 

@@ -107,6 +107,40 @@ pub fn write_rows<R: std::borrow::Borrow<Row>>(
     Ok(())
 }
 
+/// CSV rows written one at a time: the bytes [`write_rows`] writes for them.
+pub struct CsvRows<W: Write> {
+    w: csv::Writer<W>,
+    any: bool,
+}
+
+impl<W: Write> CsvRows<W> {
+    /// A CSV of rows to come, written to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            w: csv::Writer::from_writer(out),
+            any: false,
+        }
+    }
+
+    /// Writes `row` (the header with the first).
+    pub fn push(&mut self, row: &Row) -> anyhow::Result<()> {
+        self.w.serialize(CsvRow::of(row))?;
+        self.any = true;
+        Ok(())
+    }
+
+    /// Ends the CSV: the header alone when no row came, then flushed.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        if !self.any {
+            self.w.write_record(CSV_HEADER)?;
+        }
+        self.w.flush()?;
+        let mut out = self.w.into_inner().map_err(|e| e.into_error())?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
 /// A [`Row`] as CSV writes it: every text column neutralised against
 /// spreadsheet formulas ([`crate::names::csv_text`]); numbers, timestamps
 /// and flags as they are. JSON keeps the raw values.
