@@ -282,6 +282,34 @@ mod tests {
     }
 
     #[test]
+    fn the_csv_buffer_never_grows_past_the_limit_and_lets_go_over_it() {
+        use std::io::Write as _;
+        let mut out = Capped {
+            buf: Some(Vec::new()),
+            bytes: 0,
+        };
+        let line = [b'x'; 1000];
+        while out.bytes + 1000 <= MAX_CSV_ATTACHMENT_BYTES as u64 {
+            out.write_all(&line).unwrap();
+        }
+        let buf = out.buf.as_ref().expect("still within the limit");
+        assert!(buf.len() > MAX_CSV_ATTACHMENT_BYTES - 1000);
+        assert!(
+            buf.capacity() <= MAX_CSV_ATTACHMENT_BYTES,
+            "{}",
+            buf.capacity()
+        );
+        out.write_all(&line).unwrap();
+        assert!(out.buf.is_none(), "let go once over the limit");
+        assert_eq!(out.bytes, buf_len_after(MAX_CSV_ATTACHMENT_BYTES as u64));
+    }
+
+    /// The bytes counted once the loop above passed the limit by one line.
+    fn buf_len_after(limit: u64) -> u64 {
+        (limit / 1000 + 1) * 1000
+    }
+
+    #[test]
     fn the_excel_csv_starts_with_a_bom_ends_records_with_crlf_and_keeps_values() {
         let rfc4180 = "learner_name,note\nZoë Ångström,\"two\nlines, quoted\"\n";
 
