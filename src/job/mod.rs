@@ -369,11 +369,25 @@ pub fn reports(
 /// [`reports`] with only the lists `keep` asks for (what the job's
 /// deliveries read, [`crate::render::Renderer::keeps`]); every total the same.
 pub fn reports_keeping(
+    config: &Config,
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+    keep: report::Keep,
+) -> Vec<Report> {
+    reports_holding(config, job, data, generated_at, keep, None)
+}
+
+/// [`reports_keeping`]; with `held` `Some(n)`, each report holds only its
+/// first `n` rows ([`crate::render::Renderer::rows_held`]), and its
+/// files are written from `data` ([`report::RowSource`]).
+pub fn reports_holding(
     _config: &Config,
     job: &Job,
     data: &JobData,
     generated_at: DateTime<Utc>,
     keep: report::Keep,
+    held: Option<usize>,
 ) -> Vec<Report> {
     let meta = |team: Option<TeamInfo>| Meta {
         job: JobInfo::of(job),
@@ -414,8 +428,13 @@ pub fn reports_keeping(
                 .copied()
                 .filter(|a| report::narrowed(a, fire, n))
                 .collect();
-            let mut report =
-                report::build_keeping(now.iter().copied(), &meta(info.clone()), &data.names, keep);
+            let mut report = report::build_holding(
+                now.iter().copied(),
+                &meta(info.clone()),
+                &data.names,
+                keep,
+                held,
+            );
             report.min_days_overdue = n;
             if let Some(history) = &data.history {
                 let counted: Vec<&Assignment> = now

@@ -93,7 +93,9 @@ impl Context<'_> {
         let Self { config, job, .. } = self;
         // Only the lists some delivery reads: a million rows nobody reads cost gigabytes.
         let keep = renderer.keeps(config, job);
-        let reports = super::reports_keeping(config, job, &data, generated_at, keep);
+        // And of the rows only those read in memory: the files are written from `data`.
+        let held = renderer.rows_held(config, job);
+        let reports = super::reports_holding(config, job, &data, generated_at, keep, held);
         let outbox = crate::outbox::build_for(config, job, &data, &reports, renderer)?;
         Ok(Prepared { fire, data, outbox })
     }

@@ -138,18 +138,22 @@ pub enum EmailCsv {
 }
 
 impl EmailCsv {
-    /// Writes `report`'s CSV, keeping its bytes only while they fit.
-    pub fn of(report: &Report) -> anyhow::Result<Self> {
+    /// Writes the CSV of `rows` (`count` of them, held or read again from
+    /// the job's state), keeping its bytes only while they fit.
+    pub fn of_rows<R: std::borrow::Borrow<crate::report::rows::Row>>(
+        rows: impl IntoIterator<Item = R>,
+        count: usize,
+    ) -> anyhow::Result<Self> {
         let mut out = Capped {
             buf: Some(Vec::new()),
             bytes: 0,
         };
-        write_rows(&report.assignments, Format::Csv, &mut out)?;
+        write_rows(rows, Format::Csv, &mut out)?;
         Ok(match out.buf {
             Some(bytes) => Self::Fits(bytes),
             None => Self::Over {
                 bytes: out.bytes,
-                rows: report.assignments.len(),
+                rows: count,
             },
         })
     }
@@ -168,6 +172,15 @@ impl std::io::Write for Capped {
         if self.bytes > MAX_CSV_ATTACHMENT_BYTES as u64 {
             self.buf = None;
         } else if let Some(buf) = &mut self.buf {
+            // Grown by doubling, but never past the limit: a 10 MiB CSV
+            // would otherwise sit in a 16 MiB buffer before it is let go.
+            let want = buf.len() + data.len();
+            if want > buf.capacity() {
+                let grown = want
+                    .max(buf.capacity().saturating_mul(2))
+                    .min(MAX_CSV_ATTACHMENT_BYTES);
+                buf.reserve_exact(grown - buf.len());
+            }
             buf.extend_from_slice(data);
         }
         Ok(data.len())
@@ -266,6 +279,34 @@ mod tests {
         assert!(err.contains("10.0 MiB (70001 assignments)"), "{err}");
         assert!(err.contains("over the 10 MiB"), "{err}");
         assert!(err.contains("archive"), "{err}");
+    }
+
+    #[test]
+    fn the_csv_buffer_never_grows_past_the_limit_and_lets_go_over_it() {
+        use std::io::Write as _;
+        let mut out = Capped {
+            buf: Some(Vec::new()),
+            bytes: 0,
+        };
+        let line = [b'x'; 1000];
+        while out.bytes + 1000 <= MAX_CSV_ATTACHMENT_BYTES as u64 {
+            out.write_all(&line).unwrap();
+        }
+        let buf = out.buf.as_ref().expect("still within the limit");
+        assert!(buf.len() > MAX_CSV_ATTACHMENT_BYTES - 1000);
+        assert!(
+            buf.capacity() <= MAX_CSV_ATTACHMENT_BYTES,
+            "{}",
+            buf.capacity()
+        );
+        out.write_all(&line).unwrap();
+        assert!(out.buf.is_none(), "let go once over the limit");
+        assert_eq!(out.bytes, buf_len_after(MAX_CSV_ATTACHMENT_BYTES as u64));
+    }
+
+    /// The bytes counted once the loop above passed the limit by one line.
+    fn buf_len_after(limit: u64) -> u64 {
+        (limit / 1000 + 1) * 1000
     }
 
     #[test]

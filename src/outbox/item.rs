@@ -1,6 +1,7 @@
 //! One delivery of one report, rendered and addressed; and where an
 //! archive snapshot goes.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -12,10 +13,11 @@ use super::email::{
 use super::staged::Staging;
 use super::{Outgoing, Payload, kind_of};
 use crate::config::{Config, Delivery, Job};
+use crate::data::JobData;
 use crate::render::Renderer;
 use crate::render::filters::count;
-use crate::report::Report;
-use crate::report::rows::{Format, write_rows};
+use crate::report::rows::{CsvRows, Row};
+use crate::report::{Report, RowSource};
 
 /// File names of an archive snapshot (the manifest is written with them).
 pub const ARCHIVE_FILES: [&str; 3] = ["assignments.csv", "assignments.json", "report.html"];
@@ -58,6 +60,7 @@ pub(super) fn outgoing(
     team: &Option<String>,
     csv: Option<&EmailCsv>,
     query: &serde_json::Map<String, Value>,
+    state: Option<&JobData>,
 ) -> anyhow::Result<Option<Outgoing>> {
     let kind = kind_of(config, delivery);
     let target = match delivery {
@@ -199,7 +202,7 @@ pub(super) fn outgoing(
         }
         Delivery::Archive(a) => {
             let folder = archive_folder(&a.dir, report);
-            let files = stage_archive(config, job, report, renderer)?;
+            let files = stage_archive(config, job, report, renderer, state)?;
             let manifest = serde_json::json!({
                 "job": report.job,
                 "window": report.window,
@@ -218,10 +221,7 @@ pub(super) fn outgoing(
             });
             base(
                 folder.display().to_string(),
-                format!(
-                    "snapshot of {}",
-                    count(report.assignments.len(), "assignment")
-                ),
+                format!("snapshot of {}", count(report.row_count(), "assignment")),
                 Payload::Archive {
                     folder,
                     files,
@@ -234,29 +234,128 @@ pub(super) fn outgoing(
 
 /// Writes the archive's three files of `report` under `state_dir/staging/`,
 /// row by row through a buffer, each fsynced with its size and SHA-256.
+/// The rows are the report's own, or, when it holds only its first ones,
+/// read again from `state` as each file is written.
 fn stage_archive(
     config: &Config,
     job: &Job,
     report: &Report,
     renderer: &Renderer,
+    state: Option<&JobData>,
 ) -> anyhow::Result<Vec<crate::outbox::StagedFile>> {
     let staging = Staging::create(&config.state_dir, &job.name)?;
-    let csv = staging.write(ARCHIVE_FILES[0], |out| {
-        write_rows(&report.assignments, Format::Csv, out)
+    // The three files in one pass over the rows, each row built once.
+    let (mut json, mut html) = (None, None);
+    let csv = staging.write(ARCHIVE_FILES[0], |csv_out| {
+        json = Some(staging.write(ARCHIVE_FILES[1], |json_out| {
+            html = Some(staging.write(ARCHIVE_FILES[2], |html_out| {
+                each_row(job, report, state, &mut |rows| {
+                    write_three(renderer, report, rows, csv_out, json_out, html_out)
+                })
+            })?);
+            Ok(())
+        })?);
+        Ok(())
     })?;
-    let json = staging.write(ARCHIVE_FILES[1], |out| write_json_rows(report, out))?;
-    let html = staging.write(ARCHIVE_FILES[2], |out| {
-        renderer.write_archive_html(report, out)
-    })?;
+    let (Some(json), Some(html)) = (json, html) else {
+        anyhow::bail!("the archive's files were not all written");
+    };
     staging.sync()?;
     Ok(vec![csv, json, html])
+}
+
+/// A report's rows, one at a time: held (borrowed) or built as read (owned).
+pub(super) type Rows<'r> = dyn Iterator<Item = Cow<'r, Row>> + 'r;
+
+/// Hands `write` every row of `report`: those it holds, or when it holds
+/// only its first ones, every row read again from the job's state `state`.
+/// A count that differs from the report's (a row dropped or read twice)
+/// fails, so no file is made of rows the totals beside it do not count.
+pub(super) fn each_row(
+    job: &Job,
+    report: &Report,
+    state: Option<&JobData>,
+    write: &mut dyn FnMut(&mut Rows<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut seen = 0usize;
+    match report.rows_count {
+        None => {
+            let mut rows = report
+                .assignments
+                .iter()
+                .map(Cow::Borrowed)
+                .inspect(|_| seen += 1);
+            write(&mut rows)?;
+        }
+        Some(_) => {
+            let state = state.context(
+                "the report holds only its first rows and the state its files are written from was not given",
+            )?;
+            let source = RowSource::of(state, report, job.filters.include_deleted);
+            let mut rows = source.rows().inspect(|_| seen += 1);
+            write(&mut rows)?;
+        }
+    }
+    anyhow::ensure!(
+        seen == report.row_count(),
+        "{} rows were written where the report counts {}: the files are not made",
+        seen,
+        report.row_count()
+    );
+    Ok(())
+}
+
+/// Writes `assignments.csv`, `assignments.json` and `report.html` of
+/// `report` from one pass over `rows`: as the page takes each chunk of rows,
+/// each row goes to the CSV and the JSON too (and those the page does not
+/// read, a custom page reading the report's own, after it).
+fn write_three(
+    renderer: &Renderer,
+    report: &Report,
+    rows: &mut Rows<'_>,
+    csv_out: &mut dyn std::io::Write,
+    json_out: &mut dyn std::io::Write,
+    html_out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    use serde::ser::{SerializeSeq as _, Serializer as _};
+    let mut csv = CsvRows::new(csv_out);
+    let mut ser = serde_json::Serializer::pretty(json_out);
+    let mut seq = ser.serialize_seq(None)?;
+    let mut failed: Option<anyhow::Error> = None;
+    {
+        let mut teed = rows.inspect(|row| {
+            if failed.is_none() {
+                let row: &Row = row;
+                let written = csv
+                    .push(row)
+                    .and_then(|()| seq.serialize_element(row).map_err(anyhow::Error::from));
+                failed = written.err();
+            }
+        });
+        renderer.write_archive_html_of(report, &mut teed, html_out)?;
+        teed.for_each(drop);
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    seq.end()?;
+    csv.finish()?;
+    Ok(())
 }
 
 /// `assignments.json`: the rows as one pretty-printed JSON array, written
 /// element by element (the same bytes as `to_vec_pretty` of all of them).
 pub fn write_json_rows(report: &Report, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    write_json_rows_of(report.assignments.iter(), out)
+}
+
+/// [`write_json_rows`] of rows held or read as they come.
+fn write_json_rows_of<R: serde::Serialize>(
+    rows: impl IntoIterator<Item = R>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
     use serde::Serializer as _;
     let mut ser = serde_json::Serializer::pretty(out);
-    ser.collect_seq(report.assignments.iter())?;
+    ser.collect_seq(rows)?;
     Ok(())
 }

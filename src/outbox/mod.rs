@@ -114,7 +114,7 @@ pub fn build(
     renderer: &Renderer,
 ) -> anyhow::Result<Outbox> {
     let query = params(&build_query(config, &job.filters, window));
-    build_query_given(config, job, reports, renderer, &query)
+    build_query_given(config, job, reports, renderer, &query, None)
 }
 
 /// [`build`], the archive manifests' query naming the members of the job's
@@ -134,6 +134,7 @@ pub fn build_with_teams(
         reports,
         query_for(&job.filters, teams, window).as_ref(),
         renderer,
+        None,
     )
 }
 
@@ -153,6 +154,7 @@ pub fn build_for(
         reports,
         data.query.as_ref(),
         renderer,
+        Some(data),
     )
 }
 
@@ -164,6 +166,8 @@ fn build_with_query(
     reports: &[Report],
     query: Option<&crate::samsara::AssignmentQuery>,
     renderer: &Renderer,
+    // The state `reports` were built from: their files' rows when they hold only their first.
+    state: Option<&JobData>,
 ) -> anyhow::Result<Outbox> {
     let query = match query {
         Some(q) => params(q),
@@ -177,7 +181,7 @@ fn build_with_query(
             q
         }
     };
-    build_query_given(config, job, reports, renderer, &query)
+    build_query_given(config, job, reports, renderer, &query, state)
 }
 
 /// A query's parameters as a JSON object, for a manifest.
@@ -195,6 +199,7 @@ fn build_query_given(
     reports: &[Report],
     renderer: &Renderer,
     query: &serde_json::Map<String, Value>,
+    state: Option<&JobData>,
 ) -> anyhow::Result<Outbox> {
     let mut outbox = Outbox::default();
     for report in reports {
@@ -231,7 +236,14 @@ fn build_query_given(
         let csv = mine
             .iter()
             .any(|(_, d)| matches!(d, Delivery::Email(e) if e.attach_csv))
-            .then(|| email::EmailCsv::of(report))
+            .then(|| {
+                let mut csv = None;
+                item::each_row(job, report, state, &mut |rows| {
+                    csv = Some(email::EmailCsv::of_rows(rows, report.row_count())?);
+                    Ok(())
+                })
+                .and_then(|()| csv.context("no CSV was written"))
+            })
             .transpose()
             .with_context(context)?;
         for (index, delivery) in mine {
@@ -245,6 +257,7 @@ fn build_query_given(
                 &team,
                 csv.as_ref(),
                 query,
+                state,
             )
             .with_context(|| {
                 format!(

@@ -6,6 +6,8 @@
 
 use std::io::Write;
 
+use serde::Serialize;
+
 use tera::{Context, Tera};
 
 use super::builtin::{ARCHIVE_TEMPLATE, BUILTIN};
@@ -59,20 +61,40 @@ impl Renderer {
     /// for the built-in template, whole (the rows in one context) for a
     /// custom `audit.report.html`.
     pub fn write_archive_html(&self, report: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
+        self.write_archive_html_of(report, report.assignments.iter(), out)
+    }
+
+    /// [`Renderer::write_archive_html`] with the rows from `rows` (every
+    /// row of `report`, held or read again from the job's state), a chunk
+    /// of them in memory at a time. A custom template reads the report's
+    /// own rows, which the report then holds whole ([`Renderer::rows_held`]).
+    pub fn write_archive_html_of<R: Serialize>(
+        &self,
+        report: &Report,
+        rows: impl IntoIterator<Item = R>,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
         if !self.archive_in_pieces {
             out.write_all(self.archive_html(report)?.as_bytes())?;
             return Ok(());
         }
         let details = self.detail_readers.contains(ARCHIVE_TEMPLATE);
         let mut head = with_details(details, || report_context(report))?;
-        head.insert("assignments_count", &report.assignments.len());
+        head.insert("assignments_count", &report.row_count());
         out.write_all(render(&self.html, "audit", HEAD, &head)?.as_bytes())?;
-        for chunk in report.assignments.chunks(CHUNK) {
-            let mut rows = Context::new();
+        let mut rows = rows.into_iter();
+        let mut chunk: Vec<R> = Vec::with_capacity(CHUNK);
+        loop {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(CHUNK));
+            if chunk.is_empty() {
+                break;
+            }
+            let mut ctx = Context::new();
             // The date filters read the job's timezone from the context.
-            rows.insert("job", &report.job);
-            rows.insert("assignments", &chunk);
-            out.write_all(render(&self.html, "audit", ROWS, &rows)?.as_bytes())?;
+            ctx.insert("job", &report.job);
+            ctx.insert("assignments", &chunk);
+            out.write_all(render(&self.html, "audit", ROWS, &ctx)?.as_bytes())?;
         }
         out.write_all(render(&self.html, "audit", TAIL, &head)?.as_bytes())?;
         Ok(())

@@ -11,7 +11,7 @@ use super::builtin::BUILTIN;
 pub(super) const COUNT: &str = "assignments_count";
 
 /// The bodies of `source`'s `{{ … }}` and `{% … %}` tags.
-fn tags(source: &str) -> impl Iterator<Item = &str> {
+pub(super) fn tags(source: &str) -> impl Iterator<Item = &str> {
     source.match_indices(['{']).filter_map(move |(at, _)| {
         let rest = &source[at + 1..];
         let close = match rest.chars().next()? {

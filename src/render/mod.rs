@@ -467,7 +467,7 @@ impl Renderer {
         let mut ctx = report_context(report)?;
         let rows = &report.assignments;
         ctx.insert("assignments", &rows[..n.min(rows.len())]);
-        ctx.insert(limited::COUNT, &rows.len());
+        ctx.insert(limited::COUNT, &report.row_count());
         Ok(ctx)
     }
 }

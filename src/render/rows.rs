@@ -85,9 +85,11 @@ pub(super) fn reads_details(source: &str) -> bool {
 }
 
 /// Whether a template source may read the report's rows: it names
-/// `assignments` other than as a field of something else (`totals.assignments`
-/// is a count). Errs on the side of yes: the word in prose counts too, and a
-/// yes only costs memory, a wrong no would hide rows from a template.
+/// `assignments` inside a `{{ }}` or `{% %}` tag other than as a field of
+/// something else (`totals.assignments` is a count). Prose is not read (the
+/// digest says "assignments" under its count); inside tags it errs on the
+/// side of yes (a string literal counts too): a yes only costs memory, a
+/// wrong no would hide rows from a template.
 pub(super) fn reads_rows(source: &str) -> bool {
     // Tera's whole-context variable shows every field without naming any.
     if source.contains("__tera_context") {
@@ -95,10 +97,12 @@ pub(super) fn reads_rows(source: &str) -> bool {
     }
     let word = "assignments";
     let ident = |c: char| c.is_alphanumeric() || c == '_';
-    source.match_indices(word).any(|(at, _)| {
-        let before = source[..at].chars().next_back();
-        let after = source[at + word.len()..].chars().next();
-        !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
+    super::limited::tags(source).any(|tag| {
+        tag.match_indices(word).any(|(at, _)| {
+            let before = tag[..at].chars().next_back();
+            let after = tag[at + word.len()..].chars().next();
+            !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
+        })
     })
 }
 
@@ -168,6 +172,60 @@ impl super::Renderer {
     }
 }
 
+impl super::Renderer {
+    /// How many of a report's rows the deliveries of `job` read in memory:
+    /// `None` every row (a template that reads `assignments`, a `json` body
+    /// with `include_assignments`, a custom archive page), `Some(n)` only
+    /// the first `n` (the built-in audit email lists 100 and counts the
+    /// rest; `Some(0)` none). The archive's files and an email's CSV do not
+    /// count: they are written row by row from the job's state
+    /// ([`crate::report::RowSource`]). Errs on the side of every row, as
+    /// [`super::Renderer::keeps`] does.
+    pub fn rows_held(
+        &self,
+        config: &crate::config::Config,
+        job: &crate::config::Job,
+    ) -> Option<usize> {
+        use crate::config::Delivery;
+        let mut most = 0;
+        // `None` when `file` reads every row it is given.
+        let file_holds = |file: &str| match self.row_limits.get(file) {
+            Some(&n) => Some(n),
+            None if self.row_readers.contains(file) => None,
+            None => Some(0),
+        };
+        for delivery in &job.deliver {
+            let n = match delivery {
+                Delivery::Email(e) => {
+                    let inline = e.subject.iter().chain(&e.to).chain(&e.cc).chain(&e.bcc);
+                    let mut n = Some(0);
+                    for source in inline {
+                        if self.inline_reads_rows(source) {
+                            n = None;
+                        }
+                    }
+                    for ext in [".html", ".txt", ".subject"] {
+                        n = n
+                            .zip(file_holds(&format!("{}{ext}", e.template)))
+                            .map(|(a, b)| a.max(b));
+                    }
+                    n
+                }
+                Delivery::Webhook(w) => match config.webhooks.get(&w.webhook).map(|h| h.kind) {
+                    Some(kind) if kind.data_without_template() => {
+                        (!w.include_assignments).then_some(0)
+                    }
+                    Some(kind) => file_holds(&format!("{}{}", w.template, kind.template_suffix())),
+                    None => None,
+                },
+                Delivery::Archive(_) => self.archive_in_pieces.then_some(0),
+            };
+            most = most.max(n?);
+        }
+        Some(most)
+    }
+}
+
 use crate::report::Keep;
 
 #[cfg(test)]
@@ -208,6 +266,25 @@ deliver = [{deliver}]
 
     const fn keep(rows: bool, details: bool) -> Keep {
         Keep { rows, details }
+    }
+
+    #[test]
+    fn the_word_assignments_in_prose_does_not_read_the_rows() {
+        use super::reads_rows;
+        // The digest's tile says "assignments" under its count.
+        let tile = "<div>{{ totals.assignments }}</div><div>assignments</div>";
+        assert!(!reads_rows(tile));
+        assert!(reads_rows("<p>rows</p>{{ assignments | length }}"));
+        assert!(reads_rows(
+            "{%- for a in assignments %}{{ a.status }}{% endfor %}"
+        ));
+        let r = Renderer::new(None).unwrap();
+        for file in ["digest.html", "digest.txt", "digest.slack.json"] {
+            assert!(!r.row_readers.contains(file), "{file}");
+        }
+        assert!(r.row_readers.contains("audit.html"));
+        let digest = r#"{ email = { to = ["a@example.com"], template = "digest" } }"#;
+        assert!(!keeps(digest).rows, "the digest email holds no row");
     }
 
     #[test]

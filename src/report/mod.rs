@@ -4,6 +4,7 @@ mod changes;
 mod model;
 mod rollup;
 pub mod rows;
+mod source;
 
 pub use crate::data::{History, TrendPoint};
 
@@ -14,6 +15,7 @@ pub use changes::{
 
 pub use model::*;
 pub use rollup::{
-    Keep, Meta, UNCATEGORIZED, build, build_keeping, days_overdue, included, is_completed_late,
-    is_overdue,
+    Keep, Meta, UNCATEGORIZED, build, build_holding, build_keeping, days_overdue, included,
+    is_completed_late, is_overdue,
 };
+pub use source::RowSource;

@@ -55,6 +55,22 @@ pub struct Report {
     pub due_soon: Vec<DetailRow>,
     /// Totals as of this and the previous scheduled fires, oldest first (current windows).
     pub trend: Vec<crate::data::TrendPoint>,
+    /// Set when `assignments` holds only the report's first rows (no
+    /// delivery reads more in memory; the files are written from the
+    /// job's state, [`super::RowSource`]): how many rows the report has.
+    /// `None`: `assignments` is every row (or none, when nothing reads them).
+    #[serde(skip)]
+    pub rows_count: Option<u64>,
+}
+
+impl Report {
+    /// How many rows the report has, whether `assignments` holds them all or
+    /// only the first ones.
+    pub fn row_count(&self) -> usize {
+        self.rows_count.map_or(self.assignments.len(), |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        })
+    }
 }
 
 thread_local! {

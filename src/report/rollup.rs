@@ -162,6 +162,20 @@ pub fn build_keeping<'a>(
     names: &Names,
     keep: Keep,
 ) -> Report {
+    build_holding(assignments, meta, names, keep, None)
+}
+
+/// [`build_keeping`]; with `held` `Some(n)`, only the first `n` rows are
+/// held in `assignments` (what the deliveries read in memory) and
+/// `rows_count` says how many there are: the files that carry every row
+/// read them again from the job's state ([`super::RowSource`]).
+pub fn build_holding<'a>(
+    assignments: impl IntoIterator<Item = &'a Assignment>,
+    meta: &Meta,
+    names: &Names,
+    keep: Keep,
+    held: Option<usize>,
+) -> Report {
     let end = meta.window.end;
     let local = |t: DateTime<Utc>| local_rfc3339(t, meta.timezone);
     let mut totals = Totals::default();
@@ -214,7 +228,7 @@ pub fn build_keeping<'a>(
         if keep.details && a.status != Status::Completed {
             outstanding.push(detail_row(a, names, end, meta.timezone));
         }
-        if keep.rows {
+        if keep.rows && held.is_none_or(|n| rows.len() < n) {
             rows.push(Row::new(a, names, end));
         }
     }
@@ -316,6 +330,8 @@ pub fn build_keeping<'a>(
         .cloned()
         .collect();
 
+    // Every row counted is a row: the count of those not held.
+    let rows_count = held.filter(|_| keep.rows).map(|_| totals.assignments);
     Report {
         job: meta.job.clone(),
         window: WindowInfo::of(&meta.window, meta.timezone, meta.kind),
@@ -334,5 +350,6 @@ pub fn build_keeping<'a>(
         changes: None,
         due_soon: Vec::new(),
         trend: Vec::new(),
+        rows_count,
     }
 }

@@ -76,16 +76,16 @@ impl Row {
     }
 }
 
-/// Writes rows as JSON lines or CSV.
-pub fn write_rows<'a>(
-    rows: impl IntoIterator<Item = &'a Row>,
+/// Writes rows (held, or built as they are read) as JSON lines or CSV.
+pub fn write_rows<R: std::borrow::Borrow<Row>>(
+    rows: impl IntoIterator<Item = R>,
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match format {
         Format::Jsonl => {
             for row in rows {
-                serde_json::to_writer(&mut *out, &row)?;
+                serde_json::to_writer(&mut *out, row.borrow())?;
                 out.write_all(b"\n")?;
             }
         }
@@ -93,7 +93,7 @@ pub fn write_rows<'a>(
             let mut w = csv::Writer::from_writer(&mut *out);
             let mut any = false;
             for row in rows {
-                w.serialize(CsvRow::of(row))?;
+                w.serialize(CsvRow::of(row.borrow()))?;
                 any = true;
             }
             if !any {
@@ -105,6 +105,40 @@ pub fn write_rows<'a>(
     }
     out.flush()?;
     Ok(())
+}
+
+/// CSV rows written one at a time: the bytes [`write_rows`] writes for them.
+pub struct CsvRows<W: Write> {
+    w: csv::Writer<W>,
+    any: bool,
+}
+
+impl<W: Write> CsvRows<W> {
+    /// A CSV of rows to come, written to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            w: csv::Writer::from_writer(out),
+            any: false,
+        }
+    }
+
+    /// Writes `row` (the header with the first).
+    pub fn push(&mut self, row: &Row) -> anyhow::Result<()> {
+        self.w.serialize(CsvRow::of(row))?;
+        self.any = true;
+        Ok(())
+    }
+
+    /// Ends the CSV: the header alone when no row came, then flushed.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        if !self.any {
+            self.w.write_record(CSV_HEADER)?;
+        }
+        self.w.flush()?;
+        let mut out = self.w.into_inner().map_err(|e| e.into_error())?;
+        out.flush()?;
+        Ok(())
+    }
 }
 
 /// A [`Row`] as CSV writes it: every text column neutralised against

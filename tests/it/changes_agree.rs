@@ -724,3 +724,204 @@ deliver = [{{ archive = {{ dir = "{archive}" }} }}]
         "the archive's CSV is the full build's"
     );
 }
+
+/// A per-team audit whose archive and emailed CSV are written from the
+/// job's state rather than held rows (`Renderer::rows_held`): two teams
+/// sharing learners, with archive and an audit email with the CSV.
+fn team_audit_config(dir: &Path) -> Config {
+    let source = format!(
+        r#"
+timezone = "America/Chicago"
+state_dir = "{state}"
+[samsara]
+base_url = "http://127.0.0.1:9"
+token = "t"
+[mirror]
+since = "2026-01-01T00:00:00Z"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+from = "Training <training@example.com>"
+[teams.north]
+learners = ["1", "2", "3", "4", "5", "6"]
+manager = "n@example.com"
+[teams.south]
+learners = ["5", "6", "7", "8", "9", "10"]
+manager = "s@example.com"
+[[jobs]]
+name = "audit"
+schedule = "0 8 * * Mon"
+window = {{ current = true }}
+filters = {{ include_deleted = true }}
+per_team = true
+deliver = [
+  {{ archive = {{ dir = "{archive}" }} }},
+  {{ email = {{ to = ["{{{{ team.manager }}}}"], template = "audit", attach_csv = true }} }},
+]
+"#,
+        state = dir.join("state").display(),
+        archive = dir.join("audit").display(),
+    );
+    config::load_str(&source, &dir.join("t.toml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}\n{source}"))
+}
+
+fn offline_client() -> Client {
+    Client::new(ClientSettings::new(
+        "http://127.0.0.1:9".parse().unwrap(),
+        "t".to_string().into(),
+    ))
+    .unwrap()
+}
+
+/// Each archive's files by team, and each email's CSV by team.
+type Written = BTreeMap<String, (BTreeMap<String, Vec<u8>>, Vec<u8>)>;
+
+fn written(outbox: &trainwatch::outbox::Outbox) -> Written {
+    let mut out: Written = BTreeMap::new();
+    for item in &outbox.items {
+        let team = item.team.clone().expect("a per-team delivery");
+        let entry = out.entry(team).or_default();
+        match &item.payload {
+            trainwatch::outbox::Payload::Archive { files, .. } => {
+                for f in files {
+                    entry.0.insert(f.name.clone(), f.read_checked().unwrap());
+                }
+            }
+            trainwatch::outbox::Payload::Email(e) => {
+                entry.1 = e.attachment.as_ref().expect("the CSV").1.clone();
+            }
+            _ => panic!("an archive or an email"),
+        }
+    }
+    out
+}
+
+/// The audit through the fire's path holds at most the hundred rows its
+/// email lists, yet every team's archive files (CSV, JSON, page) and its
+/// email's CSV are byte for byte those of the report built with every
+/// row held; and each team's CSV has exactly the states the simple
+/// computation gives for that team's learners, each once (an older bug
+/// gave every team the first team's rows).
+#[tokio::test(flavor = "multi_thread")]
+async fn per_team_archives_and_csvs_written_from_the_state_are_the_held_rows_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = team_audit_config(dir.path());
+    let job = config.job("audit").unwrap();
+    let client = offline_client();
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+    assert_eq!(renderer.rows_held(&config, job), Some(100));
+    let prepared = job::Context {
+        config: &config,
+        job,
+        client: &client,
+    }
+    .prepare(t(FIRE), None, t(FIRE), job::Upto::Outbox(&renderer))
+    .await
+    .unwrap();
+    let streamed = written(&prepared.outbox);
+    prepared.outbox.discard_staged();
+
+    let data = job::fetch(&config, job, &client, t(FIRE), None)
+        .await
+        .unwrap();
+    let held = job::reports_holding(
+        &config,
+        job,
+        &data,
+        t(FIRE),
+        trainwatch::report::Keep::ALL,
+        Some(100),
+    );
+    let full = job::reports(&config, job, &data, t(FIRE));
+    assert_eq!(held.len(), 2);
+    for (h, f) in held.iter().zip(&full) {
+        assert!(h.assignments.len() <= 100);
+        assert!(f.assignments.len() > 100, "more rows than the email lists");
+        assert_eq!(h.assignments[..], f.assignments[..h.assignments.len()]);
+        assert_eq!(h.row_count(), f.assignments.len());
+    }
+    let whole = trainwatch::outbox::build(&config, job, data.window, &full, &renderer).unwrap();
+    let from_held = written(&whole);
+    whole.discard_staged();
+    assert_eq!(streamed.keys().collect::<Vec<_>>(), ["north", "south"]);
+    for (team, (files, csv)) in &streamed {
+        let (want_files, want_csv) = &from_held[team];
+        assert_eq!(files.len(), 3, "{team}");
+        for (name, bytes) in files {
+            assert!(bytes == &want_files[name], "{team}: {name} differs");
+        }
+        assert!(csv == want_csv, "{team}: the email's CSV differs");
+        assert!(csv == &files["assignments.csv"], "{team}");
+
+        let members: BTreeSet<u32> = match team.as_str() {
+            "north" => (1..=6).collect(),
+            _ => (5..=10).collect(),
+        };
+        let want: BTreeMap<String, (String, bool)> = state(&versions, t(FIRE))
+            .into_iter()
+            .filter(|(_, v)| members.contains(&v.learner))
+            .map(|(id, v)| (id.to_string(), (v.status.to_string(), v.deleted)))
+            .collect();
+        let mut got = BTreeMap::new();
+        for record in csv::Reader::from_reader(csv.as_slice()).deserialize() {
+            let row: BTreeMap<String, String> = record.unwrap();
+            let id = row["assignment_id"].clone();
+            let seen = (row["status"].clone(), !row["deleted_at"].is_empty());
+            assert!(got.insert(id.clone(), seen).is_none(), "{team}: {id} twice");
+        }
+        assert_eq!(got, want, "{team}: its own learners' states, each once");
+        assert!(
+            got.values().any(|(_, deleted)| *deleted),
+            "{team}: deleted ones"
+        );
+    }
+}
+
+/// Files written from a state that no longer gives the report's rows (one
+/// state read twice, or one missing) are refused: the outbox is not built,
+/// so nothing partial or doubled is staged or sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_doubled_or_dropped_between_the_build_and_the_files_fails_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = team_audit_config(dir.path());
+    let job = config.job("audit").unwrap();
+    let client = offline_client();
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+    let data = job::fetch(&config, job, &client, t(FIRE), None)
+        .await
+        .unwrap();
+    let keep = renderer.keeps(&config, job);
+    let held = renderer.rows_held(&config, job);
+    let reports = job::reports_holding(&config, job, &data, t(FIRE), keep, held);
+    let ok = trainwatch::outbox::build_for(&config, job, &data, &reports, &renderer).unwrap();
+    assert_eq!(ok.items.len(), 4);
+    ok.discard_staged();
+
+    // A state of a learner in both teams.
+    let both = |a: &Assignment| {
+        ["north", "south"]
+            .iter()
+            .all(|t| data.teams.get(t).unwrap().members.contains(&a.learner))
+    };
+    let at = data.assignments.iter().position(both).unwrap();
+    let mut doubled = data.clone();
+    doubled.assignments.insert(at, data.assignments[at].clone());
+    let mut dropped = data.clone();
+    dropped.assignments.remove(at);
+    for (what, state) in [("doubled", &doubled), ("dropped", &dropped)] {
+        let err = trainwatch::outbox::build_for(&config, job, state, &reports, &renderer)
+            .map(|_| ())
+            .unwrap_err();
+        let chain = format!("{err:#}");
+        assert!(
+            chain.contains("rows were written where the report counts"),
+            "{what}: {chain}"
+        );
+    }
+}

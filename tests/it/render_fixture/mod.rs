@@ -265,6 +265,7 @@ pub fn report() -> Report {
         overdue,
         assignments,
         warnings: vec!["learner driver-77: name not found, the id is shown".into()],
+        rows_count: None,
     }
 }
 
