@@ -226,6 +226,18 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn MirrorStor
     })
 }
 
+/// `state_at` of a backend that reads row by row: every state its
+/// `state_each` hands on, in (updatedAt, id) order.
+fn collect_state(mirror: &dyn MirrorStore, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
+    let mut v = Vec::new();
+    mirror.state_each(at, &mut |a| {
+        v.push(a);
+        Ok(())
+    })?;
+    sort_by_update(&mut v);
+    Ok(v)
+}
+
 /// Sorts states as [`MirrorStore::state_at`] gives them: by `updatedAtTime`,
 /// then id (distinct per state, so the order is total). An assignment is
 /// a few hundred bytes: the sort orders indices and then moves each

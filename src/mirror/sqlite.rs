@@ -257,14 +257,7 @@ impl MirrorStore for SqliteMirror {
     }
 
     fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
-        let mut v = Vec::new();
-        self.state_each(at, &mut |a| {
-            v.push(a);
-            Ok(())
-        })?;
-        // One version per id: the keys are distinct, so unstable is exact.
-        super::sort_by_update(&mut v);
-        Ok(v)
+        super::collect_state(self, at)
     }
 
     fn state_each(
