@@ -87,6 +87,15 @@ impl Config {
     pub fn job(&self, name: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.name == name)
     }
+
+    /// The webhook `[webhooks.NAME]` a delivery names. Validation makes sure
+    /// it exists; an error here names it (`no webhook `NAME``).
+    pub fn webhook(&self, name: &str) -> anyhow::Result<&Webhook> {
+        use anyhow::Context as _;
+        self.webhooks
+            .get(name)
+            .with_context(|| format!("no webhook `{name}`"))
+    }
 }
 
 /// `[store]`: SQLite in `state_dir` (no `url`), or a Postgres database

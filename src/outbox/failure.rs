@@ -54,10 +54,7 @@ pub fn failure(
                 ));
             }
             Delivery::Webhook(w) => {
-                let hook = config
-                    .webhooks
-                    .get(&w.webhook)
-                    .with_context(|| format!("no webhook `{}`", w.webhook))?;
+                let hook = config.webhook(&w.webhook)?;
                 let payload = Payload::Webhook {
                     kind: hook.kind,
                     parts: vec![hook.kind.failure(

@@ -183,10 +183,7 @@ pub(super) fn outgoing(
             )
         }
         Delivery::Webhook(w) => {
-            let hook = config
-                .webhooks
-                .get(&w.webhook)
-                .with_context(|| format!("no webhook `{}`", w.webhook))?;
+            let hook = config.webhook(&w.webhook)?;
             let parts = renderer.webhook(hook.kind, &w.template, report, w.include_assignments)?;
             let summary = hook.kind.summary(parts.len(), w.include_assignments);
             let payload = Payload::Webhook {
