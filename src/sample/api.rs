@@ -30,6 +30,7 @@ pub(super) fn router(data: Shared) -> Router {
 }
 
 /// A 4xx as the API sends it: `{"message", "requestId"}`.
+#[derive(Debug)]
 struct ApiError(StatusCode, String);
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -118,6 +119,19 @@ impl Query {
         DateTime::parse_from_rfc3339(value)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| bad_request(format!("{name} `{value}` is not an RFC 3339 time")))
+    }
+
+    /// `limit`, from 1 to `max`; `max` when not given.
+    fn limit(&self, max: usize) -> Result<usize, ApiError> {
+        match self.one("limit") {
+            None => Ok(max),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(bad_request(format!(
+                    "limit `{text}` must be from 1 to {max}"
+                ))),
+            },
+        }
     }
 
     /// The offset encoded in `after`, or 0.
@@ -288,17 +302,7 @@ async fn drivers(
             )));
         }
     };
-    let limit = match q.one("limit") {
-        None => DRIVERS_MAX_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=DRIVERS_MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(bad_request(format!(
-                    "limit `{text}` must be from 1 to {DRIVERS_MAX_LIMIT}"
-                )));
-            }
-        },
-    };
+    let limit = q.limit(DRIVERS_MAX_LIMIT)?;
     let tag_ids = q.list("tagIds")?;
     let parents = q.list("parentTagIds")?;
     // parentTagIds: the parents and every descendant, found in /tags.
@@ -341,17 +345,7 @@ async fn tags(
 ) -> Result<Response, ApiError> {
     data.requests.fetch_add(1, Ordering::Relaxed);
     let q = Query::new(&headers, raw)?;
-    let limit = match q.one("limit") {
-        None => DRIVERS_MAX_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=DRIVERS_MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(bad_request(format!(
-                    "limit `{text}` must be from 1 to {DRIVERS_MAX_LIMIT}"
-                )));
-            }
-        },
-    };
+    let limit = q.limit(DRIVERS_MAX_LIMIT)?;
     let offset = q.offset("tags")?;
     Ok(page("tags", &data.tags, offset, limit))
 }
@@ -367,6 +361,23 @@ mod tests {
         assert_eq!(decode_cursor("courses", &c), None);
         for bad in ["", "zz", "abc", "MjkY", "é1"] {
             assert_eq!(decode_cursor("stream", bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn limit_is_from_one_to_the_endpoints_most_and_that_most_when_absent() {
+        let query = |raw: &str| Query {
+            pairs: url::form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        };
+        assert_eq!(query("").limit(512).unwrap(), 512);
+        assert_eq!(query("limit=1").limit(512).unwrap(), 1);
+        assert_eq!(query("limit=512").limit(512).unwrap(), 512);
+        for bad in ["0", "513", "-1", "ten", ""] {
+            let err = query(&format!("limit={bad}")).limit(512).unwrap_err();
+            assert_eq!(err.0, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(err.1, format!("limit `{bad}` must be from 1 to 512"));
         }
     }
 }
