@@ -421,6 +421,7 @@ fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
         teams,
         query: None,
         history,
+        streamed: None,
     }
 }
 

@@ -4,6 +4,7 @@
 //! job's filters become that query.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -68,6 +69,53 @@ pub struct JobData {
     /// For current windows read from the mirror: the states the report is
     /// compared with (`changes`, `due_soon`, `trend`); `None` otherwise.
     pub history: Option<History>,
+    /// When the state is not held but read again at each pass (a current
+    /// window from the mirror whose deliveries read no list that grows
+    /// with it): where from. `assignments` is then empty, and the counts
+    /// are those of the latest pass ([`JobData::settle_counts`]).
+    pub streamed: Option<Arc<dyn StateSource>>,
+}
+
+/// A state read again each time it is needed instead of held: a million
+/// assignments cost a pass over the store each, not their memory.
+pub trait StateSource: Send + Sync + std::fmt::Debug {
+    /// Hands `each`, in the order a held state has (by `updatedAtTime`,
+    /// then id), every assignment of the state that passes the job's
+    /// filters. A pass that fails part-way returns its error: what `each`
+    /// saw is then incomplete.
+    fn each(&self, each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>) -> anyhow::Result<()>;
+    /// Of the latest completed pass: the states read, those that passed
+    /// the filters, and of them those a report counts (deleted ones only
+    /// when the job includes them).
+    fn counts(&self) -> SourceCounts;
+}
+
+/// [`StateSource::counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    pub read: u64,
+    pub passed: u64,
+    pub included: u64,
+}
+
+impl JobData {
+    /// The assignments fetched (deduplicated, before the window rule).
+    pub fn fetched_count(&self) -> u64 {
+        match &self.streamed {
+            Some(source) => source.counts().passed,
+            None => self.assignments.len() as u64,
+        }
+    }
+
+    /// After a pass over a streamed state: its counts in `stats`, as a
+    /// fetch that held the state would have counted them.
+    pub fn settle_counts(&mut self) {
+        if let Some(source) = &self.streamed {
+            let counts = source.counts();
+            self.stats.received = counts.read;
+            self.stats.duplicates = counts.read - counts.passed;
+        }
+    }
 }
 
 /// The API query for a job's filters over `window`.

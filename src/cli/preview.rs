@@ -81,8 +81,8 @@ pub(super) fn write_preview(job: &Job, run: &Prepared, out: &Path) -> anyhow::Re
         job.name,
         run.data.window.in_zone(job.timezone),
         job.timezone,
-        count(run.data.assignments.len(), "assignment"),
-        count(run.data.included(job).count(), "assignment"),
+        count(run.data.fetched_count() as usize, "assignment"),
+        count(run.data.included_count(job) as usize, "assignment"),
     );
     for s in &run.outbox.skipped {
         println!(
@@ -114,10 +114,10 @@ pub(super) fn print_dry_run(job: &Job, run: &Prepared) {
     println!(
         "window {}: {} fetched in {} ({} merged), {} reported",
         run.data.window.in_zone(job.timezone),
-        count(run.data.assignments.len(), "assignment"),
+        count(run.data.fetched_count() as usize, "assignment"),
         count(run.data.stats.pages as usize, "page"),
         count(run.data.stats.duplicates as usize, "duplicate"),
-        count(run.data.included(job).count(), "assignment"),
+        count(run.data.included_count(job) as usize, "assignment"),
     );
     let rows: Vec<[String; 5]> = run
         .outbox

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Job};
 use crate::learner::LearnerId;
-use crate::report::{self, History, JobInfo, Meta, Report, TeamInfo};
+use crate::report::{self, History};
 use crate::samsara::{Assignment, Client, Names};
 use crate::window::{self, Window};
 
@@ -19,14 +19,25 @@ pub use crate::data::JobData;
 // Here, not in `data`: which assignments count is the report's rule.
 impl JobData {
     /// The assignments a report of this job counts (window rule, deleted ones).
+    /// Of a streamed state, none: see [`JobData::included_count`].
     pub fn included<'a>(&'a self, job: &'a Job) -> impl Iterator<Item = &'a Assignment> + 'a {
         self.assignments
             .iter()
             .filter(move |a| report::included(a, &self.window, job.filters.include_deleted))
     }
+
+    /// How many assignments a report of this job counts (before teams); of
+    /// a streamed state, as its latest pass counted them.
+    pub fn included_count(&self, job: &Job) -> u64 {
+        match &self.streamed {
+            Some(source) => source.counts().included,
+            None => self.included(job).count() as u64,
+        }
+    }
 }
 
 mod prepare;
+mod reports;
 mod run;
 
 pub use crate::ledger::{
@@ -34,6 +45,7 @@ pub use crate::ledger::{
     failure_headline, lost_lease, resume_pending,
 };
 pub use prepare::{Context, Prepared, Upto};
+pub use reports::{reports, reports_holding, reports_keeping};
 pub use run::{Run, run, run_controlled};
 
 /// Computes the window for a fire at `fire` and fetches it, names included;
@@ -47,7 +59,7 @@ pub async fn fetch(
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<JobData> {
-    fetch_with(config, job, client, fire, last_success_end, Some(true)).await
+    fetch_with(config, job, client, fire, last_success_end, Some(true), true).await
 }
 
 /// [`fetch`] for reports whose deliveries read no detail list
@@ -62,7 +74,7 @@ pub async fn fetch_reading(
     last_success_end: Option<DateTime<Utc>>,
     details: bool,
 ) -> anyhow::Result<JobData> {
-    fetch_with(config, job, client, fire, last_success_end, Some(details)).await
+    fetch_with(config, job, client, fire, last_success_end, Some(details), true).await
 }
 
 /// [`fetch`] without the earlier states: the assignments alone (`export`).
@@ -73,10 +85,13 @@ pub async fn fetch_assignments(
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<JobData> {
-    fetch_with(config, job, client, fire, last_success_end, None).await
+    fetch_with(config, job, client, fire, last_success_end, None, true).await
 }
 
-async fn fetch_with(
+/// [`fetch`], [`fetch_reading`] or [`fetch_assignments`]; without `hold`, a
+/// current window's state from the mirror is read at each pass over it
+/// instead of held ([`JobData::streamed`]).
+pub(crate) async fn fetch_with(
     config: &Config,
     job: &Job,
     client: &Client,
@@ -84,11 +99,12 @@ async fn fetch_with(
     last_success_end: Option<DateTime<Utc>>,
     // `None`: no history; `Some(details)`: with the states detail lists need when `details`.
     with_history: Option<bool>,
+    hold: bool,
 ) -> anyhow::Result<JobData> {
     let window = window::compute(&job.window, fire, job.timezone, last_success_end)
         .with_context(|| format!("job {}: computing its window", job.name))?;
     if crate::mirror::uses_mirror(config, job)
-        && let Some(mut data) = crate::mirror::fetch(config, job, client, fire, window).await?
+        && let Some(mut data) = crate::mirror::fetch(config, job, client, fire, window, hold).await?
     {
         if let Some(details) = with_history
             && job.window == window::WindowSpec::Current
@@ -137,6 +153,7 @@ async fn fetch_with(
         teams,
         query,
         history: None,
+        streamed: None,
     })
 }
 
@@ -347,150 +364,4 @@ pub fn history_reading(
     history.due_soon = due_soon;
     history.state_now = state_now;
     Ok(history)
-}
-
-/// The reports of a run: one per team, in name order, when the job fans out
-/// (a learner in two teams is in both), otherwise exactly one; and after
-/// each, one per distinct `min_days_overdue` of the job's deliveries, built
-/// from only the assignments overdue that many whole days (its totals,
-/// `changes` and `trend` recomputed on that narrower set). The teams and
-/// their members are `data.teams`, resolved for the fire instant; a
-/// current-window report read from the mirror also gets `changes`,
-/// `due_soon` and `trend`, each with the membership of its own instant.
-pub fn reports(
-    config: &Config,
-    job: &Job,
-    data: &JobData,
-    generated_at: DateTime<Utc>,
-) -> Vec<Report> {
-    reports_keeping(config, job, data, generated_at, report::Keep::ALL)
-}
-
-/// [`reports`] with only the lists `keep` asks for (what the job's
-/// deliveries read, [`crate::render::Renderer::keeps`]); every total the same.
-pub fn reports_keeping(
-    config: &Config,
-    job: &Job,
-    data: &JobData,
-    generated_at: DateTime<Utc>,
-    keep: report::Keep,
-) -> Vec<Report> {
-    reports_holding(config, job, data, generated_at, keep, None)
-}
-
-/// [`reports_keeping`]; with `held` `Some(n)`, each report holds only its
-/// first `n` rows ([`crate::render::Renderer::rows_held`]), and its
-/// files are written from `data` ([`report::RowSource`]).
-pub fn reports_holding(
-    _config: &Config,
-    job: &Job,
-    data: &JobData,
-    generated_at: DateTime<Utc>,
-    keep: report::Keep,
-    held: Option<usize>,
-) -> Vec<Report> {
-    let meta = |team: Option<TeamInfo>| Meta {
-        job: JobInfo::of(job),
-        window: data.window,
-        kind: job.window.kind(),
-        timezone: job.timezone,
-        generated_at,
-        team,
-        include_deleted: job.filters.include_deleted,
-    };
-    let fire = data.window.end;
-    let tz = job.timezone;
-    let mut out = Vec::new();
-    for resolved in report_teams(&data.teams, job) {
-        let team = resolved.map(|r| &r.team);
-        let info = team.map(|team| TeamInfo {
-            name: team.name.clone(),
-            display_name: team
-                .display_name
-                .clone()
-                .unwrap_or_else(|| team.name.clone()),
-            manager: team.manager.clone(),
-            escalation: team.escalation.clone(),
-        });
-        let members_now: Option<FxHashSet<&LearnerId>> =
-            resolved.map(|r| r.members.iter().collect());
-        let is_member = |members: &Option<FxHashSet<&LearnerId>>, a: &Assignment| {
-            members.as_ref().is_none_or(|m| m.contains(&a.learner))
-        };
-        let mine: Vec<&Assignment> = data
-            .assignments
-            .iter()
-            .filter(|a| is_member(&members_now, a))
-            .collect();
-        for n in narrowings(job) {
-            let now: Vec<&Assignment> = mine
-                .iter()
-                .copied()
-                .filter(|a| report::narrowed(a, fire, n))
-                .collect();
-            let mut report = report::build_holding(
-                now.iter().copied(),
-                &meta(info.clone()),
-                &data.names,
-                keep,
-                held,
-            );
-            report.min_days_overdue = n;
-            if let Some(history) = &data.history {
-                let counted: Vec<&Assignment> = now
-                    .iter()
-                    .copied()
-                    .filter(|a| report::included(a, &data.window, job.filters.include_deleted))
-                    .collect();
-                if let (Some(since), Some(previous)) = (history.since, &history.previous) {
-                    // Membership as of `since`: who has left the team since
-                    // shows as "left the report", who joined as new.
-                    let members_then: Option<FxHashSet<&LearnerId>> = team.map(|t| {
-                        history
-                            .members_since
-                            .get(&t.name)
-                            .map(|m| m.iter().collect())
-                            .unwrap_or_default()
-                    });
-                    let before: Vec<&Assignment> = previous
-                        .iter()
-                        .filter(|a| {
-                            is_member(&members_then, a)
-                                && report::included(a, &data.window, job.filters.include_deleted)
-                                && report::narrowed(a, since, n)
-                        })
-                        .collect();
-                    let lookup = |id: &str| history.state_now.get(id);
-                    report.changes = Some(report::changes(
-                        since,
-                        &before,
-                        fire,
-                        &counted,
-                        &lookup,
-                        &data.names,
-                        tz,
-                    ));
-                }
-                report.due_soon = report::due_soon(
-                    history
-                        .due_soon
-                        .iter()
-                        .filter(|a| is_member(&members_now, a) && report::narrowed(a, fire, n)),
-                    fire,
-                    job.due_soon,
-                    &data.names,
-                    tz,
-                );
-                let mut trend = history
-                    .trend
-                    .get(&(team.map(|t| t.name.clone()), n))
-                    .cloned()
-                    .unwrap_or_default();
-                trend.push(report::trend_point(fire, counted.iter().copied(), tz));
-                report.trend = trend;
-            }
-            out.push(report);
-        }
-    }
-    out
 }

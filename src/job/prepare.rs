@@ -75,8 +75,12 @@ impl Context<'_> {
                 super::fetch_assignments(config, job, client, fire, last_success_end).await
             }
             Upto::Outbox(renderer) => {
+                // Without detail lists, nothing that grows with the state is
+                // held: it is read once for the reports and again for each
+                // file of rows.
                 let details = renderer.keeps(config, job).details;
-                super::fetch_reading(config, job, client, fire, last_success_end, details).await
+                let (history, hold) = (Some(details), details);
+                super::fetch_with(config, job, client, fire, last_success_end, history, hold).await
             }
         }
     }
@@ -95,7 +99,9 @@ impl Context<'_> {
         let keep = renderer.keeps(config, job);
         // And of the rows only those read in memory: the files are written from `data`.
         let held = renderer.rows_held(config, job);
-        let reports = super::reports_holding(config, job, &data, generated_at, keep, held);
+        let mut data = data;
+        let reports = super::reports_holding(config, job, &data, generated_at, keep, held)?;
+        data.settle_counts();
         let outbox = crate::outbox::build_for(config, job, &data, &reports, renderer)?;
         Ok(Prepared { fire, data, outbox })
     }

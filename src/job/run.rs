@@ -178,9 +178,11 @@ impl<S: crate::deliver::Sender> Run<'_, S> {
                 let data = context
                     .fetch(fire, last_success_end(store, job)?, upto)
                     .await?;
-                let records = data.included(job).count() as u64;
-                store.set_window(run_id, (data.window.start, data.window.end), records)?;
                 let prepared = context.render(fire, data, now(), renderer)?;
+                // After the reports: a streamed state is counted as they read it.
+                let data = &prepared.data;
+                let records = data.included_count(job);
+                store.set_window(run_id, (data.window.start, data.window.end), records)?;
                 anyhow::Ok((prepared.data.window, records, prepared.outbox))
             }
             .await;

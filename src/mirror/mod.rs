@@ -179,6 +179,21 @@ pub trait MirrorStore: Send + Sync {
         }
         Ok(())
     }
+    /// [`MirrorStore::state_each`] in [`MirrorStore::state_at`]'s order (by
+    /// `updatedAtTime`, then id, as [`sort_by_update`] sorts): a state
+    /// written out row by row, in the order a held one has, without holding
+    /// it (the backend sorts, spilling to disk past its memory budget). The
+    /// default, for wrappers, collects and sorts.
+    fn state_ordered_each(
+        &self,
+        at: DateTime<Utc>,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        for a in self.state_at(at)? {
+            each(a)?;
+        }
+        Ok(())
+    }
     /// Every course stored.
     fn courses(&self) -> anyhow::Result<Vec<Course>>;
     /// Every driver stored, with the tags they had as of `at`.

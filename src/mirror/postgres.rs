@@ -276,6 +276,35 @@ impl MirrorStore for PgMirror {
         })
     }
 
+    fn state_ordered_each(
+        &self,
+        at: DateTime<Utc>,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        use futures::TryStreamExt as _;
+        let at = ns(at)?;
+        self.run("reading the state as of an instant, in order", async {
+            let c = self.store.connection().await?;
+            // `state_each`'s query sorted by the server (spilling past
+            // work_mem); the "C" collation is the byte order `sort_by_update` uses.
+            let rows = c
+                .query_raw(
+                    &format!(
+                        "SELECT * FROM (SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
+                         WHERE updated_at < $1 ORDER BY id, updated_at DESC) s
+                         ORDER BY updated_at, id COLLATE \"C\""
+                    ),
+                    [&at as &(dyn tokio_postgres::types::ToSql + Sync)],
+                )
+                .await?;
+            futures::pin_mut!(rows);
+            while let Some(r) = rows.try_next().await? {
+                each(version(&r))?;
+            }
+            Ok(())
+        })
+    }
+
     fn courses(&self) -> anyhow::Result<Vec<Course>> {
         self.run("reading courses", async {
             let c = self.store.connection().await?;

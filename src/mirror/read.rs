@@ -8,6 +8,7 @@
 //! (overdue as of the fire instant, from `dueAtTime`).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashSet;
 
@@ -16,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::MirrorStore;
 use crate::config::{Config, Job, Source};
-use crate::data::{JobData, query_for};
+use crate::data::{JobData, SourceCounts, StateSource, query_for};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, AssignmentQuery, Client, Course, Dedup, FetchStats, Names};
 use crate::window::{Window, WindowSpec};
@@ -28,13 +29,16 @@ pub fn uses_mirror(config: &Config, job: &Job) -> bool {
 
 /// The job's data from the mirror, synced up to `fire` first. `None` when
 /// the window starts before `mirror.since`, which the mirror cannot answer
-/// exactly: the caller reads that window from the API instead.
+/// exactly: the caller reads that window from the API instead. Without
+/// `hold`, a current window's state is not read here but at each pass over
+/// it ([`JobData::streamed`]).
 pub async fn fetch(
     config: &Config,
     job: &Job,
     client: &Client,
     fire: DateTime<Utc>,
     window: Window,
+    hold: bool,
 ) -> anyhow::Result<Option<JobData>> {
     let current = job.window == WindowSpec::Current;
     if !current && window.start < config.mirror.since {
@@ -54,7 +58,8 @@ pub async fn fetch(
                 job.name
             )
         })?;
-    let mirror = mirror.as_ref();
+    let mirror_arc = mirror;
+    let mirror = mirror_arc.as_ref();
     let mut names = names(mirror)?;
     // Membership as of the fire instant, from the tags just synced.
     let teams = super::teams_at(
@@ -66,7 +71,22 @@ pub async fn fetch(
     .with_context(|| format!("job {}: resolving its teams", job.name))?;
     names.warnings.extend(teams.warnings.iter().cloned());
     let query = query_for(&job.filters, &teams, window);
+    let mut streamed: Option<Arc<dyn StateSource>> = None;
     let (assignments, received) = if let Some(query) = &query
+        && current
+        && !hold
+    {
+        // Counted as the first pass reads it.
+        streamed = Some(Arc::new(MirrorState {
+            mirror: Arc::clone(&mirror_arc),
+            query: query.clone(),
+            courses: names.courses.clone(),
+            at: fire,
+            include_deleted: job.filters.include_deleted,
+            counts: Mutex::new(SourceCounts::default()),
+        }));
+        (Vec::new(), 0)
+    } else if let Some(query) = &query
         && current
     {
         let mut received = 0;
@@ -102,7 +122,57 @@ pub async fn fetch(
         teams,
         query,
         history: None,
+        streamed,
     }))
+}
+
+/// A current window's state read again from the mirror at each pass:
+/// the state as of `at` in the mirror's order, filtered as
+/// [`state_as_of`] filters it.
+pub struct MirrorState {
+    mirror: Arc<dyn MirrorStore>,
+    query: AssignmentQuery,
+    courses: HashMap<String, Course>,
+    at: DateTime<Utc>,
+    include_deleted: bool,
+    counts: Mutex<SourceCounts>,
+}
+
+impl std::fmt::Debug for MirrorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MirrorState")
+            .field("mirror", &self.mirror.location())
+            .field("at", &self.at)
+            .field("counts", &self.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateSource for MirrorState {
+    fn each(&self, each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let filter = Filter::new(&self.query, &self.courses);
+        let instant = Window {
+            start: self.at,
+            end: self.at,
+        };
+        let mut counts = SourceCounts::default();
+        self.mirror.state_ordered_each(self.at, &mut |a| {
+            counts.read += 1;
+            if filter.passes_as_of(&a, self.at) {
+                counts.passed += 1;
+                counts.included +=
+                    u64::from(crate::report::included(&a, &instant, self.include_deleted));
+                each(a)?;
+            }
+            Ok(())
+        })?;
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+        Ok(())
+    }
+
+    fn counts(&self) -> SourceCounts {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The API's answer to `query`, from the mirror: versions created or

@@ -282,6 +282,28 @@ impl MirrorStore for SqliteMirror {
         })
     }
 
+    fn state_ordered_each(
+        &self,
+        at: DateTime<Utc>,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let at = ns(at)?;
+        self.with("reading the state as of an instant, in order", |c| {
+            // `state_each`'s walk, sorted by SQLite's sorter (which spills
+            // to temporary files past its cache): BINARY collation, the
+            // byte order `sort_by_update` uses.
+            let mut q = c.prepare_cached(&format!(
+                "SELECT * FROM (SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions
+                 WHERE updated_at < ?1 GROUP BY id) ORDER BY updated_at, id"
+            ))?;
+            let mut rows = q.query([at])?;
+            while let Some(r) = rows.next()? {
+                each(version(r)?)?;
+            }
+            Ok(())
+        })
+    }
+
     fn courses(&self) -> anyhow::Result<Vec<Course>> {
         self.with("reading courses", |c| {
             let mut q = c.prepare_cached(

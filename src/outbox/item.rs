@@ -261,8 +261,7 @@ fn stage_archive(
     Ok(vec![csv, json, html])
 }
 
-/// A report's rows, one at a time: held (borrowed) or built as read (owned).
-pub(super) type Rows<'r> = dyn Iterator<Item = Cow<'r, Row>> + 'r;
+pub(super) use crate::report::Rows;
 
 /// Hands `write` every row of `report`: those it holds, or when it holds
 /// only its first ones, every row read again from the job's state `state`.
@@ -289,8 +288,7 @@ pub(super) fn each_row(
                 "the report holds only its first rows and the state its files are written from was not given",
             )?;
             let source = RowSource::of(state, report, job.filters.include_deleted);
-            let mut rows = source.rows().inspect(|_| seen += 1);
-            write(&mut rows)?;
+            seen = source.with_rows(write)?;
         }
     }
     anyhow::ensure!(

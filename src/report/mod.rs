@@ -15,7 +15,7 @@ pub use changes::{
 
 pub use model::*;
 pub use rollup::{
-    Keep, Meta, UNCATEGORIZED, build, build_holding, build_keeping, days_overdue, included,
+    Keep, Meta, Rollup, UNCATEGORIZED, build, build_holding, build_keeping, days_overdue, included,
     is_completed_late, is_overdue,
 };
-pub use source::RowSource;
+pub use source::{RowSource, Rows};

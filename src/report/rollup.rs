@@ -111,7 +111,7 @@ fn rate(part: u64, whole: u64) -> Option<f64> {
 }
 
 #[derive(Default)]
-struct CourseAcc<'a> {
+struct CourseAcc {
     total: u64,
     not_started: u64,
     in_progress: u64,
@@ -122,7 +122,7 @@ struct CourseAcc<'a> {
     score_sum: f64,
     scores: u64,
     minutes: i64,
-    learners: FxHashSet<&'a LearnerId>,
+    learners: FxHashSet<LearnerId>,
 }
 
 /// Which of a report's lists that grow with the organisation are built:
@@ -176,33 +176,78 @@ pub fn build_holding<'a>(
     keep: Keep,
     held: Option<usize>,
 ) -> Report {
-    let end = meta.window.end;
-    let local = |t: DateTime<Utc>| local_rfc3339(t, meta.timezone);
-    let mut totals = Totals::default();
-    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    let mut others: FxHashMap<&'a str, u64> = FxHashMap::default();
-    let mut courses: FxHashMap<&'a str, CourseAcc<'a>> = FxHashMap::default();
-    let mut learners: FxHashSet<&'a LearnerId> = FxHashSet::default();
-    let mut outstanding = Vec::new();
-    let mut rows = Vec::new();
-
+    let mut rollup = Rollup::new(meta, names, keep, held);
     for a in assignments {
-        if !included(a, &meta.window, meta.include_deleted) {
-            continue;
+        rollup.add(a);
+    }
+    rollup.finish()
+}
+
+/// [`build_holding`] as a fold: a report built one assignment at a time, so
+/// that one read of a state feeds every report of a run (each team, each
+/// narrowing) and nothing of the state is held. Keys are owned: an
+/// assignment handed to [`Rollup::add`] need not outlive the call.
+pub struct Rollup<'m> {
+    meta: &'m Meta,
+    names: &'m Names,
+    keep: Keep,
+    held: Option<usize>,
+    totals: Totals,
+    others: FxHashMap<String, u64>,
+    courses: FxHashMap<String, CourseAcc>,
+    learners: FxHashSet<LearnerId>,
+    outstanding: Vec<DetailRow>,
+    rows: Vec<Row>,
+}
+
+impl<'m> Rollup<'m> {
+    /// An empty report of `meta`, with the lists `keep` asks for and, with
+    /// `held` `Some(n)`, only the first `n` rows held.
+    pub fn new(meta: &'m Meta, names: &'m Names, keep: Keep, held: Option<usize>) -> Self {
+        Self {
+            meta,
+            names,
+            keep,
+            held,
+            totals: Totals::default(),
+            others: FxHashMap::default(),
+            courses: FxHashMap::default(),
+            learners: FxHashSet::default(),
+            outstanding: Vec::new(),
+            rows: Vec::new(),
         }
+    }
+
+    /// Counts `a` (deduplicated by id: each assignment once), when the
+    /// window rule lets it in.
+    pub fn add(&mut self, a: &Assignment) {
+        let meta = self.meta;
+        if !included(a, &meta.window, meta.include_deleted) {
+            return;
+        }
+        let end = meta.window.end;
+        let totals = &mut self.totals;
         if a.deleted_at_time.is_some() {
             totals.deleted += 1;
         }
         let overdue = is_overdue(a, end);
         let late = is_completed_late(a);
-        let c = courses.entry(a.course.id.as_str()).or_default();
+        let c = match self.courses.get_mut(a.course.id.as_str()) {
+            Some(c) => c,
+            None => self.courses.entry(a.course.id.clone()).or_default(),
+        };
         c.total += 1;
         let counter = match &a.status {
             Status::NotStarted => (&mut c.not_started, &mut totals.not_started),
             Status::InProgress => (&mut c.in_progress, &mut totals.in_progress),
             Status::Completed => (&mut c.completed, &mut totals.completed),
             Status::Other(s) => {
-                *others.entry(s.as_str()).or_default() += 1;
+                match self.others.get_mut(s.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.others.insert(s.clone(), 1);
+                    }
+                }
                 (&mut c.other, &mut totals.other)
             }
         };
@@ -221,135 +266,158 @@ pub fn build_holding<'a>(
             c.scores += 1;
         }
         c.minutes = c.minutes.saturating_add(a.duration_minutes);
-        c.learners.insert(&a.learner);
-        learners.insert(&a.learner);
+        if !c.learners.contains(&a.learner) {
+            c.learners.insert(a.learner.clone());
+        }
+        if !self.learners.contains(&a.learner) {
+            self.learners.insert(a.learner.clone());
+        }
         totals.assignments += 1;
 
-        if keep.details && a.status != Status::Completed {
-            outstanding.push(detail_row(a, names, end, meta.timezone));
+        if self.keep.details && a.status != Status::Completed {
+            self.outstanding
+                .push(detail_row(a, self.names, end, meta.timezone));
         }
-        if keep.rows && held.is_none_or(|n| rows.len() < n) {
-            rows.push(Row::new(a, names, end));
-        }
-    }
-    // Counted in `totals` above; spelled as the API does once, not per assignment.
-    for (status, n) in [
-        (Status::NotStarted, totals.not_started),
-        (Status::InProgress, totals.in_progress),
-        (Status::Completed, totals.completed),
-    ] {
-        if n > 0 {
-            statuses.insert(status.to_string(), n);
+        if self.keep.rows && self.held.is_none_or(|n| self.rows.len() < n) {
+            self.rows.push(Row::new(a, self.names, end));
         }
     }
-    for (other, n) in others {
-        *statuses.entry(other.to_string()).or_default() += n;
-    }
-    totals.learners = learners.len() as u64;
-    // Every id of this report that is shown as an id, and why.
-    let mut warnings = names.warnings.clone();
-    warnings.extend(names.fallback_warnings(learners.iter().copied(), courses.keys().copied()));
-    totals.completion_rate = rate(totals.completed, totals.assignments);
 
-    let mut course_rows: Vec<CourseSummary> = courses
-        .into_iter()
-        .map(|(id, c)| {
-            let known = names.courses.get(id);
-            let category = known.and_then(|k| k.category.as_ref());
-            CourseSummary {
-                id: id.to_string(),
-                title: names.course_title(id),
-                category: category
-                    .map(|k| k.name.clone())
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| UNCATEGORIZED.to_string()),
-                category_id: category.map(|k| k.id.clone()).unwrap_or_default(),
-                total: c.total,
-                not_started: c.not_started,
-                in_progress: c.in_progress,
-                completed: c.completed,
-                other: c.other,
-                overdue: c.overdue,
-                completed_late: c.completed_late,
-                completion_rate: rate(c.completed, c.total),
-                average_score: (c.scores > 0).then(|| c.score_sum / c.scores as f64),
-                minutes: c.minutes,
-                learners: c.learners.len() as u64,
+    /// The report of everything added.
+    pub fn finish(self) -> Report {
+        let Self {
+            meta,
+            names,
+            keep,
+            held,
+            mut totals,
+            others,
+            courses,
+            learners,
+            mut outstanding,
+            rows,
+        } = self;
+        let local = |t: DateTime<Utc>| local_rfc3339(t, meta.timezone);
+        let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+        // Counted in `totals` above; spelled as the API does once, not per assignment.
+        for (status, n) in [
+            (Status::NotStarted, totals.not_started),
+            (Status::InProgress, totals.in_progress),
+            (Status::Completed, totals.completed),
+        ] {
+            if n > 0 {
+                statuses.insert(status.to_string(), n);
             }
-        })
-        .collect();
-    course_rows.sort_by(|a, b| {
-        b.overdue
-            .cmp(&a.overdue)
-            .then_with(|| a.title.cmp(&b.title))
-            .then_with(|| a.id.cmp(&b.id))
-    });
+        }
+        for (other, n) in others {
+            *statuses.entry(other).or_default() += n;
+        }
+        totals.learners = learners.len() as u64;
+        // Every id of this report that is shown as an id, and why.
+        let mut warnings = names.warnings.clone();
+        warnings.extend(names.fallback_warnings(&learners, courses.keys().map(String::as_str)));
+        totals.completion_rate = rate(totals.completed, totals.assignments);
 
-    let mut categories: BTreeMap<(String, String), CategorySummary> = BTreeMap::new();
-    for c in &course_rows {
-        let k = categories
-            .entry((c.category.clone(), c.category_id.clone()))
-            .or_insert_with(|| CategorySummary {
-                id: c.category_id.clone(),
-                name: c.category.clone(),
-                total: 0,
-                overdue: 0,
-                completed: 0,
-                completion_rate: None,
-            });
-        k.total += c.total;
-        k.overdue += c.overdue;
-        k.completed += c.completed;
-    }
-    let categories = categories
-        .into_values()
-        .map(|mut k| {
-            k.completion_rate = rate(k.completed, k.total);
-            k
-        })
-        .collect();
-
-    // Assignment ids are distinct (deduplicated), so the order is total and
-    // an unstable sort gives the same list, faster and without a buffer.
-    outstanding.sort_unstable_by(|a, b| {
-        b.days_overdue
-            .cmp(&a.days_overdue)
-            .then_with(|| match (&a.due_at, &b.due_at) {
-                (Some(x), Some(y)) => x.cmp(y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
+        let mut course_rows: Vec<CourseSummary> = courses
+            .into_iter()
+            .map(|(id, c)| {
+                let known = names.courses.get(id.as_str());
+                let category = known.and_then(|k| k.category.as_ref());
+                CourseSummary {
+                    title: names.course_title(&id),
+                    id,
+                    category: category
+                        .map(|k| k.name.clone())
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| UNCATEGORIZED.to_string()),
+                    category_id: category.map(|k| k.id.clone()).unwrap_or_default(),
+                    total: c.total,
+                    not_started: c.not_started,
+                    in_progress: c.in_progress,
+                    completed: c.completed,
+                    other: c.other,
+                    overdue: c.overdue,
+                    completed_late: c.completed_late,
+                    completion_rate: rate(c.completed, c.total),
+                    average_score: (c.scores > 0).then(|| c.score_sum / c.scores as f64),
+                    minutes: c.minutes,
+                    learners: c.learners.len() as u64,
+                }
             })
-            .then_with(|| a.learner.name.cmp(&b.learner.name))
-            .then_with(|| a.course.title.cmp(&b.course.title))
-            .then_with(|| a.assignment_id.cmp(&b.assignment_id))
-    });
-    let overdue: Vec<DetailRow> = outstanding
-        .iter()
-        .filter(|r| r.days_overdue.is_some())
-        .cloned()
-        .collect();
+            .collect();
+        course_rows.sort_by(|a, b| {
+            b.overdue
+                .cmp(&a.overdue)
+                .then_with(|| a.title.cmp(&b.title))
+                .then_with(|| a.id.cmp(&b.id))
+        });
 
-    // Every row counted is a row: the count of those not held.
-    let rows_count = held.filter(|_| keep.rows).map(|_| totals.assignments);
-    Report {
-        job: meta.job.clone(),
-        window: WindowInfo::of(&meta.window, meta.timezone, meta.kind),
-        generated_at: local(meta.generated_at),
-        team: meta.team.clone(),
-        totals,
-        statuses,
-        courses: course_rows,
-        categories,
-        overdue_by_learner: super::changes::by_learner(&overdue),
-        overdue,
-        outstanding,
-        assignments: rows,
-        warnings,
-        min_days_overdue: None,
-        changes: None,
-        due_soon: Vec::new(),
-        trend: Vec::new(),
-        rows_count,
+        let mut categories: BTreeMap<(String, String), CategorySummary> = BTreeMap::new();
+        for c in &course_rows {
+            let k = categories
+                .entry((c.category.clone(), c.category_id.clone()))
+                .or_insert_with(|| CategorySummary {
+                    id: c.category_id.clone(),
+                    name: c.category.clone(),
+                    total: 0,
+                    overdue: 0,
+                    completed: 0,
+                    completion_rate: None,
+                });
+            k.total += c.total;
+            k.overdue += c.overdue;
+            k.completed += c.completed;
+        }
+        let categories = categories
+            .into_values()
+            .map(|mut k| {
+                k.completion_rate = rate(k.completed, k.total);
+                k
+            })
+            .collect();
+
+        // Assignment ids are distinct (deduplicated), so the order is total and
+        // an unstable sort gives the same list, faster and without a buffer.
+        outstanding.sort_unstable_by(|a, b| {
+            b.days_overdue
+                .cmp(&a.days_overdue)
+                .then_with(|| match (&a.due_at, &b.due_at) {
+                    (Some(x), Some(y)) => x.cmp(y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                })
+                .then_with(|| a.learner.name.cmp(&b.learner.name))
+                .then_with(|| a.course.title.cmp(&b.course.title))
+                .then_with(|| a.assignment_id.cmp(&b.assignment_id))
+        });
+        let overdue: Vec<DetailRow> = outstanding
+            .iter()
+            .filter(|r| r.days_overdue.is_some())
+            .cloned()
+            .collect();
+
+        // Every row counted is a row: the count of those not held.
+        let rows_count = held.filter(|_| keep.rows).map(|_| totals.assignments);
+        Report {
+            job: meta.job.clone(),
+            window: WindowInfo::of(&meta.window, meta.timezone, meta.kind),
+            generated_at: local(meta.generated_at),
+            team: meta.team.clone(),
+            totals,
+            statuses,
+            courses: course_rows,
+            categories,
+            overdue_by_learner: super::changes::by_learner(&overdue),
+            overdue,
+            outstanding,
+            assignments: rows,
+            warnings,
+            min_days_overdue: None,
+            changes: None,
+            due_soon: Vec::new(),
+            trend: Vec::new(),
+            rows_count,
+        }
     }
 }

@@ -835,7 +835,8 @@ async fn per_team_archives_and_csvs_written_from_the_state_are_the_held_rows_byt
         t(FIRE),
         trainwatch::report::Keep::ALL,
         Some(100),
-    );
+    )
+    .unwrap();
     let full = job::reports(&config, job, &data, t(FIRE));
     assert_eq!(held.len(), 2);
     for (h, f) in held.iter().zip(&full) {
@@ -898,7 +899,7 @@ async fn a_row_doubled_or_dropped_between_the_build_and_the_files_fails_the_outb
         .unwrap();
     let keep = renderer.keeps(&config, job);
     let held = renderer.rows_held(&config, job);
-    let reports = job::reports_holding(&config, job, &data, t(FIRE), keep, held);
+    let reports = job::reports_holding(&config, job, &data, t(FIRE), keep, held).unwrap();
     let ok = trainwatch::outbox::build_for(&config, job, &data, &reports, &renderer).unwrap();
     assert_eq!(ok.items.len(), 4);
     ok.discard_staged();

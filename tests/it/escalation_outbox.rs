@@ -95,6 +95,7 @@ fn the_escalation_goes_only_where_something_is_overdue_long_enough_and_a_contact
         .unwrap(),
         query: None,
         history: None,
+        streamed: None,
     };
     let renderer = Renderer::new(None).unwrap();
 

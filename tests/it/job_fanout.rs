@@ -117,6 +117,7 @@ fn a_team_reads_as_its_display_name_or_else_its_key() {
         .unwrap(),
         query: None,
         history: None,
+        streamed: None,
     };
 
     let reports = job::reports(&config, job, &data, data.window.end);

@@ -1,0 +1,231 @@
+//! A run's reports from its data: every report of the run (each team, each
+//! narrowing) built in one pass over the state, held or read again from
+//! the mirror.
+
+use std::convert::Infallible;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{JobData, narrowings, report_teams};
+use crate::config::{Config, Job};
+use crate::learner::LearnerId;
+use crate::report::{self, JobInfo, Meta, Report, Rollup, TeamInfo, TrendCount};
+use crate::samsara::Assignment;
+
+/// The reports of a run: one per team, in name order, when the job fans out
+/// (a learner in two teams is in both), otherwise exactly one; and after
+/// each, one per distinct `min_days_overdue` of the job's deliveries, built
+/// from only the assignments overdue that many whole days (its totals,
+/// `changes` and `trend` recomputed on that narrower set). The teams and
+/// their members are `data.teams`, resolved for the fire instant; a
+/// current-window report read from the mirror also gets `changes`,
+/// `due_soon` and `trend`, each with the membership of its own instant.
+///
+/// Of a held state (`data.assignments`); a streamed one is read by
+/// [`reports_holding`].
+pub fn reports(
+    config: &Config,
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+) -> Vec<Report> {
+    reports_keeping(config, job, data, generated_at, report::Keep::ALL)
+}
+
+/// [`reports`] with only the lists `keep` asks for (what the job's
+/// deliveries read, [`crate::render::Renderer::keeps`]); every total the same.
+pub fn reports_keeping(
+    _config: &Config,
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+    keep: report::Keep,
+) -> Vec<Report> {
+    let Ok(reports) = build(job, data, generated_at, keep, None, |each| {
+        data.assignments.iter().for_each(each);
+        Ok::<(), Infallible>(())
+    });
+    reports
+}
+
+/// [`reports_keeping`]; with `held` `Some(n)`, each report holds only its
+/// first `n` rows ([`crate::render::Renderer::rows_held`]), and its
+/// files are written from `data` ([`report::RowSource`]). A streamed state
+/// ([`JobData::streamed`]) is read once here, for every report together; a
+/// read that fails fails the reports (never a partial state reported).
+pub fn reports_holding(
+    _config: &Config,
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+    keep: report::Keep,
+    held: Option<usize>,
+) -> anyhow::Result<Vec<Report>> {
+    match &data.streamed {
+        None => {
+            let Ok(reports) = build(job, data, generated_at, keep, held, |each| {
+                data.assignments.iter().for_each(each);
+                Ok::<(), Infallible>(())
+            });
+            Ok(reports)
+        }
+        Some(source) => {
+            anyhow::ensure!(
+                data.history.as_ref().is_none_or(|h| h.previous.is_none()),
+                "a streamed state has no `changes` to compare with: the state must be held"
+            );
+            build(job, data, generated_at, keep, held, |each| {
+                source.each(&mut |a| {
+                    each(&a);
+                    Ok(())
+                })
+            })
+            .with_context(|| format!("job {}: reading the state as of the fire", job.name))
+        }
+    }
+}
+
+/// The reports of `data`, whose state `pass` hands on once, in order.
+fn build<E>(
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+    keep: report::Keep,
+    held: Option<usize>,
+    pass: impl FnOnce(&mut dyn FnMut(&Assignment)) -> Result<(), E>,
+) -> Result<Vec<Report>, E> {
+    let fire = data.window.end;
+    let tz = job.timezone;
+    let include_deleted = job.filters.include_deleted;
+    let teams = report_teams(&data.teams, job);
+    let narrowings = narrowings(job);
+    let metas: Vec<Meta> = teams
+        .iter()
+        .map(|resolved| Meta {
+            job: JobInfo::of(job),
+            window: data.window,
+            kind: job.window.kind(),
+            timezone: job.timezone,
+            generated_at,
+            team: resolved.map(|r| {
+                let team = &r.team;
+                TeamInfo {
+                    name: team.name.clone(),
+                    display_name: team
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| team.name.clone()),
+                    manager: team.manager.clone(),
+                    escalation: team.escalation.clone(),
+                }
+            }),
+            include_deleted,
+        })
+        .collect();
+    let members_now: Vec<Option<FxHashSet<&LearnerId>>> = teams
+        .iter()
+        .map(|resolved| resolved.map(|r| r.members.iter().collect()))
+        .collect();
+    // Which reports each learner is in: those of the whole job, and their teams'.
+    let whole: Vec<usize> = (0..teams.len())
+        .filter(|&k| members_now[k].is_none())
+        .collect();
+    let mut teams_of: FxHashMap<&LearnerId, Vec<usize>> = FxHashMap::default();
+    for (k, members) in members_now.iter().enumerate() {
+        for &learner in members.iter().flatten() {
+            teams_of.entry(learner).or_default().push(k);
+        }
+    }
+    let per = narrowings.len();
+    let mut rollups: Vec<Rollup> = metas
+        .iter()
+        .flat_map(|meta| (0..per).map(move |_| Rollup::new(meta, &data.names, keep, held)))
+        .collect();
+    let mut points = vec![TrendCount::default(); rollups.len()];
+    let trend = data.history.is_some();
+    pass(&mut |a: &Assignment| {
+        let mine = teams_of.get(&a.learner).map(Vec::as_slice).unwrap_or(&[]);
+        for &k in whole.iter().chain(mine) {
+            for (j, &n) in narrowings.iter().enumerate() {
+                if report::narrowed(a, fire, n) {
+                    rollups[k * per + j].add(a);
+                    if trend && report::included(a, &data.window, include_deleted) {
+                        points[k * per + j].add(a, fire);
+                    }
+                }
+            }
+        }
+    })?;
+
+    let is_member = |members: &Option<FxHashSet<&LearnerId>>, a: &Assignment| {
+        members.as_ref().is_none_or(|m| m.contains(&a.learner))
+    };
+    let mut out = Vec::with_capacity(rollups.len());
+    for (i, rollup) in rollups.into_iter().enumerate() {
+        let (k, n) = (i / per, narrowings[i % per]);
+        let team = teams[k].map(|r| &r.team);
+        let mut report = rollup.finish();
+        report.min_days_overdue = n;
+        if let Some(history) = &data.history {
+            if let (Some(since), Some(previous)) = (history.since, &history.previous) {
+                let counted: Vec<&Assignment> = data
+                    .assignments
+                    .iter()
+                    .filter(|a| {
+                        is_member(&members_now[k], a)
+                            && report::narrowed(a, fire, n)
+                            && report::included(a, &data.window, include_deleted)
+                    })
+                    .collect();
+                // Membership as of `since`: who has left the team since
+                // shows as "left the report", who joined as new.
+                let members_then: Option<FxHashSet<&LearnerId>> = team.map(|t| {
+                    history
+                        .members_since
+                        .get(&t.name)
+                        .map(|m| m.iter().collect())
+                        .unwrap_or_default()
+                });
+                let before: Vec<&Assignment> = previous
+                    .iter()
+                    .filter(|a| {
+                        is_member(&members_then, a)
+                            && report::included(a, &data.window, include_deleted)
+                            && report::narrowed(a, since, n)
+                    })
+                    .collect();
+                let lookup = |id: &str| history.state_now.get(id);
+                report.changes = Some(report::changes(
+                    since,
+                    &before,
+                    fire,
+                    &counted,
+                    &lookup,
+                    &data.names,
+                    tz,
+                ));
+            }
+            report.due_soon = report::due_soon(
+                history
+                    .due_soon
+                    .iter()
+                    .filter(|a| is_member(&members_now[k], a) && report::narrowed(a, fire, n)),
+                fire,
+                job.due_soon,
+                &data.names,
+                tz,
+            );
+            let mut trend = history
+                .trend
+                .get(&(team.map(|t| t.name.clone()), n))
+                .cloned()
+                .unwrap_or_default();
+            trend.push(points[i].point(fire, tz));
+            report.trend = trend;
+        }
+        out.push(report);
+    }
+    Ok(out)
+}
