@@ -59,7 +59,16 @@ pub async fn fetch(
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<JobData> {
-    fetch_with(config, job, client, fire, last_success_end, Some(true), true).await
+    fetch_with(
+        config,
+        job,
+        client,
+        fire,
+        last_success_end,
+        Some(true),
+        true,
+    )
+    .await
 }
 
 /// [`fetch`] for reports whose deliveries read no detail list
@@ -74,7 +83,16 @@ pub async fn fetch_reading(
     last_success_end: Option<DateTime<Utc>>,
     details: bool,
 ) -> anyhow::Result<JobData> {
-    fetch_with(config, job, client, fire, last_success_end, Some(details), true).await
+    fetch_with(
+        config,
+        job,
+        client,
+        fire,
+        last_success_end,
+        Some(details),
+        true,
+    )
+    .await
 }
 
 /// [`fetch`] without the earlier states: the assignments alone (`export`).
@@ -104,7 +122,8 @@ pub(crate) async fn fetch_with(
     let window = window::compute(&job.window, fire, job.timezone, last_success_end)
         .with_context(|| format!("job {}: computing its window", job.name))?;
     if crate::mirror::uses_mirror(config, job)
-        && let Some(mut data) = crate::mirror::fetch(config, job, client, fire, window, hold).await?
+        && let Some(mut data) =
+            crate::mirror::fetch(config, job, client, fire, window, hold).await?
     {
         if let Some(details) = with_history
             && job.window == window::WindowSpec::Current

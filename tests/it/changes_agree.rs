@@ -822,12 +822,22 @@ async fn per_team_archives_and_csvs_written_from_the_state_are_the_held_rows_byt
     .prepare(t(FIRE), None, t(FIRE), job::Upto::Outbox(&renderer))
     .await
     .unwrap();
+    // Nothing of the state held: read once for the reports, again per file.
+    assert!(prepared.data.streamed.is_some());
+    assert!(prepared.data.assignments.is_empty());
     let streamed = written(&prepared.outbox);
     prepared.outbox.discard_staged();
 
     let data = job::fetch(&config, job, &client, t(FIRE), None)
         .await
         .unwrap();
+    // The counts a run records and `preview` prints: those of the held state.
+    assert_eq!(prepared.data.fetched_count(), data.fetched_count());
+    assert_eq!(
+        prepared.data.included_count(job),
+        data.included(job).count() as u64
+    );
+    assert_eq!(prepared.data.stats, data.stats);
     let held = job::reports_holding(
         &config,
         job,
@@ -925,4 +935,66 @@ async fn a_row_doubled_or_dropped_between_the_build_and_the_files_fails_the_outb
             "{what}: {chain}"
         );
     }
+}
+
+/// A state read again for the files (see `JobData::streamed`) that fails
+/// part-way through a later pass: the reports were built from a whole
+/// first pass, but the outbox fails with the store's error and no file is
+/// made of the rows read before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_state_that_fails_while_the_files_are_written_fails_the_outbox() {
+    #[derive(Debug)]
+    struct Failing {
+        states: Vec<Assignment>,
+        passes: std::sync::atomic::AtomicUsize,
+    }
+    impl trainwatch::data::StateSource for Failing {
+        fn each(
+            &self,
+            each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+        ) -> anyhow::Result<()> {
+            let pass = self
+                .passes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            for (i, a) in self.states.iter().enumerate() {
+                anyhow::ensure!(pass == 0 || i < 7, "the store went away");
+                each(a.clone())?;
+            }
+            Ok(())
+        }
+        fn counts(&self) -> trainwatch::data::SourceCounts {
+            let n = self.states.len() as u64;
+            trainwatch::data::SourceCounts {
+                read: n,
+                passed: n,
+                included: n,
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = team_audit_config(dir.path());
+    let job = config.job("audit").unwrap();
+    let client = offline_client();
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+    let mut data = job::fetch_assignments(&config, job, &client, t(FIRE), None)
+        .await
+        .unwrap();
+    let states = std::mem::take(&mut data.assignments);
+    assert!(states.len() > 7);
+    data.streamed = Some(std::sync::Arc::new(Failing {
+        states,
+        passes: 0.into(),
+    }));
+    let keep = renderer.keeps(&config, job);
+    let held = renderer.rows_held(&config, job);
+    let reports = job::reports_holding(&config, job, &data, t(FIRE), keep, held).unwrap();
+    assert!(reports.iter().all(|r| r.totals.assignments > 0));
+    let err = trainwatch::outbox::build_for(&config, job, &data, &reports, &renderer)
+        .map(|_| ())
+        .unwrap_err();
+    let chain = format!("{err:#}");
+    assert!(chain.contains("the store went away"), "{chain}");
+    assert!(chain.contains("reading the report's rows again"), "{chain}");
 }

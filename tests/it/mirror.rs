@@ -1271,6 +1271,62 @@ async fn the_postgres_mirror_answers_as_the_sqlite_one_and_as_the_api() {
         export(&config, "from-mirror", &client, fire).await,
         export(&config, "from-api", &client, fire).await
     );
+
+    // In order, as a held state is sorted (by update, then id in byte
+    // order): both backends sort, ties and ids that differ in case included
+    // ("B…" before "a…" in bytes, after it in most languages' collations).
+    let later = fire + Duration::days(1);
+    let tied: Vec<trainwatch::samsara::Assignment> = ["a-tie", "B-tie", "b-tie", "A-tie", "_tie"]
+        .iter()
+        .map(|id| {
+            serde_json::from_value(json!({
+                "id": id,
+                "course": {"id": "c"},
+                "learner": {"id": "1", "type": "driver"},
+                "status": "notStarted",
+                "createdAtTime": "2026-04-11T00:00:00Z",
+                "updatedAtTime": (fire + Duration::hours(1)).to_rfc3339(),
+                "durationMinutes": 0,
+            }))
+            .unwrap()
+        })
+        .collect();
+    let ordered = |m: &dyn MirrorStore, at| {
+        let mut v = Vec::new();
+        m.state_ordered_each(at, &mut |a| {
+            v.push(a);
+            Ok(())
+        })
+        .unwrap();
+        v
+    };
+    for m in [pg.as_ref(), &sqlite as &dyn MirrorStore] {
+        let sync = m.begin_sync(fire, later, later).unwrap();
+        m.stage(sync, &tied).unwrap();
+        let reach = mirror::Reach {
+            since: m.reach().unwrap().unwrap().since,
+            end: later,
+        };
+        let stats = mirror::SyncStats {
+            versions: tied.len() as u64,
+            ..mirror::SyncStats::default()
+        };
+        m.commit(sync, reach, &mirror::Lists::default(), &stats, false, later)
+            .unwrap();
+    }
+    for at in [half, fire, later] {
+        let rows = ordered(pg.as_ref(), at);
+        assert!(!rows.is_empty());
+        assert_eq!(rows, sqlite.state_at(at).unwrap(), "as of {at}");
+        assert_eq!(rows, ordered(&sqlite, at), "as of {at}");
+    }
+    let ids: Vec<String> = ordered(pg.as_ref(), later)
+        .into_iter()
+        .rev()
+        .take(5)
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, ["b-tie", "a-tie", "_tie", "B-tie", "A-tie"]);
 }
 
 /// Two replicas (two stores on one Postgres database) syncing at once make
