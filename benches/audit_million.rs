@@ -31,10 +31,58 @@ fn rfc(t: DateTime<Utc>) -> String {
 }
 
 /// Runs `command` to its end: its exit status, wall seconds and peak RSS in KiB.
+///
+/// The measuring is done by a fresh copy of this binary ([`MEASURE`]), not
+/// by the bench itself: a child started from a process holds that process's
+/// memory until it `exec`s (Rust spawns with `vfork`, which shares it, and
+/// `fork` maps it), and the child's `ru_maxrss` counts it. From the bench,
+/// which holds the mirror it built, that floor was 141 MiB; from a fresh
+/// copy it is a few MiB, below any run's own peak.
+fn run_measured(command: &Command) -> (std::process::ExitStatus, f64, u64) {
+    let result = tempfile::NamedTempFile::new().unwrap();
+    let mut measurer = Command::new(std::env::current_exe().unwrap());
+    measurer
+        .arg(MEASURE)
+        .arg(result.path())
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(v) => measurer.env(key, v),
+            None => measurer.env_remove(key),
+        };
+    }
+    let status = measurer
+        .status()
+        .expect("the measuring copy of the bench starts");
+    let text = std::fs::read_to_string(result.path()).unwrap();
+    let mut fields = text.split_whitespace();
+    let wall: f64 = fields
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("wall seconds");
+    let peak: u64 = fields
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("peak KiB");
+    (status, wall, peak)
+}
+
+/// The first argument of the measuring copy: `MEASURE RESULT_FILE PROGRAM ARGS…`.
+const MEASURE: &str = "--measure-child";
+
+/// In the measuring copy: runs the program, writes "wall_seconds peak_kib"
+/// to the result file, and exits as the program did.
 #[allow(clippy::zombie_processes)] // reaped by wait4, which also reports its peak RSS
-fn run_measured(command: &mut Command) -> (std::process::ExitStatus, f64, u64) {
+fn measure(args: &[String]) -> ! {
+    let [result, program, rest @ ..] = args else {
+        panic!("{MEASURE} RESULT_FILE PROGRAM ARGS…");
+    };
     let started = Instant::now();
-    let child = command.spawn().expect("the trainwatch binary starts");
+    let child = Command::new(program)
+        .args(rest)
+        .spawn()
+        .expect("the trainwatch binary starts");
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -42,12 +90,10 @@ fn run_measured(command: &mut Command) -> (std::process::ExitStatus, f64, u64) {
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as libc::pid_t, "wait4");
     let wall = started.elapsed().as_secs_f64();
+    std::fs::write(result, format!("{wall} {}", usage.ru_maxrss)).unwrap();
     use std::os::unix::process::ExitStatusExt;
-    (
-        std::process::ExitStatus::from_raw(status),
-        wall,
-        usage.ru_maxrss as u64,
-    )
+    let status = std::process::ExitStatus::from_raw(status);
+    std::process::exit(status.code().unwrap_or(1));
 }
 
 /// The snapshot folders under `dir` (those holding a `SHA256SUMS`).
@@ -67,8 +113,15 @@ fn snapshots(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(MEASURE) {
+        measure(&args[2..]);
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(bench());
+}
+
+async fn bench() {
     let total: usize = std::env::var("TRAINWATCH_BENCH_ASSIGNMENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -137,7 +190,7 @@ deliver = [
         .args(["run-once", "audit", "--at", &rfc(fire)])
         .env("RUST_LOG", "warn");
     // The binary blocks this thread while the SMTP server answers on its own threads.
-    let (status, wall, peak_kib) = tokio::task::spawn_blocking(move || run_measured(&mut command))
+    let (status, wall, peak_kib) = tokio::task::spawn_blocking(move || run_measured(&command))
         .await
         .unwrap();
     println!(
