@@ -8,6 +8,7 @@
 //! (overdue as of the fire instant, from `dueAtTime`).
 
 use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashSet;
@@ -84,6 +85,7 @@ pub async fn fetch(
             at: fire,
             include_deleted: job.filters.include_deleted,
             counts: Mutex::new(SourceCounts::default()),
+            first: Mutex::new(None),
         }));
         (Vec::new(), 0)
     } else if let Some(query) = &query
@@ -136,6 +138,8 @@ pub struct MirrorState {
     at: DateTime<Utc>,
     include_deleted: bool,
     counts: Mutex<SourceCounts>,
+    /// The fingerprint of the first pass: every later one must read the same states.
+    first: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for MirrorState {
@@ -156,9 +160,13 @@ impl StateSource for MirrorState {
             end: self.at,
         };
         let mut counts = SourceCounts::default();
+        // Which versions passed, in order: a later pass that reads others
+        // (a sync's overlap or a rebuild committed meanwhile) fails.
+        let mut fingerprint = rustc_hash::FxHasher::default();
         self.mirror.state_ordered_each(self.at, &mut |a| {
             counts.read += 1;
             if filter.passes_as_of(&a, self.at) {
+                (&a.id, a.updated_at_time).hash(&mut fingerprint);
                 counts.passed += 1;
                 counts.included +=
                     u64::from(crate::report::included(&a, &instant, self.include_deleted));
@@ -166,6 +174,17 @@ impl StateSource for MirrorState {
             }
             Ok(())
         })?;
+        let fingerprint = fingerprint.finish();
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        match *first {
+            None => *first = Some(fingerprint),
+            Some(f) => anyhow::ensure!(
+                f == fingerprint,
+                "the mirror's state as of {} changed between two reads of this run \
+                 (a sync or a rebuild committed meanwhile): nothing is made of the second",
+                self.at.to_rfc3339()
+            ),
+        }
         *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
         Ok(())
     }

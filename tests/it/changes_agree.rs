@@ -998,3 +998,61 @@ async fn a_streamed_state_that_fails_while_the_files_are_written_fails_the_outbo
     assert!(chain.contains("the store went away"), "{chain}");
     assert!(chain.contains("reading the report's rows again"), "{chain}");
 }
+
+/// A sync's overlap (or a rebuild) that commits a newer version before the
+/// fire between the reports' read of a streamed state and the files' read
+/// of it: the files would disagree with the totals beside them, so the
+/// outbox fails, naming the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_that_changes_between_the_reports_and_the_files_fails_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = team_audit_config(dir.path());
+    let job = config.job("audit").unwrap();
+    let client = offline_client();
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+    let context = job::Context {
+        config: &config,
+        job,
+        client: &client,
+    };
+    let data = context
+        .fetch(t(FIRE), None, job::Upto::Outbox(&renderer))
+        .await
+        .unwrap();
+    assert!(data.streamed.is_some());
+    let keep = renderer.keeps(&config, job);
+    let held = renderer.rows_held(&config, job);
+    let reports = job::reports_holding(&config, job, &data, t(FIRE), keep, held).unwrap();
+
+    // A newer version, still before the fire, of an assignment in the reports.
+    let mirror = SqliteMirror::open(&dir.path().join("state")).unwrap();
+    let mut changed = mirror
+        .state_at(t(FIRE))
+        .unwrap()
+        .into_iter()
+        .find(|a| a.deleted_at_time.is_none())
+        .unwrap();
+    changed.updated_at_time = t(FIRE) - Duration::seconds(1);
+    changed.duration_minutes += 1;
+    let reach = mirror.reach().unwrap().unwrap();
+    let sync = mirror.begin_sync(reach.end, reach.end, reach.end).unwrap();
+    mirror.stage(sync, &[changed]).unwrap();
+    let stats = SyncStats {
+        versions: 1,
+        ..SyncStats::default()
+    };
+    mirror
+        .commit(sync, reach, &Lists::default(), &stats, false, reach.end)
+        .unwrap();
+
+    let err = trainwatch::outbox::build_for(&config, job, &data, &reports, &renderer)
+        .map(|_| ())
+        .unwrap_err();
+    let chain = format!("{err:#}");
+    assert!(
+        chain.contains("changed between two reads of this run"),
+        "{chain}"
+    );
+}
