@@ -32,7 +32,8 @@ pub fn uses_mirror(config: &Config, job: &Job) -> bool {
 /// the window starts before `mirror.since`, which the mirror cannot answer
 /// exactly: the caller reads that window from the API instead. Without
 /// `hold`, a current window's state is not read here but at each pass over
-/// it ([`JobData::streamed`]).
+/// it ([`JobData::streamed`]), unless the job reports on more than
+/// [`STREAMED_TEAMS_MAX`] teams.
 pub async fn fetch(
     config: &Config,
     job: &Job,
@@ -73,9 +74,16 @@ pub async fn fetch(
     names.warnings.extend(teams.warnings.iter().cloned());
     let query = query_for(&job.filters, &teams, window);
     let mut streamed: Option<Arc<dyn StateSource>> = None;
+    // Each reported team's files are another read of the whole state.
+    let reported = if job.per_team {
+        teams.for_filters(&job.filters).len()
+    } else {
+        1
+    };
     let (assignments, received) = if let Some(query) = &query
         && current
         && !hold
+        && reported <= STREAMED_TEAMS_MAX
     {
         // Counted as the first pass reads it.
         streamed = Some(Arc::new(MirrorState {
@@ -127,6 +135,12 @@ pub async fn fetch(
         streamed,
     }))
 }
+
+/// The most teams a job may report on for its state to be read at each
+/// pass rather than held: every team's files (its archive, its email's
+/// CSV) read the whole state again, so a job of many teams holds it once
+/// instead.
+pub const STREAMED_TEAMS_MAX: usize = 8;
 
 /// A current window's state read again from the mirror at each pass:
 /// the state as of `at` in the mirror's order, filtered as

@@ -729,6 +729,11 @@ deliver = [{{ archive = {{ dir = "{archive}" }} }}]
 /// job's state rather than held rows (`Renderer::rows_held`): two teams
 /// sharing learners, with archive and an audit email with the CSV.
 fn team_audit_config(dir: &Path) -> Config {
+    team_audit_config_with(dir, "")
+}
+
+/// [`team_audit_config`] with `more` (more `[teams.…]` tables) before the job.
+fn team_audit_config_with(dir: &Path, more: &str) -> Config {
     let source = format!(
         r#"
 timezone = "America/Chicago"
@@ -749,6 +754,7 @@ manager = "n@example.com"
 [teams.south]
 learners = ["5", "6", "7", "8", "9", "10"]
 manager = "s@example.com"
+{more}
 [[jobs]]
 name = "audit"
 schedule = "0 8 * * Mon"
@@ -1055,4 +1061,39 @@ async fn a_state_that_changes_between_the_reports_and_the_files_fails_the_outbox
         chain.contains("changed between two reads of this run"),
         "{chain}"
     );
+}
+
+/// A job that reports on more teams than `STREAMED_TEAMS_MAX` holds its
+/// state: each team's files would be another read of the whole state.
+/// With fewer, the same fetch holds nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_of_many_teams_holds_its_state_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let client = offline_client();
+    let renderer = trainwatch::render::Renderer::new(None).unwrap();
+    let max = trainwatch::mirror::read::STREAMED_TEAMS_MAX;
+    for (extra, streamed) in [(max - 2, true), (max - 1, false)] {
+        let more: String = (0..extra)
+            .map(|i| {
+                format!(
+                    "[teams.t{i}]\nlearners = [\"{}\"]\nmanager = \"t{i}@example.com\"\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let config = team_audit_config_with(dir.path(), &more);
+        let job = config.job("audit").unwrap();
+        let data = job::Context {
+            config: &config,
+            job,
+            client: &client,
+        }
+        .fetch(t(FIRE), None, job::Upto::Outbox(&renderer))
+        .await
+        .unwrap();
+        assert_eq!(data.streamed.is_some(), streamed, "{} teams", extra + 2);
+        assert_eq!(data.assignments.is_empty(), streamed, "{} teams", extra + 2);
+    }
 }
