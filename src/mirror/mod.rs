@@ -174,10 +174,7 @@ pub trait MirrorStore: Send + Sync {
         at: DateTime<Utc>,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        for a in self.state_at(at)? {
-            each(a)?;
-        }
-        Ok(())
+        self.state_ordered_each(at, each)
     }
     /// [`MirrorStore::state_each`] in [`MirrorStore::state_at`]'s order (by
     /// `updatedAtTime`, then id, as [`sort_by_update`] sorts): a state

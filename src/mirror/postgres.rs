@@ -97,6 +97,43 @@ fn sync_record(r: &Row) -> SyncRecord {
 }
 
 impl PgMirror {
+    /// The state as of `at`, row by row off the wire (the portal streams),
+    /// never the whole state; `ordered`, sorted by the server (spilling past
+    /// `work_mem`) by update then id in the "C" collation, the byte order
+    /// `sort_by_update` uses.
+    fn state_rows(
+        &self,
+        at: DateTime<Utc>,
+        ordered: bool,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        use futures::TryStreamExt as _;
+        let at = ns(at)?;
+        let state = format!(
+            "SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
+             WHERE updated_at < $1 ORDER BY id, updated_at DESC"
+        );
+        let (sql, what) = if ordered {
+            (
+                format!("SELECT * FROM ({state}) s ORDER BY updated_at, id COLLATE \"C\""),
+                "reading the state as of an instant, in order",
+            )
+        } else {
+            (state, "reading the state as of an instant")
+        };
+        self.run(what, async {
+            let c = self.store.connection().await?;
+            let rows = c
+                .query_raw(&sql, [&at as &(dyn tokio_postgres::types::ToSql + Sync)])
+                .await?;
+            futures::pin_mut!(rows);
+            while let Some(r) = rows.try_next().await? {
+                each(version(&r))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Opens the mirror in the Postgres store at `url`, migrating it first.
     pub fn open(url: &SecretString, lease: Duration, replica: String) -> anyhow::Result<Self> {
         Ok(Self {
@@ -254,26 +291,7 @@ impl MirrorStore for PgMirror {
         at: DateTime<Utc>,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        use futures::TryStreamExt as _;
-        let at = ns(at)?;
-        self.run("reading the state as of an instant", async {
-            let c = self.store.connection().await?;
-            // Row by row off the wire (the portal streams), never the whole state.
-            let rows = c
-                .query_raw(
-                    &format!(
-                        "SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
-                         WHERE updated_at < $1 ORDER BY id, updated_at DESC"
-                    ),
-                    [&at as &(dyn tokio_postgres::types::ToSql + Sync)],
-                )
-                .await?;
-            futures::pin_mut!(rows);
-            while let Some(r) = rows.try_next().await? {
-                each(version(&r))?;
-            }
-            Ok(())
-        })
+        self.state_rows(at, false, each)
     }
 
     fn state_ordered_each(
@@ -281,28 +299,7 @@ impl MirrorStore for PgMirror {
         at: DateTime<Utc>,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        use futures::TryStreamExt as _;
-        let at = ns(at)?;
-        self.run("reading the state as of an instant, in order", async {
-            let c = self.store.connection().await?;
-            // `state_each`'s query sorted by the server (spilling past
-            // work_mem); the "C" collation is the byte order `sort_by_update` uses.
-            let rows = c
-                .query_raw(
-                    &format!(
-                        "SELECT * FROM (SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
-                         WHERE updated_at < $1 ORDER BY id, updated_at DESC) s
-                         ORDER BY updated_at, id COLLATE \"C\""
-                    ),
-                    [&at as &(dyn tokio_postgres::types::ToSql + Sync)],
-                )
-                .await?;
-            futures::pin_mut!(rows);
-            while let Some(r) = rows.try_next().await? {
-                each(version(&r))?;
-            }
-            Ok(())
-        })
+        self.state_rows(at, true, each)
     }
 
     fn courses(&self) -> anyhow::Result<Vec<Course>> {

@@ -88,6 +88,39 @@ fn version(r: &Row<'_>) -> rusqlite::Result<Assignment> {
 }
 
 impl SqliteMirror {
+    /// The state as of `at`, handed on row by row: per id, the row of the
+    /// newest version before `at`, from one walk of the primary key (SQLite
+    /// takes bare columns from the MAX row); `ordered`, sorted by SQLite's
+    /// sorter (which spills to temporary files past its cache) by update
+    /// then id in BINARY collation, the byte order `sort_by_update` uses.
+    fn state_rows(
+        &self,
+        at: DateTime<Utc>,
+        ordered: bool,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let at = ns(at)?;
+        let state = format!(
+            "SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions WHERE updated_at < ?1 GROUP BY id"
+        );
+        let (sql, what) = if ordered {
+            (
+                format!("SELECT * FROM ({state}) ORDER BY updated_at, id"),
+                "reading the state as of an instant, in order",
+            )
+        } else {
+            (state, "reading the state as of an instant")
+        };
+        self.with(what, |c| {
+            let mut q = c.prepare_cached(&sql)?;
+            let mut rows = q.query([at])?;
+            while let Some(r) = rows.next()? {
+                each(version(r)?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Opens the mirror in `state_dir/trainwatch.db`, migrating the store first.
     pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
         // Jobs starting at once must not migrate a new database twice at once.
@@ -265,21 +298,7 @@ impl MirrorStore for SqliteMirror {
         at: DateTime<Utc>,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let at = ns(at)?;
-        self.with("reading the state as of an instant", |c| {
-            // Per id, the row of the newest version before `at`: one walk of
-            // the primary key (SQLite takes bare columns from the MAX row),
-            // handed on row by row.
-            let mut q = c.prepare_cached(&format!(
-                "SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions
-                 WHERE updated_at < ?1 GROUP BY id"
-            ))?;
-            let mut rows = q.query([at])?;
-            while let Some(r) = rows.next()? {
-                each(version(r)?)?;
-            }
-            Ok(())
-        })
+        self.state_rows(at, false, each)
     }
 
     fn state_ordered_each(
@@ -287,21 +306,7 @@ impl MirrorStore for SqliteMirror {
         at: DateTime<Utc>,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let at = ns(at)?;
-        self.with("reading the state as of an instant, in order", |c| {
-            // `state_each`'s walk, sorted by SQLite's sorter (which spills
-            // to temporary files past its cache): BINARY collation, the
-            // byte order `sort_by_update` uses.
-            let mut q = c.prepare_cached(&format!(
-                "SELECT * FROM (SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions
-                 WHERE updated_at < ?1 GROUP BY id) ORDER BY updated_at, id"
-            ))?;
-            let mut rows = q.query([at])?;
-            while let Some(r) = rows.next()? {
-                each(version(r)?)?;
-            }
-            Ok(())
-        })
+        self.state_rows(at, true, each)
     }
 
     fn courses(&self) -> anyhow::Result<Vec<Course>> {
