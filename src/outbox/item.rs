@@ -241,24 +241,31 @@ fn stage_archive(
     state: Option<&JobData>,
 ) -> anyhow::Result<Vec<crate::outbox::StagedFile>> {
     let staging = Staging::create(&config.state_dir, &job.name)?;
-    // The three files in one pass over the rows, each row built once.
-    let (mut json, mut html) = (None, None);
-    let csv = staging.write(ARCHIVE_FILES[0], |csv_out| {
-        json = Some(staging.write(ARCHIVE_FILES[1], |json_out| {
-            html = Some(staging.write(ARCHIVE_FILES[2], |html_out| {
-                each_row(job, report, state, &mut |rows| {
-                    write_three(renderer, report, rows, csv_out, json_out, html_out)
-                })
+    let written = (|| {
+        // The three files in one pass over the rows, each row built once.
+        let (mut json, mut html) = (None, None);
+        let csv = staging.write(ARCHIVE_FILES[0], |csv_out| {
+            json = Some(staging.write(ARCHIVE_FILES[1], |json_out| {
+                html = Some(staging.write(ARCHIVE_FILES[2], |html_out| {
+                    each_row(job, report, state, &mut |rows| {
+                        write_three(renderer, report, rows, csv_out, json_out, html_out)
+                    })
+                })?);
+                Ok(())
             })?);
             Ok(())
-        })?);
-        Ok(())
-    })?;
-    let (Some(json), Some(html)) = (json, html) else {
-        anyhow::bail!("the archive's files were not all written");
-    };
-    staging.sync()?;
-    Ok(vec![csv, json, html])
+        })?;
+        let (Some(json), Some(html)) = (json, html) else {
+            anyhow::bail!("the archive's files were not all written");
+        };
+        staging.sync()?;
+        Ok(vec![csv, json, html])
+    })();
+    if written.is_err() {
+        // Part of a file is no file: nothing of it stays staged.
+        staging.discard();
+    }
+    written
 }
 
 pub(super) use crate::report::Rows;

@@ -202,6 +202,26 @@ fn build_query_given(
     state: Option<&JobData>,
 ) -> anyhow::Result<Outbox> {
     let mut outbox = Outbox::default();
+    match fill(config, job, reports, renderer, query, state, &mut outbox) {
+        Ok(()) => Ok(outbox),
+        Err(e) => {
+            // Nothing of a run that is not recorded stays in the staging folder.
+            outbox.discard_staged();
+            Err(e)
+        }
+    }
+}
+
+/// [`build_query_given`]'s deliveries, added to `outbox` one by one.
+fn fill(
+    config: &Config,
+    job: &Job,
+    reports: &[Report],
+    renderer: &Renderer,
+    query: &serde_json::Map<String, Value>,
+    state: Option<&JobData>,
+    outbox: &mut Outbox,
+) -> anyhow::Result<()> {
     for report in reports {
         let team = report.team.as_ref().map(|t| t.name.clone());
         let context = || match &team {
@@ -288,7 +308,7 @@ fn build_query_given(
             }
         }
     }
-    Ok(outbox)
+    Ok(())
 }
 
 /// `manager` or `escalation`: the team contact an email delivery addresses

@@ -109,6 +109,12 @@ impl Staging {
         })
     }
 
+    /// Deletes the folder and what was written in it (files a failed
+    /// delivery will never send).
+    pub fn discard(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+
     /// Makes the folder's entries durable (after its files are written).
     pub fn sync(&self) -> anyhow::Result<()> {
         File::open(&self.dir)

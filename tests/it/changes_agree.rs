@@ -945,14 +945,17 @@ async fn a_row_doubled_or_dropped_between_the_build_and_the_files_fails_the_outb
 
 /// A state read again for the files (see `JobData::streamed`) that fails
 /// part-way through a later pass: the reports were built from a whole
-/// first pass, but the outbox fails with the store's error and no file is
-/// made of the rows read before it.
+/// first pass, but the outbox fails with the store's error, and nothing
+/// staged stays behind: neither the part of the archive being written
+/// (third pass: the first team's archive, after its CSV) nor a team's whole
+/// archive staged before (fourth pass: the second team's CSV).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streamed_state_that_fails_while_the_files_are_written_fails_the_outbox() {
     #[derive(Debug)]
     struct Failing {
         states: Vec<Assignment>,
         passes: std::sync::atomic::AtomicUsize,
+        fail_from: usize,
     }
     impl trainwatch::data::StateSource for Failing {
         fn each(
@@ -963,7 +966,7 @@ async fn a_streamed_state_that_fails_while_the_files_are_written_fails_the_outbo
                 .passes
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             for (i, a) in self.states.iter().enumerate() {
-                anyhow::ensure!(pass == 0 || i < 7, "the store went away");
+                anyhow::ensure!(pass < self.fail_from || i < 7, "the store went away");
                 each(a.clone())?;
             }
             Ok(())
@@ -984,25 +987,47 @@ async fn a_streamed_state_that_fails_while_the_files_are_written_fails_the_outbo
     let job = config.job("audit").unwrap();
     let client = offline_client();
     let renderer = trainwatch::render::Renderer::new(None).unwrap();
-    let mut data = job::fetch_assignments(&config, job, &client, t(FIRE), None)
+    let held = job::fetch_assignments(&config, job, &client, t(FIRE), None)
         .await
         .unwrap();
-    let states = std::mem::take(&mut data.assignments);
-    assert!(states.len() > 7);
-    data.streamed = Some(std::sync::Arc::new(Failing {
-        states,
-        passes: 0.into(),
-    }));
-    let keep = renderer.keeps(&config, job);
-    let held = renderer.rows_held(&config, job);
-    let reports = job::reports_holding(&config, job, &data, t(FIRE), keep, held).unwrap();
-    assert!(reports.iter().all(|r| r.totals.assignments > 0));
-    let err = trainwatch::outbox::build_for(&config, job, &data, &reports, &renderer)
-        .map(|_| ())
-        .unwrap_err();
-    let chain = format!("{err:#}");
-    assert!(chain.contains("the store went away"), "{chain}");
-    assert!(chain.contains("reading the report's rows again"), "{chain}");
+    for fail_from in [1, 2, 3] {
+        let mut data = held.clone();
+        let states = std::mem::take(&mut data.assignments);
+        assert!(states.len() > 7);
+        data.streamed = Some(std::sync::Arc::new(Failing {
+            states,
+            passes: 0.into(),
+            fail_from,
+        }));
+        let keep = renderer.keeps(&config, job);
+        let held = renderer.rows_held(&config, job);
+        let reports = job::reports_holding(&config, job, &data, t(FIRE), keep, held).unwrap();
+        assert!(reports.iter().all(|r| r.totals.assignments > 0));
+        let err = trainwatch::outbox::build_for(&config, job, &data, &reports, &renderer)
+            .map(|_| ())
+            .unwrap_err();
+        let chain = format!("{err:#}");
+        assert!(
+            chain.contains("the store went away"),
+            "{fail_from}: {chain}"
+        );
+        assert!(
+            chain.contains("reading the report's rows again"),
+            "{fail_from}: {chain}"
+        );
+        assert_eq!(
+            staged_left(dir.path()),
+            0,
+            "{fail_from}: nothing staged stays"
+        );
+    }
+}
+
+/// The entries left in the staging folder under `dir`'s state directory.
+fn staged_left(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("state").join("staging"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// A sync's overlap (or a rebuild) that commits a newer version before the
@@ -1061,6 +1086,7 @@ async fn a_state_that_changes_between_the_reports_and_the_files_fails_the_outbox
         chain.contains("changed between two reads of this run"),
         "{chain}"
     );
+    assert_eq!(staged_left(dir.path()), 0, "nothing staged stays behind");
 }
 
 /// A job that reports on more teams than `STREAMED_TEAMS_MAX` holds its
