@@ -251,7 +251,8 @@ async fn run(
             return Err(e.context(format!("syncing the mirror over [{start}, {to})")));
         }
     };
-    stats.new_versions = mirror.commit(sync_id, new_reach, &lists, &stats, replace, Utc::now())?;
+    stats.new_versions =
+        blocking(|| mirror.commit(sync_id, new_reach, &lists, &stats, replace, Utc::now()))?;
     tell("succeeded", &stats, started.elapsed());
     tracing::info!(
         start = %start,
