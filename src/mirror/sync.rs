@@ -297,7 +297,8 @@ async fn read_all(
     let span = (to - start).num_milliseconds().max(1) as f64;
     let (mut pages, mut versions) = (0u64, 0u64);
     let mut staging = Staging::new(mirror, sync_id);
-    let (sender, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let (sender, mut received) =
+        tokio::sync::mpsc::channel::<Vec<crate::samsara::Assignment>>(READ_AHEAD);
     let reader = {
         let client = client.clone();
         Reader(tokio::spawn(async move {
@@ -306,7 +307,6 @@ async fn read_all(
     };
     let mut staged = Ok(());
     while let Some(page) = received.recv().await {
-        let page: Vec<crate::samsara::Assignment> = page;
         pages += 1;
         versions += page.len() as u64;
         let fraction = page
