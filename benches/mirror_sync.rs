@@ -10,9 +10,10 @@
 //!    each, and their ratio.
 //! 2. A sync of M versions (default 1,000,000) from pre-built pages with no
 //!    rate limit: versions per second, and the database's bytes per version;
-//!    where the time goes (reading and parsing, staging, committing), the
-//!    CPU seconds of the thread that parses and stores and of the whole
-//!    process (the loopback server included); the same versions staged and
+//!    where the sync's time goes (waiting for pages, which its reader task
+//!    reads and parses meanwhile; staging; committing), the CPU seconds of
+//!    the thread that stages and commits and of the whole process (the
+//!    reader and the loopback server included); the same versions staged and
 //!    committed with no HTTP (the store alone), and the same pages read and
 //!    parsed with nothing stored (the client alone).
 //!
@@ -474,11 +475,11 @@ async fn raw_sync_throughput() {
         at_rest as f64 / status.versions.max(1) as f64
     );
     println!(
-        "raw sync's time: {:.1} s reading and parsing pages, {staging:.1} s staging them, {committing:.1} s committing",
+        "raw sync's time: {:.1} s waiting for pages (read and parsed by its reader task, alongside staging), {staging:.1} s staging them, {committing:.1} s committing",
         secs - staging - committing
     );
     println!(
-        "raw sync's CPU: {thread_cpu} s on the thread that parses and stores, {process_cpu} s in the process (the loopback server's threads included); the same pages read and parsed with nothing stored: {read} versions in {read_secs:.1} s, {read_cpu} s of the thread's CPU"
+        "raw sync's CPU: {thread_cpu} s on the thread that stages and commits, {process_cpu} s in the process (the page reader's and the loopback server's threads included); the same pages read and parsed with nothing stored: {read} versions in {read_secs:.1} s, {read_cpu} s of the thread's CPU"
     );
     // A report over the mirror's every assignment: the state as of the end
     // (newest version per id, deleted included), names resolved, rolled up.

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Lists, MirrorStore, Reach, SyncStats};
 use crate::config::MirrorConfig;
-use crate::samsara::{ApiError, Client, Endpoint, Observer, StreamError};
+use crate::samsara::{ApiError, Client, Endpoint, Observer};
 
 /// Progress of a sync, for a terminal.
 pub trait SyncProgress: Send + Sync {
@@ -251,7 +251,8 @@ async fn run(
             return Err(e.context(format!("syncing the mirror over [{start}, {to})")));
         }
     };
-    stats.new_versions = mirror.commit(sync_id, new_reach, &lists, &stats, replace, Utc::now())?;
+    stats.new_versions =
+        blocking(|| mirror.commit(sync_id, new_reach, &lists, &stats, replace, Utc::now()))?;
     tell("succeeded", &stats, started.elapsed());
     tracing::info!(
         start = %start,
@@ -272,7 +273,18 @@ async fn run(
     })
 }
 
+/// Pages the reader may have read ahead of staging (besides the one being
+/// read): at the stream's 100 versions a page, more than a batch
+/// ([`Staging::BATCH`]), so the reader is not held up while a batch is
+/// staged; memory stays bounded to that many pages besides the batch.
+const READ_AHEAD: usize = 64;
+
 /// Reads every page of the range and the lists; stages the pages.
+///
+/// The pages are read by a task of their own, a bounded channel ahead of
+/// this one, which stages them in the order received: requests and
+/// parsing overlap staging rather than wait for it. A staging failure (or
+/// the sync dropped) drops the channel and aborts the reader.
 async fn read_all(
     mirror: &dyn MirrorStore,
     client: &Client,
@@ -285,29 +297,39 @@ async fn read_all(
     let span = (to - start).num_milliseconds().max(1) as f64;
     let (mut pages, mut versions) = (0u64, 0u64);
     let mut staging = Staging::new(mirror, sync_id);
-    let read = client
-        .stream_pages(start, to, |page| {
-            pages += 1;
-            versions += page.len() as u64;
-            let fraction = page
-                .last()
-                .map(|a| {
-                    ((a.updated_at_time - start).num_milliseconds() as f64 / span).clamp(0.0, 1.0)
-                })
-                .unwrap_or(0.0);
-            staging.add(page)?;
-            if let Some(p) = progress {
-                p.page(pages, versions, fraction);
-            }
-            anyhow::Ok(())
-        })
-        .await;
+    let (sender, mut received) =
+        tokio::sync::mpsc::channel::<Vec<crate::samsara::Assignment>>(READ_AHEAD);
+    let reader = {
+        let client = client.clone();
+        Reader(tokio::spawn(async move {
+            client.stream_pages_to(start, to, sender).await
+        }))
+    };
+    let mut staged = Ok(());
+    while let Some(page) = received.recv().await {
+        pages += 1;
+        versions += page.len() as u64;
+        let fraction = page
+            .last()
+            .map(|a| ((a.updated_at_time - start).num_milliseconds() as f64 / span).clamp(0.0, 1.0))
+            .unwrap_or(0.0);
+        staged = staging.add(page);
+        if staged.is_err() {
+            break;
+        }
+        if let Some(p) = progress {
+            p.page(pages, versions, fraction);
+        }
+    }
     stats.pages = pages;
     stats.versions = versions;
-    match read {
+    // The first failure in stream order: a page that would not stage stops
+    // the read (the reader aborted with the channel), as an API failure does.
+    staged?;
+    drop(received);
+    match reader.finish().await? {
         Ok(_) => staging.flush()?,
-        Err(StreamError::Api(e)) => return Err(e.into()),
-        Err(StreamError::Sink(e)) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     let (courses, drivers, tags) =
         tokio::join!(client.all_courses(), client.drivers(), client.tags());
@@ -316,6 +338,27 @@ async fn read_all(
     lists.drivers = optional(drivers, "learner names and tags", &mut lists.warnings)?;
     lists.tags = optional(tags, "tags", &mut lists.warnings)?;
     Ok(lists)
+}
+
+/// The task reading a sync's pages: aborted when dropped, so a sync that
+/// fails or is dropped part-way sends no further request.
+struct Reader(tokio::task::JoinHandle<Result<u64, ApiError>>);
+
+impl Reader {
+    /// How the read ended, once every page was received.
+    async fn finish(mut self) -> anyhow::Result<Result<u64, ApiError>> {
+        match (&mut self.0).await {
+            Ok(read) => Ok(read),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("the page reader stopped: {e}")),
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Pages on their way to the store's staging: one transaction (SQLite) or
@@ -357,11 +400,23 @@ impl<'a> Staging<'a> {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         if !self.batch.is_empty() {
-            self.mirror.stage(self.sync_id, &self.batch)?;
+            let (mirror, sync, batch) = (self.mirror, self.sync_id, &self.batch);
+            blocking(|| mirror.stage(sync, batch))?;
             self.batch.clear();
         }
         self.flushed = Instant::now();
         Ok(())
+    }
+}
+
+/// Runs `f`, which blocks (a store's write), where the runtime allows
+/// telling it so (a multi-threaded one: its other tasks, the page reader
+/// among them, move to another thread meanwhile); else plainly.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -305,25 +305,18 @@ impl Client {
         end: DateTime<Utc>,
         mut sink: impl FnMut(Vec<Assignment>) -> Result<(), E>,
     ) -> Result<u64, StreamError<E>> {
-        let query = AssignmentQuery::new(start, end);
-        let seconds = u64::try_from((end - start).num_seconds()).unwrap_or(0);
-        let periods = seconds.div_ceil(SYNC_PERIOD.as_secs()).clamp(1, 10_000) as u32;
-        let deadline =
-            self.deadline_after(self.inner.settings.max_fetch_time.saturating_mul(periods));
         let mut failed: Option<E> = None;
         let pages = self
-            .paginate_while::<Assignment>(
-                Endpoint::TrainingAssignments,
-                query.params(),
-                None,
-                deadline,
-                |page| match sink(page) {
+            .stream_into(
+                start,
+                end,
+                Immediate(|page| match sink(page) {
                     Ok(()) => true,
                     Err(e) => {
                         failed = Some(e);
                         false
                     }
-                },
+                }),
             )
             .await
             .map_err(StreamError::Api)?;
@@ -331,6 +324,44 @@ impl Client {
             Some(e) => Err(StreamError::Sink(e)),
             None => Ok(pages),
         }
+    }
+
+    /// [`Self::stream_pages`] into a bounded channel: each page is sent
+    /// before the next is requested, waiting while the channel is full, so
+    /// the reader runs at most the channel's capacity ahead of whoever
+    /// receives (a page in flight besides). A receiver that is dropped
+    /// stops the read after the page being sent, without error. Returns
+    /// the pages read.
+    pub async fn stream_pages_to(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        pages: tokio::sync::mpsc::Sender<Vec<Assignment>>,
+    ) -> Result<u64, ApiError> {
+        self.stream_into(start, end, Channel(pages)).await
+    }
+
+    /// The unfiltered stream over `[start, end)` into `sink`, with the
+    /// deadline of [`Self::stream_pages`].
+    async fn stream_into(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        sink: impl PageSink<Assignment>,
+    ) -> Result<u64, ApiError> {
+        let query = AssignmentQuery::new(start, end);
+        let seconds = u64::try_from((end - start).num_seconds()).unwrap_or(0);
+        let periods = seconds.div_ceil(SYNC_PERIOD.as_secs()).clamp(1, 10_000) as u32;
+        let deadline =
+            self.deadline_after(self.inner.settings.max_fetch_time.saturating_mul(periods));
+        self.paginate_while::<Assignment>(
+            Endpoint::TrainingAssignments,
+            query.params(),
+            None,
+            deadline,
+            sink,
+        )
+        .await
     }
 
     /// The names a report needs, fetched once per run: the given courses and
@@ -382,21 +413,27 @@ impl Client {
         deadline: Deadline,
         mut sink: impl FnMut(Vec<T>),
     ) -> Result<u64, ApiError> {
-        self.paginate_while(endpoint, params, chunk, deadline, |page| {
-            sink(page);
-            true
-        })
+        self.paginate_while(
+            endpoint,
+            params,
+            chunk,
+            deadline,
+            Immediate(|page| {
+                sink(page);
+                true
+            }),
+        )
         .await
     }
 
-    /// [`Self::paginate`], stopping early (without error) when `sink` returns false.
+    /// [`Self::paginate`], stopping early (without error) when `sink` says so.
     async fn paginate_while<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
         params: Vec<(&'static str, String)>,
         chunk: Option<(usize, usize)>,
         deadline: Deadline,
-        mut sink: impl FnMut(Vec<T>) -> bool,
+        mut sink: impl PageSink<T>,
     ) -> Result<u64, ApiError> {
         let mut after: Option<String> = None;
         let mut seen = HashSet::new();
@@ -439,7 +476,7 @@ impl Client {
             if let Some(o) = &self.inner.observer {
                 o.on_page(endpoint, body.data.len());
             }
-            if !sink(body.data) || !body.pagination.has_next_page {
+            if !sink.take(body.data).await || !body.pagination.has_next_page {
                 return Ok(u64::from(page));
             }
             let cursor = body.pagination.end_cursor;
@@ -476,6 +513,32 @@ impl Client {
             place: place.clone(),
             detail: e.to_string(),
         })
+    }
+}
+
+/// Where a cursor chain's pages go: `take` says whether to read on. A page
+/// is handed on before the next is requested.
+trait PageSink<T> {
+    fn take(&mut self, page: Vec<T>) -> impl std::future::Future<Output = bool> + Send;
+}
+
+/// A sink that takes each page at once (a closure).
+struct Immediate<F>(F);
+
+impl<T, F: FnMut(Vec<T>) -> bool> PageSink<T> for Immediate<F> {
+    fn take(&mut self, page: Vec<T>) -> impl std::future::Future<Output = bool> + Send {
+        std::future::ready((self.0)(page))
+    }
+}
+
+/// A sink that sends each page into a bounded channel, waiting for room;
+/// a closed channel stops the read.
+struct Channel<T>(tokio::sync::mpsc::Sender<Vec<T>>);
+
+impl<T: Send> PageSink<T> for Channel<T> {
+    fn take(&mut self, page: Vec<T>) -> impl std::future::Future<Output = bool> + Send {
+        let sender = &self.0;
+        async move { sender.send(page).await.is_ok() }
     }
 }
 
