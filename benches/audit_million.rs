@@ -4,7 +4,9 @@
 //! snapshot and an email with the CSV to a loopback SMTP server. Prints the
 //! run's wall time, its peak resident memory (the child's `ru_maxrss`, i.e.
 //! VmHWM of the process doing the run) and what `sha256sum -c SHA256SUMS`
-//! says in the snapshot folder.
+//! says in the snapshot folder. Then `trainwatch export` of the same job
+//! as CSV, measured alike, and whether it is the archive's
+//! `assignments.csv` byte for byte.
 //!
 //! `cargo bench --bench audit_million`
 //! (`TRAINWATCH_BENCH_ASSIGNMENTS=100000` for a shorter run;
@@ -205,13 +207,13 @@ deliver = [
     if folders.is_empty() {
         println!("no snapshot folder was written");
     }
-    for folder in folders {
+    for folder in &folders {
         let check = Command::new("sha256sum")
             .args(["-c", "SHA256SUMS"])
-            .current_dir(&folder)
+            .current_dir(folder)
             .output()
             .expect("sha256sum is installed");
-        let size: u64 = std::fs::read_dir(&folder)
+        let size: u64 = std::fs::read_dir(folder)
             .unwrap()
             .flatten()
             .filter_map(|e| e.metadata().ok())
@@ -233,4 +235,34 @@ deliver = [
         .map(|d| d.count())
         .unwrap_or(0);
     println!("staging folders left: {staged}");
+
+    // `export` of the same job as CSV: the same rows, in the same order,
+    // written row by row from the mirror, so the archive's CSV byte for byte.
+    let exported = dir.path().join("export.csv");
+    let mut command = Command::new(&bin);
+    command
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "export",
+            "audit",
+            "--at",
+            &rfc(fire),
+            "--format",
+            "csv",
+            "--out",
+        ])
+        .arg(&exported)
+        .env("RUST_LOG", "warn");
+    let (status, wall, peak_kib) = tokio::task::spawn_blocking(move || run_measured(&command))
+        .await
+        .unwrap();
+    let same = folders.first().is_some_and(|f| {
+        std::fs::read(f.join("assignments.csv")).ok() == std::fs::read(&exported).ok()
+    });
+    println!(
+        "export audit --format csv ({bin}): {status}, wall {wall:.1} s, peak RSS {:.0} MiB (VmHWM {peak_kib} KiB); the archive's assignments.csv byte for byte: {}",
+        peak_kib as f64 / 1024.0,
+        if same { "yes" } else { "NO" }
+    );
 }

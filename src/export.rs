@@ -5,12 +5,16 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 
+use anyhow::Context as _;
+use rustc_hash::FxHashSet;
+
 use crate::config::{Config, Job};
 use crate::job::Upto;
+use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Client, FetchStats};
 use crate::window::Window;
 
-pub use crate::report::rows::{CSV_HEADER, Format, Row, write_rows};
+pub use crate::report::rows::{CSV_HEADER, Format, Row, RowWriter, write_rows};
 
 /// What an export did.
 #[derive(Debug, Clone)]
@@ -35,29 +39,52 @@ pub async fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<Summary> {
-    use anyhow::Context as _;
     let context = crate::job::Context {
         config,
         job,
         client,
     };
-    let data = context.prepare(at, None, at, Upto::Data).await?.data;
-    let included: Vec<&Assignment> = data.included(job).collect();
-    let rows: Vec<Row> = included
-        .iter()
-        .map(|a| Row::new(a, &data.names, data.window.end))
-        .collect();
-    let count = rows.len();
-    write_rows(&rows, format, out).context("writing the export")?;
+    let mut data = context.prepare(at, None, at, Upto::Data).await?.data;
+    let (window, end) = (data.window, data.window.end);
+    let include_deleted = job.filters.include_deleted;
+    // Row by row from the state, held or read from the mirror: nothing
+    // but the distinct ids (for the warnings) grows with the export.
+    let mut writer = RowWriter::new(format, out);
+    let mut count = 0usize;
+    let mut learners: FxHashSet<LearnerId> = FxHashSet::default();
+    let mut courses: FxHashSet<String> = FxHashSet::default();
+    let names = &data.names;
+    let mut write = |a: &Assignment| -> anyhow::Result<()> {
+        if !crate::report::included(a, &window, include_deleted) {
+            return Ok(());
+        }
+        writer
+            .push(&Row::new(a, names, end))
+            .context("writing the export")?;
+        count += 1;
+        if !learners.contains(&a.learner) {
+            learners.insert(a.learner.clone());
+        }
+        if !courses.contains(a.course.id.as_str()) {
+            courses.insert(a.course.id.clone());
+        }
+        Ok(())
+    };
+    match &data.streamed {
+        Some(source) => source.each(&mut |a| write(&a))?,
+        None => data.assignments.iter().try_for_each(&mut write)?,
+    }
+    writer.finish().context("writing the export")?;
     let mut warnings = data.names.warnings.clone();
-    warnings.extend(data.names.fallback_warnings(
-        included.iter().map(|a| &a.learner),
-        included.iter().map(|a| a.course.id.as_str()),
-    ));
+    warnings.extend(
+        data.names
+            .fallback_warnings(&learners, courses.iter().map(String::as_str)),
+    );
+    data.settle_counts();
     Ok(Summary {
-        window: data.window,
+        window,
         rows: count,
-        left_out: data.assignments.len() - count,
+        left_out: data.fetched_count() as usize - count,
         fetch: data.stats,
         warnings,
     })

@@ -21,7 +21,9 @@ pub struct Context<'a> {
 #[derive(Clone, Copy)]
 pub enum Upto<'a> {
     /// The fetch alone, without the earlier states a report is compared
-    /// with (`export`'s rows): the outbox stays empty.
+    /// with (`export`'s rows): the outbox stays empty, and a current state
+    /// from the mirror is not held but read as the rows are written
+    /// ([`JobData::streamed`]).
     Data,
     /// Fetch, reports, and every delivery rendered with this renderer.
     Outbox(&'a Renderer),
@@ -71,8 +73,10 @@ impl Context<'_> {
             client,
         } = self;
         match upto {
+            // Rows written as they are read: a current state from the
+            // mirror is not held.
             Upto::Data => {
-                super::fetch_assignments(config, job, client, fire, last_success_end).await
+                super::fetch_with(config, job, client, fire, last_success_end, None, false).await
             }
             Upto::Outbox(renderer) => {
                 // Without detail lists, nothing that grows with the state is

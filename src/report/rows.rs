@@ -82,29 +82,48 @@ pub fn write_rows<R: std::borrow::Borrow<Row>>(
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    match format {
-        Format::Jsonl => {
-            for row in rows {
-                serde_json::to_writer(&mut *out, row.borrow())?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            let mut any = false;
-            for row in rows {
-                w.serialize(CsvRow::of(row.borrow()))?;
-                any = true;
-            }
-            if !any {
-                // serde writes the header with the first row; an empty export still has one.
-                w.write_record(CSV_HEADER)?;
-            }
-            w.flush()?;
+    let mut writer = RowWriter::new(format, out);
+    for row in rows {
+        writer.push(row.borrow())?;
+    }
+    writer.finish()
+}
+
+/// Rows written one at a time as JSON lines or CSV: the bytes
+/// [`write_rows`] writes for them.
+pub enum RowWriter<'w> {
+    Jsonl(&'w mut dyn Write),
+    Csv(Box<CsvRows<&'w mut dyn Write>>),
+}
+
+impl<'w> RowWriter<'w> {
+    /// Rows to come, written to `out` as `format` says.
+    pub fn new(format: Format, out: &'w mut dyn Write) -> Self {
+        match format {
+            Format::Jsonl => Self::Jsonl(out),
+            Format::Csv => Self::Csv(Box::new(CsvRows::new(out))),
         }
     }
-    out.flush()?;
-    Ok(())
+
+    /// Writes `row`.
+    pub fn push(&mut self, row: &Row) -> anyhow::Result<()> {
+        match self {
+            Self::Jsonl(out) => {
+                serde_json::to_writer(&mut **out, row)?;
+                out.write_all(b"\n")?;
+                Ok(())
+            }
+            Self::Csv(csv) => csv.push(row),
+        }
+    }
+
+    /// Ends the rows (a CSV's header alone when none came), flushed.
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Self::Jsonl(out) => Ok(out.flush()?),
+            Self::Csv(csv) => csv.finish(),
+        }
+    }
 }
 
 /// CSV rows written one at a time: the bytes [`write_rows`] writes for them.

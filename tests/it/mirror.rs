@@ -525,6 +525,39 @@ fn the_current_window_is_the_newest_version_before_the_fire_instant_then_the_fil
             assert_eq!(reports[0].totals.overdue, want_overdue, "seed {seed}");
             assert_eq!(reports[0].window.kind, "current");
             assert_eq!(reports[0].window.start, None);
+            // `export` reads the same state row by row from the mirror,
+            // holding none of it: the bytes of the held rows, the same counts.
+            let mut streamed = Vec::new();
+            let summary = trainwatch::export::export(
+                &config,
+                job,
+                &client,
+                fire,
+                trainwatch::export::Format::Jsonl,
+                &mut streamed,
+            )
+            .await
+            .unwrap();
+            let mut held = Vec::new();
+            trainwatch::export::write_rows(
+                data.included(job)
+                    .map(|a| Row::new(a, &data.names, data.window.end)),
+                trainwatch::export::Format::Jsonl,
+                &mut held,
+            )
+            .unwrap();
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                String::from_utf8(held).unwrap(),
+                "seed {seed}"
+            );
+            assert_eq!(summary.rows, want.len(), "seed {seed}");
+            assert_eq!(
+                summary.left_out,
+                data.assignments.len() - want.len(),
+                "seed {seed}"
+            );
+            assert_eq!(summary.fetch, data.stats, "seed {seed}");
         });
     }
 }
