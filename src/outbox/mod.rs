@@ -202,7 +202,97 @@ fn build_query_given(
     state: Option<&JobData>,
 ) -> anyhow::Result<Outbox> {
     let mut outbox = Outbox::default();
-    match fill(config, job, reports, renderer, query, state, &mut outbox) {
+    // The deliveries, added one by one.
+    let fill = |outbox: &mut Outbox| -> anyhow::Result<()> {
+        for report in reports {
+            let team = report.team.as_ref().map(|t| t.name.clone());
+            let context = || match &team {
+                Some(t) => format!("job {}, team {t}", job.name),
+                None => format!("job {}", job.name),
+            };
+            // A report narrowed by `min_days_overdue` goes only to the deliveries
+            // that ask for that narrowing, and the plain report to the others.
+            let mine: Vec<(usize, &Delivery)> = job
+                .deliver
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| job.narrowing(*index) == report.min_days_overdue)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            if report.totals.assignments == 0 && job.when_empty == WhenEmpty::Skip {
+                let reason = match report.min_days_overdue {
+                    None => "nothing to report (when_empty = \"skip\")".to_string(),
+                    Some(n) => format!(
+                        "nothing overdue {} or more (min_days_overdue = {n}, when_empty = \"skip\")",
+                        count(n as usize, "day")
+                    ),
+                };
+                outbox.skipped.push(Skipped { team, reason });
+                continue;
+            }
+            // The CSV an email attaches, written once per report (the archive
+            // writes its own, staged): only its size is kept when it is too
+            // large to attach.
+            let csv = mine
+                .iter()
+                .any(|(_, d)| matches!(d, Delivery::Email(e) if e.attach_csv))
+                .then(|| {
+                    let mut csv = None;
+                    item::each_row(job, report, state, &mut |rows| {
+                        csv = Some(email::EmailCsv::of_rows(rows, report.row_count())?);
+                        Ok(())
+                    })
+                    .and_then(|()| csv.context("no CSV was written"))
+                })
+                .transpose()
+                .with_context(context)?;
+            for (index, delivery) in mine {
+                let item = outgoing(
+                    config,
+                    job,
+                    report,
+                    renderer,
+                    delivery,
+                    index,
+                    &team,
+                    csv.as_ref(),
+                    query,
+                    state,
+                )
+                .with_context(|| {
+                    format!(
+                        "{}: rendering delivery {} ({})",
+                        context(),
+                        index + 1,
+                        kind_of(config, delivery)
+                    )
+                })?;
+                match item {
+                    Some(item) => outbox.items.push(item),
+                    None => {
+                        // `validate` rejects this for teams in the config; a team
+                        // may still come without a manager or escalation (from
+                        // tags, or an edited config read by a running service).
+                        // That mail cannot go anywhere: the other teams' still does.
+                        let field = missing_contact(report, delivery).unwrap_or("manager");
+                        let reason = format!(
+                            "delivery {} (email) not sent: the team has no {field} for its `{{{{ team.{field} }}}}` recipient",
+                            index + 1
+                        );
+                        tracing::warn!(job = %job.name, team = team.as_deref().unwrap_or("-"), "{reason}");
+                        outbox.skipped.push(Skipped {
+                            team: team.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    match fill(&mut outbox) {
         Ok(()) => Ok(outbox),
         Err(e) => {
             // Nothing of a run that is not recorded stays in the staging folder.
@@ -210,105 +300,6 @@ fn build_query_given(
             Err(e)
         }
     }
-}
-
-/// [`build_query_given`]'s deliveries, added to `outbox` one by one.
-fn fill(
-    config: &Config,
-    job: &Job,
-    reports: &[Report],
-    renderer: &Renderer,
-    query: &serde_json::Map<String, Value>,
-    state: Option<&JobData>,
-    outbox: &mut Outbox,
-) -> anyhow::Result<()> {
-    for report in reports {
-        let team = report.team.as_ref().map(|t| t.name.clone());
-        let context = || match &team {
-            Some(t) => format!("job {}, team {t}", job.name),
-            None => format!("job {}", job.name),
-        };
-        // A report narrowed by `min_days_overdue` goes only to the deliveries
-        // that ask for that narrowing, and the plain report to the others.
-        let mine: Vec<(usize, &Delivery)> = job
-            .deliver
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| job.narrowing(*index) == report.min_days_overdue)
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        if report.totals.assignments == 0 && job.when_empty == WhenEmpty::Skip {
-            let reason = match report.min_days_overdue {
-                None => "nothing to report (when_empty = \"skip\")".to_string(),
-                Some(n) => format!(
-                    "nothing overdue {} or more (min_days_overdue = {n}, when_empty = \"skip\")",
-                    count(n as usize, "day")
-                ),
-            };
-            outbox.skipped.push(Skipped { team, reason });
-            continue;
-        }
-        // The CSV an email attaches, written once per report (the archive
-        // writes its own, staged): only its size is kept when it is too
-        // large to attach.
-        let csv = mine
-            .iter()
-            .any(|(_, d)| matches!(d, Delivery::Email(e) if e.attach_csv))
-            .then(|| {
-                let mut csv = None;
-                item::each_row(job, report, state, &mut |rows| {
-                    csv = Some(email::EmailCsv::of_rows(rows, report.row_count())?);
-                    Ok(())
-                })
-                .and_then(|()| csv.context("no CSV was written"))
-            })
-            .transpose()
-            .with_context(context)?;
-        for (index, delivery) in mine {
-            let item = outgoing(
-                config,
-                job,
-                report,
-                renderer,
-                delivery,
-                index,
-                &team,
-                csv.as_ref(),
-                query,
-                state,
-            )
-            .with_context(|| {
-                format!(
-                    "{}: rendering delivery {} ({})",
-                    context(),
-                    index + 1,
-                    kind_of(config, delivery)
-                )
-            })?;
-            match item {
-                Some(item) => outbox.items.push(item),
-                None => {
-                    // `validate` rejects this for teams in the config; a team
-                    // may still come without a manager or escalation (from
-                    // tags, or an edited config read by a running service).
-                    // That mail cannot go anywhere: the other teams' still does.
-                    let field = missing_contact(report, delivery).unwrap_or("manager");
-                    let reason = format!(
-                        "delivery {} (email) not sent: the team has no {field} for its `{{{{ team.{field} }}}}` recipient",
-                        index + 1
-                    );
-                    tracing::warn!(job = %job.name, team = team.as_deref().unwrap_or("-"), "{reason}");
-                    outbox.skipped.push(Skipped {
-                        team: team.clone(),
-                        reason,
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `manager` or `escalation`: the team contact an email delivery addresses
