@@ -161,35 +161,43 @@ pub trait MirrorStore: Send + Sync {
     ) -> anyhow::Result<Vec<Assignment>>;
     /// For every assignment, its newest version with `updatedAtTime` before `at`.
     fn state_at(&self, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>>;
-    /// [`MirrorStore::state_at`] one assignment at a time (in the backend's
-    /// id order, unsorted otherwise),
+    /// [`MirrorStore::state_at`] one assignment at a time, in `order`,
     /// handed to `each` as it is read: nothing of the state is held. An
     /// error from `each` stops the read and is returned; a read that fails
     /// part-way returns its error after `each` saw only some of the state,
     /// so a caller must treat what it gathered as incomplete. `each` must
     /// not use this mirror (the SQLite mirror's connection is held).
-    /// Both backends read row by row; the default, for wrappers, collects.
+    /// Both backends read row by row (sorting, for [`StateOrder::ByUpdate`],
+    /// spills to disk past their memory budget); the default, for
+    /// wrappers, collects (already in [`StateOrder::ByUpdate`]).
+    fn state_read(
+        &self,
+        at: DateTime<Utc>,
+        order: StateOrder,
+        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let _ = order;
+        for a in self.state_at(at)? {
+            each(a)?;
+        }
+        Ok(())
+    }
+    /// [`MirrorStore::state_read`] in the backend's own order.
     fn state_each(
         &self,
         at: DateTime<Utc>,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        self.state_ordered_each(at, each)
+        self.state_read(at, StateOrder::AsStored, each)
     }
-    /// [`MirrorStore::state_each`] in [`MirrorStore::state_at`]'s order (by
-    /// `updatedAtTime`, then id, as [`sort_by_update`] sorts): a state
-    /// written out row by row, in the order a held one has, without holding
-    /// it (the backend sorts, spilling to disk past its memory budget). The
-    /// default, for wrappers, collects and sorts.
+    /// [`MirrorStore::state_read`] in [`MirrorStore::state_at`]'s order: a
+    /// state written out row by row in the order a held one has.
     fn state_ordered_each(
         &self,
         at: DateTime<Utc>,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        for a in self.state_at(at)? {
-            each(a)?;
-        }
-        Ok(())
+        self.state_read(at, StateOrder::ByUpdate, each)
     }
     /// Every course stored.
     fn courses(&self) -> anyhow::Result<Vec<Course>>;
@@ -248,6 +256,26 @@ fn collect_state(mirror: &dyn MirrorStore, at: DateTime<Utc>) -> anyhow::Result<
     })?;
     sort_by_update(&mut v);
     Ok(v)
+}
+
+/// The order [`MirrorStore::state_read`] hands a state on in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateOrder {
+    /// The backend's own (by id, unsorted otherwise): the cheapest read.
+    AsStored,
+    /// By `updatedAtTime`, then id in byte order, as [`sort_by_update`]
+    /// sorts: the order of a held state.
+    ByUpdate,
+}
+
+impl StateOrder {
+    /// What a read in this order is doing, for its error messages.
+    pub fn reading(self) -> &'static str {
+        match self {
+            Self::AsStored => "reading the state as of an instant",
+            Self::ByUpdate => "reading the state as of an instant, in order",
+        }
+    }
 }
 
 /// Sorts states as [`MirrorStore::state_at`] gives them: by `updatedAtTime`,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use tokio_postgres::Row;
 
-use super::{Lists, MirrorStatus, MirrorStore, Reach, SyncLock, SyncRecord, SyncStats};
+use super::{Lists, MirrorStatus, MirrorStore, Reach, StateOrder, SyncLock, SyncRecord, SyncStats};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
 use crate::store::postgres::PgStore;
@@ -97,43 +97,6 @@ fn sync_record(r: &Row) -> SyncRecord {
 }
 
 impl PgMirror {
-    /// The state as of `at`, row by row off the wire (the portal streams),
-    /// never the whole state; `ordered`, sorted by the server (spilling past
-    /// `work_mem`) by update then id in the "C" collation, the byte order
-    /// `sort_by_update` uses.
-    fn state_rows(
-        &self,
-        at: DateTime<Utc>,
-        ordered: bool,
-        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        use futures::TryStreamExt as _;
-        let at = ns(at)?;
-        let state = format!(
-            "SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
-             WHERE updated_at < $1 ORDER BY id, updated_at DESC"
-        );
-        let (sql, what) = if ordered {
-            (
-                format!("SELECT * FROM ({state}) s ORDER BY updated_at, id COLLATE \"C\""),
-                "reading the state as of an instant, in order",
-            )
-        } else {
-            (state, "reading the state as of an instant")
-        };
-        self.run(what, async {
-            let c = self.store.connection().await?;
-            let rows = c
-                .query_raw(&sql, [&at as &(dyn tokio_postgres::types::ToSql + Sync)])
-                .await?;
-            futures::pin_mut!(rows);
-            while let Some(r) = rows.try_next().await? {
-                each(version(&r))?;
-            }
-            Ok(())
-        })
-    }
-
     /// Opens the mirror in the Postgres store at `url`, migrating it first.
     pub fn open(url: &SecretString, lease: Duration, replica: String) -> anyhow::Result<Self> {
         Ok(Self {
@@ -286,20 +249,38 @@ impl MirrorStore for PgMirror {
         super::collect_state(self, at)
     }
 
-    fn state_each(
+    /// Row by row off the wire (the portal streams), never the whole state;
+    /// by update, sorted by the server (spilling past `work_mem`), ids in
+    /// the "C" collation: `sort_by_update`'s bytes.
+    fn state_read(
         &self,
         at: DateTime<Utc>,
+        order: StateOrder,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        self.state_rows(at, false, each)
-    }
-
-    fn state_ordered_each(
-        &self,
-        at: DateTime<Utc>,
-        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        self.state_rows(at, true, each)
+        use futures::TryStreamExt as _;
+        let at = ns(at)?;
+        let state = format!(
+            "SELECT DISTINCT ON (id) {COLUMNS} FROM mirror_versions
+             WHERE updated_at < $1 ORDER BY id, updated_at DESC"
+        );
+        let sql = match order {
+            StateOrder::AsStored => state,
+            StateOrder::ByUpdate => {
+                format!("SELECT * FROM ({state}) s ORDER BY updated_at, id COLLATE \"C\"")
+            }
+        };
+        self.run(order.reading(), async {
+            let c = self.store.connection().await?;
+            let rows = c
+                .query_raw(&sql, [&at as &(dyn tokio_postgres::types::ToSql + Sync)])
+                .await?;
+            futures::pin_mut!(rows);
+            while let Some(r) = rows.try_next().await? {
+                each(version(&r))?;
+            }
+            Ok(())
+        })
     }
 
     fn courses(&self) -> anyhow::Result<Vec<Course>> {

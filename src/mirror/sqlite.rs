@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Lists, MirrorStatus, MirrorStore, Reach, SyncRecord, SyncStats};
+use super::{Lists, MirrorStatus, MirrorStore, Reach, StateOrder, SyncRecord, SyncStats};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
 
@@ -88,39 +88,6 @@ fn version(r: &Row<'_>) -> rusqlite::Result<Assignment> {
 }
 
 impl SqliteMirror {
-    /// The state as of `at`, handed on row by row: per id, the row of the
-    /// newest version before `at`, from one walk of the primary key (SQLite
-    /// takes bare columns from the MAX row); `ordered`, sorted by SQLite's
-    /// sorter (which spills to temporary files past its cache) by update
-    /// then id in BINARY collation, the byte order `sort_by_update` uses.
-    fn state_rows(
-        &self,
-        at: DateTime<Utc>,
-        ordered: bool,
-        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let at = ns(at)?;
-        let state = format!(
-            "SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions WHERE updated_at < ?1 GROUP BY id"
-        );
-        let (sql, what) = if ordered {
-            (
-                format!("SELECT * FROM ({state}) ORDER BY updated_at, id"),
-                "reading the state as of an instant, in order",
-            )
-        } else {
-            (state, "reading the state as of an instant")
-        };
-        self.with(what, |c| {
-            let mut q = c.prepare_cached(&sql)?;
-            let mut rows = q.query([at])?;
-            while let Some(r) = rows.next()? {
-                each(version(r)?)?;
-            }
-            Ok(())
-        })
-    }
-
     /// Opens the mirror in `state_dir/trainwatch.db`, migrating the store first.
     pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
         // Jobs starting at once must not migrate a new database twice at once.
@@ -293,20 +260,32 @@ impl MirrorStore for SqliteMirror {
         super::collect_state(self, at)
     }
 
-    fn state_each(
+    /// Per id, the row of the newest version before `at`, from one walk of
+    /// the primary key (SQLite takes bare columns from the MAX row); by
+    /// update, sorted by SQLite's sorter (which spills to temporary files
+    /// past its cache), ids in BINARY collation: `sort_by_update`'s bytes.
+    fn state_read(
         &self,
         at: DateTime<Utc>,
+        order: StateOrder,
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        self.state_rows(at, false, each)
-    }
-
-    fn state_ordered_each(
-        &self,
-        at: DateTime<Utc>,
-        each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        self.state_rows(at, true, each)
+        let at = ns(at)?;
+        let state = format!(
+            "SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions WHERE updated_at < ?1 GROUP BY id"
+        );
+        let sql = match order {
+            StateOrder::AsStored => state,
+            StateOrder::ByUpdate => format!("SELECT * FROM ({state}) ORDER BY updated_at, id"),
+        };
+        self.with(order.reading(), |c| {
+            let mut q = c.prepare_cached(&sql)?;
+            let mut rows = q.query([at])?;
+            while let Some(r) = rows.next()? {
+                each(version(r)?)?;
+            }
+            Ok(())
+        })
     }
 
     fn courses(&self) -> anyhow::Result<Vec<Course>> {
