@@ -43,7 +43,18 @@ pub fn reports_keeping(
     generated_at: DateTime<Utc>,
     keep: report::Keep,
 ) -> Vec<Report> {
-    let Ok(reports) = build(job, data, generated_at, keep, None, |each| {
+    of_held(job, data, generated_at, keep, None)
+}
+
+/// The reports of a held state (`data.assignments`): a pass that cannot fail.
+fn of_held(
+    job: &Job,
+    data: &JobData,
+    generated_at: DateTime<Utc>,
+    keep: report::Keep,
+    held: Option<usize>,
+) -> Vec<Report> {
+    let Ok(reports) = build(job, data, generated_at, keep, held, |each| {
         data.assignments.iter().for_each(each);
         Ok::<(), Infallible>(())
     });
@@ -64,13 +75,7 @@ pub fn reports_holding(
     held: Option<usize>,
 ) -> anyhow::Result<Vec<Report>> {
     match &data.streamed {
-        None => {
-            let Ok(reports) = build(job, data, generated_at, keep, held, |each| {
-                data.assignments.iter().for_each(each);
-                Ok::<(), Infallible>(())
-            });
-            Ok(reports)
-        }
+        None => Ok(of_held(job, data, generated_at, keep, held)),
         Some(source) => {
             anyhow::ensure!(
                 data.history.as_ref().is_none_or(|h| h.previous.is_none()),
