@@ -84,6 +84,15 @@ impl Teams {
             .filter_map(|n| self.by_name.get(n))
             .collect()
     }
+
+    /// The teams a job's reports are about: with `per_team`, each of
+    /// [`Teams::for_filters`]; otherwise one report for the whole job (`None`).
+    pub fn reported(&self, per_team: bool, filters: &Filters) -> Vec<Option<&Resolved>> {
+        if !per_team {
+            return vec![None];
+        }
+        self.for_filters(filters).into_iter().map(Some).collect()
+    }
 }
 
 /// Which teams to resolve.

@@ -203,14 +203,7 @@ pub(crate) fn report_teams<'a>(
     teams: &'a crate::teams::Teams,
     job: &Job,
 ) -> Vec<Option<&'a crate::teams::Resolved>> {
-    if !job.per_team {
-        return vec![None];
-    }
-    teams
-        .for_filters(&job.filters)
-        .into_iter()
-        .map(Some)
-        .collect()
+    teams.reported(job.per_team, &job.filters)
 }
 
 /// The narrowings a job's reports are built for: none first, then each

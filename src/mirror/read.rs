@@ -75,11 +75,7 @@ pub async fn fetch(
     let query = query_for(&job.filters, &teams, window);
     let mut streamed: Option<Arc<dyn StateSource>> = None;
     // Each reported team's files are another read of the whole state.
-    let reported = if job.per_team {
-        teams.for_filters(&job.filters).len()
-    } else {
-        1
-    };
+    let reported = teams.reported(job.per_team, &job.filters).len();
     let (assignments, received) = if let Some(query) = &query
         && current
         && !hold
