@@ -62,6 +62,7 @@ mod sink;
 mod smtp_send;
 mod state_concurrency;
 mod store_migrate;
+mod streamed_binary;
 mod teams_tags;
 mod webhook_msteams_json;
 mod webhook_slack;
