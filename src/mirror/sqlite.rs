@@ -271,21 +271,42 @@ impl MirrorStore for SqliteMirror {
         each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let at = ns(at)?;
-        let state = format!(
-            "SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions WHERE updated_at < ?1 GROUP BY id"
-        );
-        let sql = match order {
-            StateOrder::AsStored => state,
-            StateOrder::ByUpdate => format!("SELECT * FROM ({state}) ORDER BY updated_at, id"),
-        };
-        self.with(order.reading(), |c| {
-            let mut q = c.prepare_cached(&sql)?;
-            let mut rows = q.query([at])?;
-            while let Some(r) = rows.next()? {
-                each(version(r)?)?;
-            }
-            Ok(())
-        })
+        match order {
+            // The primary key walked backwards: each id's versions come
+            // newest first, so the first one before `at` is its state and
+            // the others are passed over on their id alone, never built.
+            // Several times cheaper than SQLite's `GROUP BY` with `MAX`,
+            // which copies every column of each newer version it meets.
+            StateOrder::AsStored => self.with(order.reading(), |c| {
+                let mut q = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM mirror_versions NOT INDEXED WHERE updated_at < ?1
+                     ORDER BY id DESC, updated_at DESC"
+                ))?;
+                let mut rows = q.query([at])?;
+                let mut last: Vec<u8> = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let id = r.get_ref(0)?.as_bytes()?;
+                    if id == last.as_slice() {
+                        continue;
+                    }
+                    last.clear();
+                    last.extend_from_slice(id);
+                    each(version(r)?)?;
+                }
+                Ok(())
+            }),
+            StateOrder::ByUpdate => self.with(order.reading(), |c| {
+                let mut q = c.prepare_cached(&format!(
+                    "SELECT * FROM (SELECT {COLUMNS}, MAX(updated_at) FROM mirror_versions
+                     WHERE updated_at < ?1 GROUP BY id) ORDER BY updated_at, id"
+                ))?;
+                let mut rows = q.query([at])?;
+                while let Some(r) = rows.next()? {
+                    each(version(r)?)?;
+                }
+                Ok(())
+            }),
+        }
     }
 
     fn courses(&self) -> anyhow::Result<Vec<Course>> {
