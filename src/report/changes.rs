@@ -8,7 +8,9 @@
 //! reads a clock or a store, so the same definitions serve the run, the dry
 //! render and the tests' second computation.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -233,8 +235,9 @@ impl TrendCount {
     }
 }
 
-fn sort_rows(rows: &mut [DetailRow]) {
+fn sort_rows<R: Borrow<DetailRow>>(rows: &mut [R]) {
     rows.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
         b.days_overdue
             .cmp(&a.days_overdue)
             .then_with(|| a.learner.name.cmp(&b.learner.name))
@@ -251,13 +254,13 @@ pub struct LearnerBlock {
     pub learner: super::model::Named,
     /// Most days overdue of their rows.
     pub max_days_overdue: i64,
-    /// Their overdue rows, most days first.
-    pub rows: Vec<DetailRow>,
+    /// Their overdue rows, most days first (the report's own, shared).
+    pub rows: Vec<Arc<DetailRow>>,
 }
 
 /// `overdue_by_learner`: `overdue` grouped per learner, the learner with the
 /// most days overdue first (then by name).
-pub fn by_learner(overdue: &[DetailRow]) -> Vec<LearnerBlock> {
+pub fn by_learner(overdue: &[Arc<DetailRow>]) -> Vec<LearnerBlock> {
     let mut blocks: Vec<LearnerBlock> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for row in overdue {
@@ -271,7 +274,7 @@ pub fn by_learner(overdue: &[DetailRow]) -> Vec<LearnerBlock> {
         });
         let block = &mut blocks[i];
         block.max_days_overdue = block.max_days_overdue.max(row.days_overdue.unwrap_or(0));
-        block.rows.push(row.clone());
+        block.rows.push(Arc::clone(row));
     }
     for block in &mut blocks {
         sort_rows(&mut block.rows);
@@ -435,19 +438,21 @@ mod tests {
 
     #[test]
     fn learner_blocks_put_the_most_overdue_person_first_with_their_rows() {
-        let row = |id: &str, learner: &str, days: i64| DetailRow {
-            assignment_id: id.into(),
-            learner: super::super::model::Named {
-                id: learner.into(),
-                name: learner.into(),
-            },
-            course: super::super::model::CourseRef {
-                id: id.into(),
-                title: id.into(),
-            },
-            status: "notStarted".into(),
-            due_at: None,
-            days_overdue: Some(days),
+        let row = |id: &str, learner: &str, days: i64| {
+            Arc::new(DetailRow {
+                assignment_id: id.into(),
+                learner: super::super::model::Named {
+                    id: learner.into(),
+                    name: learner.into(),
+                },
+                course: super::super::model::CourseRef {
+                    id: id.into(),
+                    title: id.into(),
+                },
+                status: "notStarted".into(),
+                due_at: None,
+                days_overdue: Some(days),
+            })
         };
         let blocks = by_learner(&[row("a", "Ann", 5), row("b", "Bob", 40), row("c", "Ann", 12)]);
 

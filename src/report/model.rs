@@ -5,6 +5,7 @@
 //! except in `assignments`, whose rows are the export rows (UTC).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -30,12 +31,13 @@ pub struct Report {
     /// Sorted by name, then id; courses without a category are under id "" and name "Uncategorized".
     pub categories: Vec<CategorySummary>,
     /// Overdue assignments, sorted by days_overdue desc, then learner name, course title, id.
+    /// Its rows are `outstanding`'s own, shared (as are `overdue_by_learner`'s).
     #[serde(serialize_with = "unless_details_omitted")]
-    pub overdue: Vec<DetailRow>,
+    pub overdue: Vec<Arc<DetailRow>>,
     /// Every not-completed assignment (overdue or not): overdue first as above,
     /// then by due date (none last), learner name, id.
     #[serde(serialize_with = "unless_details_omitted")]
-    pub outstanding: Vec<DetailRow>,
+    pub outstanding: Vec<Arc<DetailRow>>,
     /// Every assignment in the report, names resolved (the export rows).
     #[serde(serialize_with = "rows_unless_omitted")]
     pub assignments: Vec<Row>,

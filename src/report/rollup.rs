@@ -20,6 +20,7 @@
 //! name fell back to the id, and why.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -196,7 +197,7 @@ pub struct Rollup<'m> {
     others: FxHashMap<String, u64>,
     courses: FxHashMap<String, CourseAcc>,
     learners: FxHashSet<LearnerId>,
-    outstanding: Vec<DetailRow>,
+    outstanding: Vec<Arc<DetailRow>>,
     rows: Vec<Row>,
 }
 
@@ -276,7 +277,7 @@ impl<'m> Rollup<'m> {
 
         if self.keep.details && a.status != Status::Completed {
             self.outstanding
-                .push(detail_row(a, self.names, end, meta.timezone));
+                .push(Arc::new(detail_row(a, self.names, end, meta.timezone)));
         }
         if self.keep.rows && self.held.is_none_or(|n| self.rows.len() < n) {
             self.rows.push(Row::new(a, self.names, end));
@@ -391,7 +392,8 @@ impl<'m> Rollup<'m> {
                 .then_with(|| a.course.title.cmp(&b.course.title))
                 .then_with(|| a.assignment_id.cmp(&b.assignment_id))
         });
-        let overdue: Vec<DetailRow> = outstanding
+        // The same rows, shared: a count of references, not a copy.
+        let overdue: Vec<Arc<DetailRow>> = outstanding
             .iter()
             .filter(|r| r.days_overdue.is_some())
             .cloned()

@@ -4,6 +4,7 @@
 //! daylight saving time in America/Chicago.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use trainwatch::export::Row;
@@ -63,7 +64,7 @@ pub fn report() -> Report {
             Some(0.755),
         ),
     ];
-    let overdue = vec![
+    let overdue: Vec<Arc<DetailRow>> = [
         detail(
             "a-1",
             "driver-281474",
@@ -104,7 +105,10 @@ pub fn report() -> Report {
             "2026-11-01T09:00:00-06:00",
             0,
         ),
-    ];
+    ]
+    .into_iter()
+    .map(Arc::new)
+    .collect();
     let assignments = vec![
         row(
             "a-1",
@@ -212,7 +216,7 @@ pub fn report() -> Report {
             since: "2026-10-26T08:00:00-05:00".into(),
             overdue_before: 3,
             overdue_now: overdue.len() as u64,
-            newly_overdue: overdue[..1].to_vec(),
+            newly_overdue: vec![(*overdue[0]).clone()],
             resolved: vec![
                 Resolved {
                     row: detail(
@@ -414,6 +418,7 @@ pub fn with_overdue(n: usize) -> Report {
                 (n - i) as i64,
             )
         })
+        .map(Arc::new)
         .collect();
     report.totals.overdue = n as u64;
     report
