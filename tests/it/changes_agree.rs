@@ -580,7 +580,7 @@ async fn reports_without_the_lists_nobody_reads_have_the_same_numbers() {
 }
 
 /// The mirror hands its state on one assignment at a time: every id once,
-/// in id order (SQLite's), the same versions `state_at` collects; and an error in the
+/// in descending id order (SQLite walks its key backwards), the same versions `state_at` collects; and an error in the
 /// middle stops the read and comes back, so a caller never takes part of
 /// the state for all of it.
 #[test]
@@ -598,14 +598,20 @@ fn the_state_read_row_by_row_is_the_whole_state_and_an_error_stops_it() {
             })
             .unwrap();
         let ids: Vec<&str> = seen.iter().map(|a| a.id.as_str()).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "id order, each once");
-        assert_eq!(
-            ids.len(),
-            state(&versions, at).len(),
-            "every id with a version before {at}"
-        );
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "id order, each once");
+        // The second computation: each id's newest version before `at`.
+        let expect: Vec<(&str, DateTime<Utc>)> = state(&versions, at)
+            .values()
+            .rev()
+            .map(|v| (v.id.as_str(), v.updated))
+            .collect();
+        let got: Vec<(&str, DateTime<Utc>)> = seen
+            .iter()
+            .map(|a| (a.id.as_str(), a.updated_at_time))
+            .collect();
+        assert_eq!(got, expect, "each id's newest version before {at}");
         let mut whole = mirror.state_at(at).unwrap();
-        whole.sort_by(|a, b| a.id.cmp(&b.id));
+        whole.sort_by(|a, b| b.id.cmp(&a.id));
         assert_eq!(seen, whole, "as of {at}");
     }
     let mut handed = 0;
