@@ -289,11 +289,18 @@ pub fn sort_by_update(v: &mut [Assignment]) {
         v.sort_unstable_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
         return;
     };
-    let mut order: Vec<u32> = (0..n).collect();
-    order.sort_unstable_by(|&i, &j| {
-        let (a, b) = (&v[i as usize], &v[j as usize]);
-        (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id))
+    // The instants beside the indices, so that comparing two reads
+    // neither assignment (ids are read only to break a tie).
+    let mut keys: Vec<(DateTime<Utc>, u32)> = v
+        .iter()
+        .zip(0..n)
+        .map(|(a, i)| (a.updated_at_time, i))
+        .collect();
+    keys.sort_unstable_by(|&(x, i), &(y, j)| {
+        x.cmp(&y)
+            .then_with(|| v[i as usize].id.cmp(&v[j as usize].id))
     });
+    let mut order: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
     // Position k takes the element at `order[k]`; a placed position is marked `order[k] = k`.
     for start in 0..v.len() {
         let mut at = start;
