@@ -54,10 +54,14 @@ fn of_held(
     keep: report::Keep,
     held: Option<usize>,
 ) -> Vec<Report> {
-    let Ok(reports) = build(job, data, generated_at, keep, held, |each| {
-        data.assignments.iter().for_each(each);
-        Ok::<(), Infallible>(())
-    });
+    let Ok(reports) = build(
+        job,
+        data,
+        generated_at,
+        keep,
+        held,
+        Pass::<Infallible>::Held(&data.assignments),
+    );
     reports
 }
 
@@ -81,31 +85,94 @@ pub fn reports_holding(
                 data.history.as_ref().is_none_or(|h| h.previous.is_none()),
                 "a streamed state has no `changes` to compare with: the state must be held"
             );
-            build(job, data, generated_at, keep, held, |each| {
-                source.each(&mut |a| {
-                    each(&a);
-                    Ok(())
-                })
-            })
+            build(
+                job,
+                data,
+                generated_at,
+                keep,
+                held,
+                Pass::Once(Box::new(|each| {
+                    source.each(&mut |a| {
+                        each(&a);
+                        Ok(())
+                    })
+                })),
+            )
             .with_context(|| format!("job {}: reading the state as of the fire", job.name))
         }
     }
 }
 
-/// The reports of `data`, whose state `pass` hands on once, in order.
+/// How [`build`] reads a state.
+enum Pass<'p, E> {
+    /// Held: read as often as wanted, so several threads can each fold
+    /// some of the reports over the whole of it.
+    Held(&'p [Assignment]),
+    /// Handed on once, in order, for every report together.
+    Once(Box<OnePass<'p, E>>),
+}
+
+/// A read that hands each assignment of a state to its argument, once.
+type OnePass<'p, E> = dyn FnOnce(&mut dyn FnMut(&Assignment)) -> Result<(), E> + 'p;
+
+/// A held state at least this large is folded on several threads.
+const PARALLEL_FROM: usize = 20_000;
+
+/// What adding an assignment to the reports of a run needs: which reports
+/// each learner is in, the narrowings, the window.
+struct Fold<'a> {
+    /// The reports of the whole job (no team).
+    whole: Vec<usize>,
+    /// Each learner's teams' reports.
+    teams_of: FxHashMap<&'a LearnerId, Vec<usize>>,
+    narrowings: Vec<Option<u32>>,
+    fire: DateTime<Utc>,
+    window: &'a crate::window::Window,
+    include_deleted: bool,
+    trend: bool,
+}
+
+impl Fold<'_> {
+    /// Adds `a` to the reports of teams `first..` (each with its
+    /// narrowings) that `rollups` and `points` hold, and to no other.
+    fn add(&self, a: &Assignment, first: usize, rollups: &mut [Rollup], points: &mut [TrendCount]) {
+        let per = self.narrowings.len();
+        let teams = first..first + rollups.len() / per;
+        let mine = self
+            .teams_of
+            .get(&a.learner)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for &k in self.whole.iter().chain(mine) {
+            if !teams.contains(&k) {
+                continue;
+            }
+            for (j, &n) in self.narrowings.iter().enumerate() {
+                if report::narrowed(a, self.fire, n) {
+                    let i = (k - first) * per + j;
+                    rollups[i].add(a);
+                    if self.trend && report::included(a, self.window, self.include_deleted) {
+                        points[i].add(a, self.fire);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reports of `data`, whose state `pass` hands on.
 fn build<E>(
     job: &Job,
     data: &JobData,
     generated_at: DateTime<Utc>,
     keep: report::Keep,
     held: Option<usize>,
-    pass: impl FnOnce(&mut dyn FnMut(&Assignment)) -> Result<(), E>,
+    pass: Pass<'_, E>,
 ) -> Result<Vec<Report>, E> {
     let fire = data.window.end;
     let tz = job.timezone;
     let include_deleted = job.filters.include_deleted;
     let teams = report_teams(&data.teams, job);
-    let narrowings = narrowings(job);
     let metas: Vec<Meta> = teams
         .iter()
         .map(|resolved| Meta {
@@ -133,45 +200,91 @@ fn build<E>(
         .iter()
         .map(|resolved| resolved.map(|r| r.members.iter().collect()))
         .collect();
-    // Which reports each learner is in: those of the whole job, and their teams'.
-    let whole: Vec<usize> = (0..teams.len())
-        .filter(|&k| members_now[k].is_none())
-        .collect();
     let mut teams_of: FxHashMap<&LearnerId, Vec<usize>> = FxHashMap::default();
     for (k, members) in members_now.iter().enumerate() {
         for &learner in members.iter().flatten() {
             teams_of.entry(learner).or_default().push(k);
         }
     }
-    let per = narrowings.len();
+    let fold = Fold {
+        // Which reports each learner is in: those of the whole job, and their teams'.
+        whole: (0..teams.len())
+            .filter(|&k| members_now[k].is_none())
+            .collect(),
+        teams_of,
+        narrowings: narrowings(job),
+        fire,
+        window: &data.window,
+        include_deleted,
+        trend: data.history.is_some(),
+    };
+    let per = fold.narrowings.len();
     let mut rollups: Vec<Rollup> = metas
         .iter()
         .flat_map(|meta| (0..per).map(move |_| Rollup::new(meta, &data.names, keep, held)))
         .collect();
     let mut points = vec![TrendCount::default(); rollups.len()];
-    let trend = data.history.is_some();
-    pass(&mut |a: &Assignment| {
-        let mine = teams_of.get(&a.learner).map(Vec::as_slice).unwrap_or(&[]);
-        for &k in whole.iter().chain(mine) {
-            for (j, &n) in narrowings.iter().enumerate() {
-                if report::narrowed(a, fire, n) {
-                    rollups[k * per + j].add(a);
-                    if trend && report::included(a, &data.window, include_deleted) {
-                        points[k * per + j].add(a, fire);
-                    }
+    let finished: Vec<(Report, TrendCount)> = match pass {
+        Pass::Once(pass) => {
+            pass(&mut |a| fold.add(a, 0, &mut rollups, &mut points))?;
+            finish(rollups, points)
+        }
+        Pass::Held(state) => {
+            // Several teams' reports over a large state: each thread folds
+            // (and finishes) the reports of some teams over the whole of
+            // it. Each report still sees every assignment in the state's
+            // order, so its numbers are those of one thread, to the bit.
+            let threads = std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(teams.len());
+            if threads < 2 || state.len() < PARALLEL_FROM {
+                for a in state {
+                    fold.add(a, 0, &mut rollups, &mut points);
                 }
+                finish(rollups, points)
+            } else {
+                let fold = &fold;
+                let mut groups = Vec::with_capacity(threads);
+                let (mut rollups, mut points) = (rollups, points);
+                // Contiguous teams per thread, the first threads one more.
+                for t in (0..threads).rev() {
+                    let size = teams.len() / threads + usize::from(t < teams.len() % threads);
+                    let at = rollups.len() - size * per;
+                    let first = at / per;
+                    groups.push((first, rollups.split_off(at), points.split_off(at)));
+                }
+                groups.reverse();
+                std::thread::scope(|scope| {
+                    let running: Vec<_> = groups
+                        .into_iter()
+                        .map(|(first, mut rollups, mut points)| {
+                            scope.spawn(move || {
+                                for a in state {
+                                    fold.add(a, first, &mut rollups, &mut points);
+                                }
+                                finish(rollups, points)
+                            })
+                        })
+                        .collect();
+                    running
+                        .into_iter()
+                        .flat_map(|t| match t.join() {
+                            Ok(reports) => reports,
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        })
+                        .collect()
+                })
             }
         }
-    })?;
+    };
 
     let is_member = |members: &Option<FxHashSet<&LearnerId>>, a: &Assignment| {
         members.as_ref().is_none_or(|m| m.contains(&a.learner))
     };
-    let mut out = Vec::with_capacity(rollups.len());
-    for (i, rollup) in rollups.into_iter().enumerate() {
-        let (k, n) = (i / per, narrowings[i % per]);
+    let mut out = Vec::with_capacity(finished.len());
+    for (i, (mut report, point)) in finished.into_iter().enumerate() {
+        let (k, n) = (i / per, fold.narrowings[i % per]);
         let team = teams[k].map(|r| &r.team);
-        let mut report = rollup.finish();
         report.min_days_overdue = n;
         if let Some(history) = &data.history {
             if let (Some(since), Some(previous)) = (history.since, &history.previous) {
@@ -227,10 +340,19 @@ fn build<E>(
                 .get(&(team.map(|t| t.name.clone()), n))
                 .cloned()
                 .unwrap_or_default();
-            trend.push(points[i].point(fire, tz));
+            trend.push(point.point(fire, tz));
             report.trend = trend;
         }
         out.push(report);
     }
     Ok(out)
+}
+
+/// Each report of `rollups`, with its trend count.
+fn finish(rollups: Vec<Rollup>, points: Vec<TrendCount>) -> Vec<(Report, TrendCount)> {
+    rollups
+        .into_iter()
+        .map(Rollup::finish)
+        .zip(points)
+        .collect()
 }

@@ -129,3 +129,84 @@ fn a_team_reads_as_its_display_name_or_else_its_key() {
         .collect();
     assert_eq!(teams, [("north", "North Yard"), ("south", "south")]);
 }
+
+/// A state large enough to be folded on several threads (each thread some
+/// teams' reports over the whole state): every team's report equals the
+/// one `report::build` gives for that team's members alone, to the bit
+/// (average scores are float sums, so the order of adding must not change),
+/// with the rows in the state's order. Three teams on two cores split
+/// unevenly; a learner in two teams is in both.
+#[test]
+fn a_large_states_team_reports_folded_on_threads_equal_each_teams_built_alone() {
+    let source = CONFIG.replace("BASE", "http://127.0.0.1:9").replace(
+        "[webhooks.w]",
+        "[teams.west]\nlearners = [\"driver-3\", \"driver-4\", \"driver-5\"]\n[webhooks.w]",
+    );
+    let config = config::load_str(&source, "t.toml".as_ref(), &|_| None).unwrap();
+    let job = config.job("weekly").unwrap();
+    let window = trainwatch::window::Window {
+        start: "2026-03-02T14:00:00Z".parse().unwrap(),
+        end: "2026-03-09T14:00:00Z".parse().unwrap(),
+    };
+    let statuses = ["notStarted", "inProgress", "completed", "archivedByAdmin"];
+    let assignments: Vec<trainwatch::samsara::Assignment> = (0..30_000)
+        .map(|i| {
+            let mut a = common::assignment(
+                &format!("a-{i:06}"),
+                &(1 + i % 6).to_string(),
+                &format!("c{}", i % 7),
+                statuses[i % 4],
+                &format!("2026-03-0{}T{:02}:00:00Z", 3 + i % 5, i % 24),
+            );
+            a["dueAtTime"] = json!(format!("2026-0{}-15T00:00:00Z", 1 + i % 4));
+            a["scorePercent"] = json!((i % 1000) as f64 / 7.0);
+            a["isOverdue"] = json!(i % 3 == 0);
+            if i % 11 == 0 {
+                a["deletedAtTime"] = json!("2026-03-08T00:00:00Z");
+            }
+            serde_json::from_value(a).unwrap()
+        })
+        .collect();
+    let data = job::JobData {
+        window,
+        assignments,
+        names: Default::default(),
+        stats: Default::default(),
+        teams: trainwatch::teams::resolve(
+            &config,
+            trainwatch::teams::Wanted::For(&job.filters),
+            &[],
+            &[],
+        )
+        .unwrap(),
+        query: None,
+        history: None,
+        streamed: None,
+    };
+
+    let reports = job::reports(&config, job, &data, window.end);
+
+    assert_eq!(reports.len(), 3);
+    for report in &reports {
+        let team = report.team.clone().unwrap();
+        let members = &data.teams.get(&team.name).unwrap().members;
+        let meta = trainwatch::report::Meta {
+            job: trainwatch::report::JobInfo::of(job),
+            window,
+            kind: job.window.kind(),
+            timezone: job.timezone,
+            generated_at: window.end,
+            team: Some(team),
+            include_deleted: false,
+        };
+        let alone = trainwatch::report::build(
+            data.assignments
+                .iter()
+                .filter(|a| members.contains(&a.learner)),
+            &meta,
+            &data.names,
+        );
+        assert!(alone.totals.assignments > 4_000, "a large report");
+        assert_eq!(*report, alone, "team {}", meta.team.unwrap().name);
+    }
+}
