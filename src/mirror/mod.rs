@@ -261,8 +261,8 @@ fn collect_state(mirror: &dyn MirrorStore, at: DateTime<Utc>) -> anyhow::Result<
 /// The order [`MirrorStore::state_read`] hands a state on in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateOrder {
-    /// The backend's own (by id, ascending or descending, unsorted
-    /// otherwise): the cheapest read.
+    /// The backend's own, in no promised order (SQLite reads a large
+    /// mirror in two halves at once): the cheapest read.
     AsStored,
     /// By `updatedAtTime`, then id in byte order, as [`sort_by_update`]
     /// sorts: the order of a held state.

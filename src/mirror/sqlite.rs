@@ -20,6 +20,7 @@ use super::{Lists, MirrorStatus, MirrorStore, Reach, StateOrder, SyncRecord, Syn
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
 
+mod state;
 mod write;
 
 /// The columns of a version, in table order (after `sync_id` in staging).
@@ -260,9 +261,10 @@ impl MirrorStore for SqliteMirror {
         super::collect_state(self, at)
     }
 
-    /// Per id, the row of the newest version before `at`, from one walk of
-    /// the primary key (SQLite takes bare columns from the MAX row); by
-    /// update, sorted by SQLite's sorter (which spills to temporary files
+    /// Per id, the row of the newest version before `at`: as stored, from
+    /// the primary key walked backwards, in two halves on two threads when
+    /// the mirror is large (`sqlite/state.rs`); by update, from `GROUP BY`
+    /// with `MAX` (SQLite takes bare columns from the MAX row), sorted by SQLite's sorter (which spills to temporary files
     /// past its cache), ids in BINARY collation: `sort_by_update`'s bytes.
     fn state_read(
         &self,
@@ -272,28 +274,8 @@ impl MirrorStore for SqliteMirror {
     ) -> anyhow::Result<()> {
         let at = ns(at)?;
         match order {
-            // The primary key walked backwards: each id's versions come
-            // newest first, so the first one before `at` is its state and
-            // the others are passed over on their id alone, never built.
-            // Several times cheaper than SQLite's `GROUP BY` with `MAX`,
-            // which copies every column of each newer version it meets.
             StateOrder::AsStored => self.with(order.reading(), |c| {
-                let mut q = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM mirror_versions NOT INDEXED WHERE updated_at < ?1
-                     ORDER BY id DESC, updated_at DESC"
-                ))?;
-                let mut rows = q.query([at])?;
-                let mut last: Vec<u8> = Vec::new();
-                while let Some(r) = rows.next()? {
-                    let id = r.get_ref(0)?.as_bytes()?;
-                    if id == last.as_slice() {
-                        continue;
-                    }
-                    last.clear();
-                    last.extend_from_slice(id);
-                    each(version(r)?)?;
-                }
-                Ok(())
+                state::newest_before(c, &self.path, at, each)
             }),
             StateOrder::ByUpdate => self.with(order.reading(), |c| {
                 let mut q = c.prepare_cached(&format!(

@@ -1,0 +1,346 @@
+//! The state as of an instant, in the backend's own order: each id's
+//! newest version before the instant, read from the primary key walked
+//! backwards. A large mirror is read in two halves of the key at once, on
+//! two threads with two connections that see the same snapshot.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{COLUMNS, version};
+use crate::samsara::Assignment;
+
+/// A mirror of at least this many versions is read in two halves at once.
+const SPLIT_FROM: i64 = 100_000;
+
+/// States handed from a reading thread to the caller's at a time.
+const BATCH: usize = 1_024;
+
+/// Batches in flight per reading thread: what is held is bounded.
+const IN_FLIGHT: usize = 4;
+
+/// Which ids of the key a read walks.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    All,
+    /// Ids at or above the boundary.
+    From(&'a str),
+    /// Ids below the boundary.
+    Below(&'a str),
+}
+
+/// Hands `each` every id's newest version before `at` (nanoseconds), in
+/// no particular order. With `path` (the mirror's file) and a mirror large
+/// enough, two threads read; otherwise this one does. An error from `each`
+/// stops the read and is returned.
+pub(super) fn newest_before(
+    c: &mut Connection,
+    path: &Path,
+    at: i64,
+    each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let split_from = if threads >= 2 { SPLIT_FROM } else { i64::MAX };
+    read(c, path, at, split_from, each)
+}
+
+/// [`newest_before`], in two halves from `split_from` versions.
+fn read(
+    c: &mut Connection,
+    path: &Path,
+    at: i64,
+    split_from: i64,
+    each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let split = split(c, path, split_from)?;
+    let Some((mut second, boundary)) = split else {
+        return walk(c, at, Part::All, each);
+    };
+    let read = both_halves(c, &mut second, &boundary, at, each);
+    // The read transactions end however the read went: `c` is the
+    // mirror's own connection, kept for its next use.
+    let ended = c.execute_batch("COMMIT");
+    drop(second);
+    read?;
+    ended.context("ending the read")?;
+    Ok(())
+}
+
+/// A second connection and the median id, both connections in a read
+/// transaction of the same snapshot; `None` (nothing left open) when the
+/// mirror is small or a commit came between the two transactions' starts.
+fn split(
+    c: &mut Connection,
+    path: &Path,
+    split_from: i64,
+) -> anyhow::Result<Option<(Connection, String)>> {
+    // Every commit of a sync (the only writer of `mirror_versions`) marks
+    // its own row succeeded in the same transaction, and rows are never
+    // removed: two snapshots with the same marks have the same versions.
+    let marks = |conn: &Connection| -> rusqlite::Result<(i64, i64)> {
+        conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(outcome = 'succeeded'), 0) FROM mirror_syncs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    };
+    c.execute_batch("BEGIN")?;
+    let planned = (|| -> anyhow::Result<Option<(Connection, String)>> {
+        let mine = marks(c)?;
+        let versions: i64 =
+            c.query_row("SELECT COUNT(*) FROM mirror_versions", [], |r| r.get(0))?;
+        if versions < split_from {
+            return Ok(None);
+        }
+        let second = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening a second reader of {}", path.display()))?;
+        second.busy_timeout(std::time::Duration::from_secs(30))?;
+        second.execute_batch("BEGIN")?;
+        if marks(&second)? != mine {
+            // A sync committed in between: one thread reads instead.
+            return Ok(None);
+        }
+        let boundary: String = c.query_row(
+            "SELECT id FROM mirror_versions NOT INDEXED ORDER BY id LIMIT 1 OFFSET ?1",
+            [versions / 2],
+            |r| r.get(0),
+        )?;
+        Ok(Some((second, boundary)))
+    })();
+    match planned {
+        Ok(Some(split)) => Ok(Some(split)),
+        Ok(None) => {
+            c.execute_batch("COMMIT")?;
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e.context("planning a read in two halves"))
+        }
+    }
+}
+
+/// Reads the two halves of the key on two threads, handing `each` their
+/// states, batch by batch, on this one.
+fn both_halves(
+    c: &mut Connection,
+    second: &mut Connection,
+    boundary: &str,
+    at: i64,
+    each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<anyhow::Result<Vec<Assignment>>>(2 * IN_FLIGHT);
+        let readers = [
+            (c, Part::From(boundary), tx.clone()),
+            (second, Part::Below(boundary), tx),
+        ]
+        .map(|(conn, part, tx)| scope.spawn(move || batches(conn, at, part, &tx)));
+        let mut handed = Ok(());
+        for batch in rx.iter() {
+            handed = batch.and_then(|batch| batch.into_iter().try_for_each(&mut *each));
+            if handed.is_err() {
+                break;
+            }
+        }
+        // A reader blocked on a full channel sees it closed and stops.
+        drop(rx);
+        for reader in readers {
+            if let Err(panic) = reader.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        handed
+    })
+}
+
+/// [`walk`] of `part`, sent on in batches; stops when nobody receives.
+fn batches(
+    c: &mut Connection,
+    at: i64,
+    part: Part<'_>,
+    tx: &mpsc::SyncSender<anyhow::Result<Vec<Assignment>>>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let read = walk(c, at, part, &mut |a| {
+        batch.push(a);
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            tx.send(Ok(full))
+                .map_err(|_| anyhow::anyhow!("the reader of the other half stopped"))?;
+        }
+        Ok(())
+    });
+    // Unsent when the receiver is gone; the receiver then has its own error.
+    let _ = match read {
+        Ok(()) => tx.send(Ok(batch)),
+        Err(e) => tx.send(Err(e)),
+    };
+}
+
+/// Each id's newest version before `at` among the ids of `part`: the
+/// primary key walked backwards, so each id's versions come newest first;
+/// the first before `at` is its state, and the others are passed over on
+/// their id alone, never built. Several times cheaper than SQLite's
+/// `GROUP BY` with `MAX`, which copies every column of each newer version.
+fn walk(
+    c: &Connection,
+    at: i64,
+    part: Part<'_>,
+    each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (range, boundary) = match part {
+        Part::All => ("", None),
+        Part::From(b) => ("AND id >= ?2", Some(b)),
+        Part::Below(b) => ("AND id < ?2", Some(b)),
+    };
+    let mut q = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM mirror_versions NOT INDEXED WHERE updated_at < ?1 {range}
+         ORDER BY id DESC, updated_at DESC"
+    ))?;
+    let mut rows = match boundary {
+        None => q.query([at])?,
+        Some(b) => q.query(rusqlite::params![at, b])?,
+    };
+    let mut last: Vec<u8> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id = r.get_ref(0)?.as_bytes()?;
+        if id == last.as_slice() {
+            continue;
+        }
+        last.clear();
+        last.extend_from_slice(id);
+        each(version(r)?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::{Lists, MirrorStore as _, Reach, SqliteMirror, SyncStats};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    const STATUSES: [&str; 3] = ["notStarted", "inProgress", "completed"];
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    /// Ids `a-0000`..: each with one to three versions an hour apart.
+    fn mirror(dir: &Path, ids: usize) -> SqliteMirror {
+        let mirror = SqliteMirror::open(dir).unwrap();
+        let end = t0() + Duration::days(1);
+        let sync = mirror.begin_sync(t0(), end, end).unwrap();
+        let page: Vec<Assignment> = (0..ids)
+            .flat_map(|i| {
+                (0..=i % 3).map(move |v| {
+                    let status = STATUSES[v];
+                    let at = t0() + Duration::minutes(i as i64) + Duration::hours(v as i64);
+                    serde_json::from_value(serde_json::json!({
+                        "id": format!("a-{i:04}"),
+                        "course": {"id": "c"},
+                        "learner": {"id": "1", "type": "driver"},
+                        "status": status,
+                        "createdAtTime": t0().to_rfc3339(),
+                        "updatedAtTime": at.to_rfc3339(),
+                        "durationMinutes": v,
+                    }))
+                    .unwrap()
+                })
+            })
+            .collect();
+        mirror.stage(sync, &page).unwrap();
+        let reach = Reach { since: t0(), end };
+        let stats = SyncStats::default();
+        mirror
+            .commit(sync, reach, &Lists::default(), &stats, false, end)
+            .unwrap();
+        mirror
+    }
+
+    /// The states `read` hands on, as (id, updated, status), sorted.
+    fn states(m: &SqliteMirror, at: DateTime<Utc>, split_from: i64) -> Vec<(String, i64, String)> {
+        let mut c = m.conn.lock().unwrap();
+        let mut out = Vec::new();
+        let at = at.timestamp_nanos_opt().unwrap();
+        read(&mut c, &m.path, at, split_from, &mut |a| {
+            let updated = a.updated_at_time.timestamp_nanos_opt().unwrap();
+            out.push((a.id, updated, a.status.as_str().to_owned()));
+            Ok(())
+        })
+        .unwrap();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn two_halves_hand_on_each_ids_newest_version_before_the_instant_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = 1_000;
+        let m = mirror(dir.path(), ids);
+        // Before, inside and after the ids' versions.
+        for minutes in [30, 500, 700, 5_000] {
+            let at = t0() + Duration::minutes(minutes);
+            // The second computation: the newest version before `at`, per id.
+            let expect: Vec<(String, i64, String)> = (0..ids)
+                .filter_map(|i| {
+                    let v = (0..=i % 3)
+                        .rev()
+                        .find(|&v| (i + 60 * v) < minutes as usize)?;
+                    let updated = t0() + Duration::minutes(i as i64) + Duration::hours(v as i64);
+                    let status = STATUSES[v];
+                    Some((
+                        format!("a-{i:04}"),
+                        updated.timestamp_nanos_opt().unwrap(),
+                        status.to_owned(),
+                    ))
+                })
+                .collect();
+            assert_eq!(states(&m, at, 1), expect, "in two halves, as of {at}");
+            assert_eq!(
+                states(&m, at, i64::MAX),
+                expect,
+                "on one thread, as of {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_in_two_halves_stops_the_read_and_leaves_the_connection_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = mirror(dir.path(), 5_000);
+        let at = (t0() + Duration::days(10)).timestamp_nanos_opt().unwrap();
+        {
+            let mut c = m.conn.lock().unwrap();
+            let mut handed = 0;
+            let err = read(&mut c, &m.path, at, 1, &mut |_| {
+                handed += 1;
+                anyhow::ensure!(handed < 1_500, "the caller gave up");
+                Ok(())
+            })
+            .unwrap_err();
+            assert_eq!(handed, 1_500, "nothing handed on after the error");
+            assert!(format!("{err:#}").contains("the caller gave up"), "{err:#}");
+        }
+        // No read transaction left open: the mirror's own connection
+        // commits the next sync, and reads it.
+        let end = t0() + Duration::days(10);
+        let sync = m.begin_sync(t0(), end, end).unwrap();
+        m.commit(
+            sync,
+            Reach { since: t0(), end },
+            &Lists::default(),
+            &SyncStats::default(),
+            false,
+            end,
+        )
+        .unwrap();
+        assert_eq!(states(&m, end, 1).len(), 5_000);
+    }
+}
