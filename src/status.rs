@@ -22,10 +22,27 @@ impl Status {
     /// The API's spelling.
     pub fn as_str(&self) -> &str {
         match self {
+            Self::Other(s) => s,
+            known => known.known_spelling(),
+        }
+    }
+
+    /// The API's spelling, borrowed for the program's life when the status
+    /// is a known one: a report's rows take it without a copy each.
+    pub fn spelling(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Other(s) => std::borrow::Cow::Owned(s.clone()),
+            known => std::borrow::Cow::Borrowed(known.known_spelling()),
+        }
+    }
+
+    fn known_spelling(&self) -> &'static str {
+        match self {
             Self::NotStarted => "notStarted",
             Self::InProgress => "inProgress",
             Self::Completed => "completed",
-            Self::Other(s) => s,
+            // Never asked: the callers match `Other` first.
+            Self::Other(_) => "",
         }
     }
 

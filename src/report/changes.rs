@@ -251,7 +251,7 @@ fn sort_rows<R: Borrow<DetailRow>>(rows: &mut [R]) {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LearnerBlock {
     /// `id` in filter form, `name` falls back to the id.
-    pub learner: super::model::Named,
+    pub learner: Arc<super::model::Named>,
     /// Most days overdue of their rows.
     pub max_days_overdue: i64,
     /// Their overdue rows, most days first (the report's own, shared).
@@ -441,14 +441,14 @@ mod tests {
         let row = |id: &str, learner: &str, days: i64| {
             Arc::new(DetailRow {
                 assignment_id: id.into(),
-                learner: super::super::model::Named {
+                learner: Arc::new(super::super::model::Named {
                     id: learner.into(),
                     name: learner.into(),
-                },
-                course: super::super::model::CourseRef {
+                }),
+                course: Arc::new(super::super::model::CourseRef {
                     id: id.into(),
                     title: id.into(),
-                },
+                }),
                 status: "notStarted".into(),
                 due_at: None,
                 days_overdue: Some(days),

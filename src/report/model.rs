@@ -276,14 +276,16 @@ pub struct CourseRef {
     pub title: String,
 }
 
-/// One entry of `overdue` / `outstanding`.
+/// One entry of `overdue` / `outstanding`. The learner and the course are
+/// shared by the rows of a report that name them, and a known status is
+/// the program's own text: a row costs its id and due date alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetailRow {
     pub assignment_id: String,
     /// `id` in filter form (`driver-281474`); `name` falls back to the id.
-    pub learner: Named,
-    pub course: CourseRef,
-    pub status: String,
+    pub learner: Arc<Named>,
+    pub course: Arc<CourseRef>,
+    pub status: std::borrow::Cow<'static, str>,
     /// RFC 3339 in the job's timezone, or null.
     pub due_at: Option<String>,
     /// Whole days from `due_at` to the window end; null when not overdue.

@@ -90,17 +90,44 @@ pub fn days_overdue(due: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
 
 /// The detail row of `a` as of `at` (`days_overdue` set when it is overdue then).
 pub(crate) fn detail_row(a: &Assignment, names: &Names, at: DateTime<Utc>, tz: Tz) -> DetailRow {
+    detail_row_of(
+        a,
+        named(a, names),
+        course_named(&a.course.id, names),
+        at,
+        tz,
+    )
+}
+
+/// `a`'s learner with their name.
+fn named(a: &Assignment, names: &Names) -> Arc<Named> {
+    Arc::new(Named {
+        id: a.learner.as_str().to_owned(),
+        name: names.learner_name(&a.learner),
+    })
+}
+
+/// Course `id` with its title.
+fn course_named(id: &str, names: &Names) -> Arc<CourseRef> {
+    Arc::new(CourseRef {
+        id: id.to_owned(),
+        title: names.course_title(id),
+    })
+}
+
+/// [`detail_row`] with `a`'s learner and course already named.
+fn detail_row_of(
+    a: &Assignment,
+    learner: Arc<Named>,
+    course: Arc<CourseRef>,
+    at: DateTime<Utc>,
+    tz: Tz,
+) -> DetailRow {
     DetailRow {
         assignment_id: a.id.clone(),
-        learner: Named {
-            id: a.learner.as_str().to_owned(),
-            name: names.learner_name(&a.learner),
-        },
-        course: CourseRef {
-            id: a.course.id.clone(),
-            title: names.course_title(&a.course.id),
-        },
-        status: a.status.as_str().to_owned(),
+        learner,
+        course,
+        status: a.status.spelling(),
         due_at: a.due_at_time.map(|t| local_rfc3339(t, tz)),
         days_overdue: is_overdue(a, at)
             .then(|| a.due_at_time.map(|d| days_overdue(d, at)).unwrap_or(0)),
@@ -124,6 +151,8 @@ struct CourseAcc {
     scores: u64,
     minutes: i64,
     learners: FxHashSet<LearnerId>,
+    /// The course with its title, made at its first detail row.
+    named: Option<Arc<CourseRef>>,
 }
 
 /// Which of a report's lists that grow with the organisation are built:
@@ -196,7 +225,8 @@ pub struct Rollup<'m> {
     totals: Totals,
     others: FxHashMap<String, u64>,
     courses: FxHashMap<String, CourseAcc>,
-    learners: FxHashSet<LearnerId>,
+    /// Each learner, with their name once a detail row names them.
+    learners: FxHashMap<LearnerId, Option<Arc<Named>>>,
     outstanding: Vec<Arc<DetailRow>>,
     rows: Vec<Row>,
 }
@@ -213,7 +243,7 @@ impl<'m> Rollup<'m> {
             totals: Totals::default(),
             others: FxHashMap::default(),
             courses: FxHashMap::default(),
-            learners: FxHashSet::default(),
+            learners: FxHashMap::default(),
             outstanding: Vec::new(),
             rows: Vec::new(),
         }
@@ -270,14 +300,26 @@ impl<'m> Rollup<'m> {
         if !c.learners.contains(&a.learner) {
             c.learners.insert(a.learner.clone());
         }
-        if !self.learners.contains(&a.learner) {
-            self.learners.insert(a.learner.clone());
-        }
+        let person = match self.learners.get_mut(&a.learner) {
+            Some(person) => person,
+            None => self.learners.entry(a.learner.clone()).or_default(),
+        };
         totals.assignments += 1;
 
         if self.keep.details && a.status != Status::Completed {
-            self.outstanding
-                .push(Arc::new(detail_row(a, self.names, end, meta.timezone)));
+            // Each learner and course named once per report, then shared.
+            let names = self.names;
+            let learner = person.get_or_insert_with(|| named(a, names));
+            let course = c
+                .named
+                .get_or_insert_with(|| course_named(&a.course.id, names));
+            self.outstanding.push(Arc::new(detail_row_of(
+                a,
+                Arc::clone(learner),
+                Arc::clone(course),
+                end,
+                meta.timezone,
+            )));
         }
         if self.keep.rows && self.held.is_none_or(|n| self.rows.len() < n) {
             self.rows.push(Row::new(a, self.names, end));
@@ -314,9 +356,10 @@ impl<'m> Rollup<'m> {
             *statuses.entry(other).or_default() += n;
         }
         totals.learners = learners.len() as u64;
+        let learners = learners.keys();
         // Every id of this report that is shown as an id, and why.
         let mut warnings = names.warnings.clone();
-        warnings.extend(names.fallback_warnings(&learners, courses.keys().map(String::as_str)));
+        warnings.extend(names.fallback_warnings(learners, courses.keys().map(String::as_str)));
         totals.completion_rate = rate(totals.completed, totals.assignments);
 
         let mut course_rows: Vec<CourseSummary> = courses

@@ -288,7 +288,7 @@ fn teams_and_json_bodies_carry_names_exactly() {
 #[test]
 fn names_with_newlines_and_control_characters_still_make_valid_json() {
     let mut r = report();
-    std::sync::Arc::make_mut(&mut r.overdue[0]).learner.name =
+    std::sync::Arc::make_mut(&mut std::sync::Arc::make_mut(&mut r.overdue[0]).learner).name =
         "Line\nbreak\ttab \u{1} \"quoted\" \\ </script>".into();
     r.courses[0].title = "Title\r\nwith CRLF".into();
     let renderer = renderer();

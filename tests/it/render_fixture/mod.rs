@@ -330,15 +330,15 @@ pub fn detail(
 ) -> DetailRow {
     DetailRow {
         assignment_id: id.into(),
-        learner: Named {
+        learner: Arc::new(Named {
             id: learner_id.into(),
             name: learner.into(),
-        },
-        course: CourseRef {
+        }),
+        course: Arc::new(CourseRef {
             id: course_id.into(),
             title: course.into(),
-        },
-        status: status.into(),
+        }),
+        status: status.to_owned().into(),
         due_at: Some(due_at.into()),
         days_overdue: Some(days_overdue),
     }
