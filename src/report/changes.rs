@@ -9,11 +9,11 @@
 //! render and the tests' second computation.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use super::model::{DetailRow, local_rfc3339};
@@ -111,9 +111,9 @@ pub fn changes<'a>(
         .copied()
         .filter(|a| is_overdue(a, fire))
         .collect();
-    let then_ids: HashSet<&str> = overdue_then.iter().map(|a| a.id.as_str()).collect();
-    let now_ids: HashSet<&str> = overdue_now.iter().map(|a| a.id.as_str()).collect();
-    let before_ids: HashSet<&str> = before.iter().map(|a| a.id.as_str()).collect();
+    let then_ids: FxHashSet<&str> = overdue_then.iter().map(|a| a.id.as_str()).collect();
+    let now_ids: FxHashSet<&str> = overdue_now.iter().map(|a| a.id.as_str()).collect();
+    let before_ids: FxHashSet<&str> = before.iter().map(|a| a.id.as_str()).collect();
 
     let mut newly_overdue: Vec<DetailRow> = overdue_now
         .iter()
@@ -262,7 +262,7 @@ pub struct LearnerBlock {
 /// most days overdue first (then by name).
 pub fn by_learner(overdue: &[Arc<DetailRow>]) -> Vec<LearnerBlock> {
     let mut blocks: Vec<LearnerBlock> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     for row in overdue {
         let i = *index.entry(row.learner.id.as_str()).or_insert_with(|| {
             blocks.push(LearnerBlock {
