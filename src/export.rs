@@ -52,7 +52,7 @@ pub async fn export(
     let mut writer = RowWriter::new(format, out);
     let mut count = 0usize;
     let mut learners: FxHashSet<LearnerId> = FxHashSet::default();
-    let mut courses: FxHashSet<String> = FxHashSet::default();
+    let mut courses: FxHashSet<std::sync::Arc<str>> = FxHashSet::default();
     let names = &data.names;
     let mut write = |a: &Assignment| -> anyhow::Result<()> {
         if !crate::report::included(a, &window, include_deleted) {
@@ -65,7 +65,7 @@ pub async fn export(
         if !learners.contains(&a.learner) {
             learners.insert(a.learner.clone());
         }
-        if !courses.contains(a.course.id.as_str()) {
+        if !courses.contains(a.course.id.as_ref()) {
             courses.insert(a.course.id.clone());
         }
         Ok(())
@@ -78,7 +78,7 @@ pub async fn export(
     let mut warnings = data.names.warnings.clone();
     warnings.extend(
         data.names
-            .fallback_warnings(&learners, courses.iter().map(String::as_str)),
+            .fallback_warnings(&learners, courses.iter().map(|id| &**id)),
     );
     data.settle_counts();
     Ok(Summary {

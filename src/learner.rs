@@ -6,13 +6,16 @@
 //! response compare equal.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// A learner id in filter form: `driver-281474`, `user-4392`.
+/// A learner id in filter form: `driver-281474`, `user-4392`. Shared: a
+/// clone is a count of references, and the mirror hands every assignment
+/// of a learner the same one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct LearnerId(String);
+pub struct LearnerId(Arc<str>);
 
 /// The learner types the API documents; others are kept as they come.
 const KNOWN_PREFIXES: [&str; 2] = ["driver-", "user-"];
@@ -26,7 +29,7 @@ impl LearnerId {
             return Err("a learner id cannot be empty".into());
         }
         if raw.chars().all(|c| c.is_ascii_digit()) {
-            return Ok(Self(format!("driver-{raw}")));
+            return Ok(Self(format!("driver-{raw}").into()));
         }
         for prefix in KNOWN_PREFIXES {
             if let Some(rest) = raw.strip_prefix(prefix)
@@ -34,7 +37,7 @@ impl LearnerId {
                 && !rest.contains(',')
                 && !rest.contains(char::is_whitespace)
             {
-                return Ok(Self(raw.to_string()));
+                return Ok(Self(raw.into()));
             }
         }
         Err(format!(
@@ -46,21 +49,28 @@ impl LearnerId {
     /// An id that already carries a prefix is kept as it is.
     pub fn from_wire(id: &str, kind: &str) -> Self {
         if KNOWN_PREFIXES.iter().any(|p| id.starts_with(p)) {
-            return Self(id.to_string());
+            return Self(id.into());
         }
         let kind = if kind.is_empty() { "driver" } else { kind };
-        // One exact allocation: this runs for every version a sync reads.
-        let mut s = String::with_capacity(kind.len() + 1 + id.len());
-        s.push_str(kind);
-        s.push('-');
-        s.push_str(id);
-        Self(s)
+        // One allocation, the id's own: this runs for every version a sync
+        // reads. Joined on the stack when short enough (it always is).
+        let mut joined = [0u8; 64];
+        let len = kind.len() + 1 + id.len();
+        if len <= joined.len() {
+            joined[..kind.len()].copy_from_slice(kind.as_bytes());
+            joined[kind.len()] = b'-';
+            joined[kind.len() + 1..len].copy_from_slice(id.as_bytes());
+            if let Ok(s) = std::str::from_utf8(&joined[..len]) {
+                return Self(s.into());
+            }
+        }
+        Self(format!("{kind}-{id}").into())
     }
 
     /// An id already in canonical form, as stored by trainwatch itself (the
-    /// mirror); kept exactly as it is.
-    pub fn from_canonical(id: String) -> Self {
-        Self(id)
+    /// mirror); kept exactly as it is, shared when given shared.
+    pub fn from_canonical(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
     }
 
     /// The canonical (filter) form.

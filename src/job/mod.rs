@@ -155,7 +155,7 @@ pub(crate) async fn fetch_with(
     let course_ids: Vec<String> = fetched
         .assignments
         .iter()
-        .map(|a| a.course.id.clone())
+        .map(|a| a.course.id.to_string())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();

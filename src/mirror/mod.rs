@@ -11,6 +11,7 @@
 //! - [`read`] answers a job's window and filters from the mirror, exactly as
 //!   the API would for the Part 1 window kinds, and the `current` window.
 
+mod intern;
 pub mod postgres;
 pub mod read;
 pub mod sqlite;

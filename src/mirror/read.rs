@@ -319,11 +319,11 @@ impl<'a> Filter<'a> {
     fn passes(&self, a: &Assignment, overdue: Overdue) -> bool {
         let q = self.query;
         (self.learners.is_empty() || self.learners.contains(&a.learner))
-            && (self.courses.is_empty() || self.courses.contains(a.course.id.as_str()))
+            && (self.courses.is_empty() || self.courses.contains(a.course.id.as_ref()))
             && (self.categories.is_empty()
                 || self
                     .known
-                    .get(&a.course.id)
+                    .get(&*a.course.id)
                     .and_then(|c| c.category.as_ref())
                     .is_some_and(|k| self.categories.contains(k.id.as_str())))
             && (q.status.is_empty() || q.status.contains(&a.status))

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::intern::Interner;
 use super::{Lists, MirrorStatus, MirrorStore, Reach, StateOrder, SyncRecord, SyncStats};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
@@ -60,24 +61,26 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
 }
 
 /// A stored version back as the API sent it.
-fn version(r: &Row<'_>) -> rusqlite::Result<Assignment> {
+/// The version in row `r`; its repeated strings shared through `shared`.
+fn version(r: &Row<'_>, shared: &mut Interner) -> rusqlite::Result<Assignment> {
     let t = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
         Ok(r.get::<_, Option<i64>>(i)?.map(from_ns))
     };
+    let text = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
     Ok(Assignment {
         id: r.get(0)?,
         updated_at_time: from_ns(r.get(1)?),
         created_at_time: from_ns(r.get(2)?),
         course: CourseRef {
-            id: r.get(3)?,
-            revision_id: r.get(4)?,
+            id: shared.get(r.get_ref(3)?.as_str()?),
+            revision_id: shared.get_opt(text(4)?),
         },
-        learner: LearnerId::from_canonical(r.get(5)?),
+        learner: LearnerId::from_canonical(shared.get(r.get_ref(5)?.as_str()?)),
         // Read in place: a String per row for three known words is waste.
         status: Status::from_wire(r.get_ref(6)?.as_str()?),
         duration_minutes: r.get(7)?,
-        created_by_id: r.get(8)?,
-        updated_by_id: r.get(9)?,
+        created_by_id: shared.get_opt(text(8)?),
+        updated_by_id: shared.get_opt(text(9)?),
         due_at_time: t(10)?,
         started_at_time: t(11)?,
         completed_at_time: t(12)?,
@@ -252,7 +255,8 @@ impl MirrorStore for SqliteMirror {
                  WHERE (updated_at >= ?1 AND updated_at < ?2) OR (created_at >= ?1 AND created_at < ?2)
                  ORDER BY updated_at, id"
             ))?;
-            let rows = q.query_map(params![start, end], version)?;
+            let mut shared = Interner::default();
+            let rows = q.query_map(params![start, end], |r| version(r, &mut shared))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -283,8 +287,9 @@ impl MirrorStore for SqliteMirror {
                      WHERE updated_at < ?1 GROUP BY id) ORDER BY updated_at, id"
                 ))?;
                 let mut rows = q.query([at])?;
+                let mut shared = Interner::default();
                 while let Some(r) = rows.next()? {
-                    each(version(r)?)?;
+                    each(version(r, &mut shared)?)?;
                 }
                 Ok(())
             }),

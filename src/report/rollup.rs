@@ -224,7 +224,7 @@ pub struct Rollup<'m> {
     held: Option<usize>,
     totals: Totals,
     others: FxHashMap<String, u64>,
-    courses: FxHashMap<String, CourseAcc>,
+    courses: FxHashMap<Arc<str>, CourseAcc>,
     /// Each learner, with their name once a detail row names them.
     learners: FxHashMap<LearnerId, Option<Arc<Named>>>,
     outstanding: Vec<Arc<DetailRow>>,
@@ -263,7 +263,7 @@ impl<'m> Rollup<'m> {
         }
         let overdue = is_overdue(a, end);
         let late = is_completed_late(a);
-        let c = match self.courses.get_mut(a.course.id.as_str()) {
+        let c = match self.courses.get_mut(a.course.id.as_ref()) {
             Some(c) => c,
             None => self.courses.entry(a.course.id.clone()).or_default(),
         };
@@ -359,17 +359,17 @@ impl<'m> Rollup<'m> {
         let learners = learners.keys();
         // Every id of this report that is shown as an id, and why.
         let mut warnings = names.warnings.clone();
-        warnings.extend(names.fallback_warnings(learners, courses.keys().map(String::as_str)));
+        warnings.extend(names.fallback_warnings(learners, courses.keys().map(|id| &**id)));
         totals.completion_rate = rate(totals.completed, totals.assignments);
 
         let mut course_rows: Vec<CourseSummary> = courses
             .into_iter()
             .map(|(id, c)| {
-                let known = names.courses.get(id.as_str());
+                let known = names.courses.get(&*id);
                 let category = known.and_then(|k| k.category.as_ref());
                 CourseSummary {
                     title: names.course_title(&id),
-                    id,
+                    id: id.to_string(),
                     category: category
                         .map(|k| k.name.clone())
                         .filter(|n| !n.is_empty())

@@ -51,13 +51,13 @@ impl Row {
     /// [`crate::report::is_overdue`] and [`crate::report::is_completed_late`]
     /// the totals use, never the API's flags at fetch time.
     pub fn new(a: &Assignment, names: &Names, as_of: DateTime<Utc>) -> Self {
-        let course = names.courses.get(&a.course.id);
+        let course = names.courses.get(&*a.course.id);
         let category = course.and_then(|c| c.category.as_ref());
         Self {
             assignment_id: a.id.clone(),
             learner_id: a.learner.to_string(),
             learner_name: names.learner_name(&a.learner),
-            course_id: a.course.id.clone(),
+            course_id: a.course.id.to_string(),
             course_title: names.course_title(&a.course.id),
             category_id: category.map(|c| c.id.clone()).unwrap_or_default(),
             category_name: category.map(|c| c.name.clone()).unwrap_or_default(),

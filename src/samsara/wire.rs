@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -32,13 +33,29 @@ pub struct Pagination {
     pub has_next_page: bool,
 }
 
-/// `course` of an assignment: the id and revision, no title.
+/// `course` of an assignment: the id and revision, no title. Shared
+/// strings, as the few other ids many assignments repeat: the mirror hands
+/// every assignment of a course the same ones.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CourseRef {
-    pub id: String,
-    #[serde(default)]
-    pub revision_id: Option<String>,
+    #[serde(deserialize_with = "shared")]
+    pub id: Arc<str>,
+    #[serde(default, deserialize_with = "shared_opt")]
+    pub revision_id: Option<Arc<str>>,
+}
+
+/// A string borrowed from the body when it holds no escapes.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A shared string, in one allocation.
+fn shared<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+    Ok(Arc::from(&*Borrowed::deserialize(d)?.0))
+}
+
+fn shared_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+    Ok(Option::<Borrowed>::deserialize(d)?.map(|s| Arc::from(&*s.0)))
 }
 
 /// `learner` of an assignment as sent: a bare id and a type, borrowed from
@@ -157,10 +174,10 @@ pub struct Assignment {
     pub updated_at_time: DateTime<Utc>,
     /// Time spent, in minutes.
     pub duration_minutes: i64,
-    #[serde(default)]
-    pub created_by_id: Option<String>,
-    #[serde(default)]
-    pub updated_by_id: Option<String>,
+    #[serde(default, deserialize_with = "shared_opt")]
+    pub created_by_id: Option<Arc<str>>,
+    #[serde(default, deserialize_with = "shared_opt")]
+    pub updated_by_id: Option<Arc<str>>,
     #[serde(default, deserialize_with = "optional_instant")]
     pub due_at_time: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "optional_instant")]

@@ -69,8 +69,8 @@ fn version(round: usize, i: usize) -> Assignment {
     Assignment {
         id: format!("{}-{round}-{i:03}", text(i)),
         course: CourseRef {
-            id: text(i + 1),
-            revision_id: (!i.is_multiple_of(4)).then(|| text(i + 2)),
+            id: text(i + 1).into(),
+            revision_id: (!i.is_multiple_of(4)).then(|| text(i + 2).into()),
         },
         learner: LearnerId::from_canonical(format!("driver-{}", text(i + 3))),
         status: statuses[i % statuses.len()].clone(),
@@ -79,8 +79,8 @@ fn version(round: usize, i: usize) -> Assignment {
         updated_at_time: t0() + Duration::nanoseconds((i * 1_000_003) as i64)
             - Duration::days(40_000 * (i % 2) as i64),
         duration_minutes: minutes[i % minutes.len()],
-        created_by_id: (i % 5 != 1).then(|| text(i + 4)),
-        updated_by_id: (i.is_multiple_of(2)).then(|| text(i + 5)),
+        created_by_id: (i % 5 != 1).then(|| text(i + 4).into()),
+        updated_by_id: (i.is_multiple_of(2)).then(|| text(i + 5).into()),
         due_at_time: maybe(i),
         started_at_time: maybe(i + 1),
         completed_at_time: maybe(i + 2),

@@ -286,10 +286,10 @@ fn check_against_reference(raw: &[Assignment], include_deleted: bool) {
     }
 
     // Courses.
-    let course_ids: BTreeSet<&str> = all.iter().map(|a| a.course.id.as_str()).collect();
+    let course_ids: BTreeSet<&str> = all.iter().map(|a| a.course.id.as_ref()).collect();
     assert_eq!(report.courses.len(), course_ids.len());
     for id in course_ids {
-        let mine: Vec<&Assignment> = all.iter().filter(|a| a.course.id == id).collect();
+        let mine: Vec<&Assignment> = all.iter().filter(|a| &*a.course.id == id).collect();
         let c = report.courses.iter().find(|c| c.id == id).unwrap();
         assert_eq!(c.total, mine.len() as u64, "{id}");
         assert_eq!(

@@ -25,13 +25,16 @@ impl PgMirror {
                 .push(at("updatedAtTime", a.updated_at_time)?);
             cols.created_at
                 .push(at("createdAtTime", a.created_at_time)?);
-            cols.course_id.push(a.course.id.clone());
-            cols.course_revision.push(a.course.revision_id.clone());
+            cols.course_id.push(a.course.id.to_string());
+            cols.course_revision
+                .push(a.course.revision_id.as_deref().map(str::to_owned));
             cols.learner.push(a.learner.as_str().to_string());
             cols.status.push(a.status.as_str().to_string());
             cols.duration_minutes.push(a.duration_minutes);
-            cols.created_by.push(a.created_by_id.clone());
-            cols.updated_by.push(a.updated_by_id.clone());
+            cols.created_by
+                .push(a.created_by_id.as_deref().map(str::to_owned));
+            cols.updated_by
+                .push(a.updated_by_id.as_deref().map(str::to_owned));
             cols.due_at.push(opt("dueAtTime", a.due_at_time)?);
             cols.started_at
                 .push(opt("startedAtTime", a.started_at_time)?);

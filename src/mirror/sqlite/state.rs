@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{COLUMNS, version};
+use super::{COLUMNS, Interner, version};
 use crate::samsara::Assignment;
 
 /// A mirror of at least this many versions is read in two halves at once.
@@ -208,6 +208,7 @@ fn walk(
         Some(b) => q.query(rusqlite::params![at, b])?,
     };
     let mut last: Vec<u8> = Vec::new();
+    let mut shared = Interner::default();
     while let Some(r) = rows.next()? {
         let id = r.get_ref(0)?.as_bytes()?;
         if id == last.as_slice() {
@@ -215,7 +216,7 @@ fn walk(
         }
         last.clear();
         last.extend_from_slice(id);
-        each(version(r)?)?;
+        each(version(r, &mut shared)?)?;
     }
     Ok(())
 }

@@ -186,7 +186,7 @@ fn bind_version(
     insert.raw_bind_parameter(after + 1, a.id.as_str())?;
     insert.raw_bind_parameter(after + 2, at("updatedAtTime", a.updated_at_time)?)?;
     insert.raw_bind_parameter(after + 3, at("createdAtTime", a.created_at_time)?)?;
-    insert.raw_bind_parameter(after + 4, a.course.id.as_str())?;
+    insert.raw_bind_parameter(after + 4, a.course.id.as_ref())?;
     insert.raw_bind_parameter(after + 5, a.course.revision_id.as_deref())?;
     insert.raw_bind_parameter(after + 6, a.learner.as_str())?;
     insert.raw_bind_parameter(after + 7, a.status.as_str())?;
