@@ -30,12 +30,13 @@ pub struct Report {
     pub courses: Vec<CourseSummary>,
     /// Sorted by name, then id; courses without a category are under id "" and name "Uncategorized".
     pub categories: Vec<CategorySummary>,
-    /// Overdue assignments, sorted by days_overdue desc, then learner name, course title, id.
-    /// Its rows are `outstanding`'s own, shared (as are `overdue_by_learner`'s).
+    /// Overdue assignments, in `outstanding`'s order. Its rows are
+    /// `outstanding`'s own, shared (as are `overdue_by_learner`'s).
     #[serde(serialize_with = "unless_details_omitted")]
     pub overdue: Vec<Arc<DetailRow>>,
-    /// Every not-completed assignment (overdue or not): overdue first as above,
-    /// then by due date (none last), learner name, id.
+    /// Every not-completed assignment (overdue or not): most days overdue
+    /// first (not overdue last), then the earliest due date (the instant;
+    /// none last), learner name, course title, id.
     #[serde(serialize_with = "unless_details_omitted")]
     pub outstanding: Vec<Arc<DetailRow>>,
     /// Every assignment in the report, names resolved (the export rows).

@@ -227,9 +227,17 @@ pub struct Rollup<'m> {
     courses: FxHashMap<Arc<str>, CourseAcc>,
     /// Each learner, with their name once a detail row names them.
     learners: FxHashMap<LearnerId, Option<Arc<Named>>>,
-    outstanding: Vec<Arc<DetailRow>>,
+    /// The not-completed rows, each with its place in the list's order
+    /// as far as numbers tell it.
+    outstanding: Vec<(Place, Arc<DetailRow>)>,
     rows: Vec<Row>,
 }
+
+/// Where a detail row goes in `outstanding`, as far as numbers tell: most
+/// days overdue first (not overdue last), then the earliest due date (none
+/// last). Names and ids break what this leaves tied. Kept beside the row,
+/// so that sorting compares numbers in place rather than reading two rows.
+type Place = (std::cmp::Reverse<Option<i64>>, bool, Option<DateTime<Utc>>);
 
 impl<'m> Rollup<'m> {
     /// An empty report of `meta`, with the lists `keep` asks for and, with
@@ -313,13 +321,19 @@ impl<'m> Rollup<'m> {
             let course = c
                 .named
                 .get_or_insert_with(|| course_named(&a.course.id, names));
-            self.outstanding.push(Arc::new(detail_row_of(
+            let row = detail_row_of(
                 a,
                 Arc::clone(learner),
                 Arc::clone(course),
                 end,
                 meta.timezone,
-            )));
+            );
+            let place = (
+                std::cmp::Reverse(row.days_overdue),
+                a.due_at_time.is_none(),
+                a.due_at_time,
+            );
+            self.outstanding.push((place, Arc::new(row)));
         }
         if self.keep.rows && self.held.is_none_or(|n| self.rows.len() < n) {
             self.rows.push(Row::new(a, self.names, end));
@@ -422,19 +436,14 @@ impl<'m> Rollup<'m> {
 
         // Assignment ids are distinct (deduplicated), so the order is total and
         // an unstable sort gives the same list, faster and without a buffer.
-        outstanding.sort_unstable_by(|a, b| {
-            b.days_overdue
-                .cmp(&a.days_overdue)
-                .then_with(|| match (&a.due_at, &b.due_at) {
-                    (Some(x), Some(y)) => x.cmp(y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                })
+        outstanding.sort_unstable_by(|(x, a), (y, b)| {
+            x.cmp(y)
                 .then_with(|| a.learner.name.cmp(&b.learner.name))
                 .then_with(|| a.course.title.cmp(&b.course.title))
                 .then_with(|| a.assignment_id.cmp(&b.assignment_id))
         });
+        let outstanding: Vec<Arc<DetailRow>> =
+            outstanding.into_iter().map(|(_, row)| row).collect();
         // The same rows, shared: a count of references, not a copy.
         let overdue: Vec<Arc<DetailRow>> = outstanding
             .iter()

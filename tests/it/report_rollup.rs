@@ -532,3 +532,28 @@ fn learner_ids_are_in_filter_form_and_names_fall_back_to_ids() {
     );
     assert_eq!(one(b).outstanding[0].learner.name, "Learner 1001");
 }
+
+/// Outstanding rows not yet overdue go by due date, the instant: two due
+/// in the hour Chicago repeats when daylight saving time ends (01:30 CDT,
+/// then 01:10 CST, 40 minutes later) keep that order, which their local
+/// texts ("…T01:10:00-06:00" < "…T01:30:00-05:00") would reverse.
+#[test]
+fn outstanding_rows_due_in_the_repeated_hour_go_by_the_instant() {
+    let mut first = base("b-first", 1, "c1", Status::NotStarted, start());
+    first.due_at_time = Some(Utc.with_ymd_and_hms(2026, 11, 1, 6, 30, 0).unwrap());
+    let mut second = base("a-second", 2, "c1", Status::NotStarted, start());
+    second.due_at_time = Some(Utc.with_ymd_and_hms(2026, 11, 1, 7, 10, 0).unwrap());
+    let report = rollup(&[second, first], false);
+    let rows: Vec<(&str, Option<&str>)> = report
+        .outstanding
+        .iter()
+        .map(|r| (r.assignment_id.as_str(), r.due_at.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("b-first", Some("2026-11-01T01:30:00-05:00")),
+            ("a-second", Some("2026-11-01T01:10:00-06:00")),
+        ]
+    );
+}
