@@ -26,7 +26,7 @@ pub struct History {
     pub previous: Option<Vec<Assignment>>,
     /// The newest version before the fire of every assignment in
     /// `previous`, whatever the filters (to say how one was resolved).
-    pub state_now: HashMap<String, Assignment>,
+    pub state_now: HashMap<std::sync::Arc<str>, Assignment>,
     /// The assignments due soon as of the fire with every filter but
     /// `overdue` applied (every team together).
     pub due_soon: Vec<Assignment>,

@@ -346,7 +346,7 @@ pub fn history_reading(
         .previous
         .iter()
         .flatten()
-        .map(|a| a.id.as_str())
+        .map(|a| a.id.as_ref())
         .collect();
     let now = Window {
         start: fire,
@@ -367,7 +367,7 @@ pub fn history_reading(
         {
             due_soon.push(a.clone());
         }
-        if ids.contains(a.id.as_str()) {
+        if ids.contains(a.id.as_ref()) {
             state_now.insert(a.id.clone(), a);
         }
         Ok(())

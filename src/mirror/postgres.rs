@@ -53,7 +53,7 @@ fn from_ns(n: i64) -> DateTime<Utc> {
 fn version(r: &Row, shared: &mut Interner) -> Assignment {
     let t = |i: usize| r.get::<_, Option<i64>>(i).map(from_ns);
     Assignment {
-        id: r.get(0),
+        id: std::sync::Arc::from(r.get::<_, &str>(0)),
         updated_at_time: from_ns(r.get(1)),
         created_at_time: from_ns(r.get(2)),
         course: CourseRef {

@@ -68,7 +68,7 @@ fn version(r: &Row<'_>, shared: &mut Interner) -> rusqlite::Result<Assignment> {
     };
     let text = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
     Ok(Assignment {
-        id: r.get(0)?,
+        id: std::sync::Arc::from(r.get_ref(0)?.as_str()?),
         updated_at_time: from_ns(r.get(1)?),
         created_at_time: from_ns(r.get(2)?),
         course: CourseRef {

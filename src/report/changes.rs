@@ -111,20 +111,20 @@ pub fn changes<'a>(
         .copied()
         .filter(|a| is_overdue(a, fire))
         .collect();
-    let then_ids: FxHashSet<&str> = overdue_then.iter().map(|a| a.id.as_str()).collect();
-    let now_ids: FxHashSet<&str> = overdue_now.iter().map(|a| a.id.as_str()).collect();
-    let before_ids: FxHashSet<&str> = before.iter().map(|a| a.id.as_str()).collect();
+    let then_ids: FxHashSet<&str> = overdue_then.iter().map(|a| a.id.as_ref()).collect();
+    let now_ids: FxHashSet<&str> = overdue_now.iter().map(|a| a.id.as_ref()).collect();
+    let before_ids: FxHashSet<&str> = before.iter().map(|a| a.id.as_ref()).collect();
 
     let mut newly_overdue: Vec<DetailRow> = overdue_now
         .iter()
-        .filter(|a| !then_ids.contains(a.id.as_str()))
+        .filter(|a| !then_ids.contains(a.id.as_ref()))
         .map(|a| detail_row(a, names, fire, tz))
         .collect();
     sort_rows(&mut newly_overdue);
 
     let mut resolved: Vec<Resolved> = overdue_then
         .iter()
-        .filter(|a| !now_ids.contains(a.id.as_str()))
+        .filter(|a| !now_ids.contains(a.id.as_ref()))
         .map(|a| Resolved {
             row: detail_row(a, names, since, tz),
             how: how_resolved(a, state_now(&a.id), fire),
@@ -147,7 +147,7 @@ pub fn changes<'a>(
         resolved,
         new_assignments: now
             .iter()
-            .filter(|a| !before_ids.contains(a.id.as_str()))
+            .filter(|a| !before_ids.contains(a.id.as_ref()))
             .count() as u64,
     }
 }
@@ -330,7 +330,7 @@ mod tests {
         // Team membership at each instant: 2 left, 3 joined in between.
         let before = members(&state, &["driver-1", "driver-2"]);
         let now = members(&state, &["driver-1", "driver-3"]);
-        let lookup = |id: &str| state.iter().find(|x| x.id == id);
+        let lookup = |id: &str| state.iter().find(|x| &*x.id == id);
 
         let c = changes(
             t(SINCE),
@@ -346,13 +346,13 @@ mod tests {
         let newly: Vec<&str> = c
             .newly_overdue
             .iter()
-            .map(|r| r.assignment_id.as_str())
+            .map(|r| r.assignment_id.as_ref())
             .collect();
         assert_eq!(newly, ["joiner"]);
         let resolved: Vec<(&str, &str)> = c
             .resolved
             .iter()
-            .map(|r| (r.row.assignment_id.as_str(), r.how))
+            .map(|r| (r.row.assignment_id.as_ref(), r.how))
             .collect();
         assert_eq!(resolved, [("leaver", "left the report")]);
         assert_eq!(c.new_assignments, 1);
@@ -431,7 +431,7 @@ mod tests {
             chrono_tz::UTC,
         );
 
-        let ids: Vec<&str> = rows.iter().map(|r| r.assignment_id.as_str()).collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.assignment_id.as_ref()).collect();
         assert_eq!(ids, ["at-fire", "last-second"]);
         assert!(rows.iter().all(|r| r.days_overdue.is_none()));
     }
@@ -462,7 +462,7 @@ mod tests {
             .collect();
         assert_eq!(shape, [("Bob", 40, 1), ("Ann", 12, 2)]);
         assert_eq!(
-            blocks[1].rows[0].assignment_id, "c",
+            &*blocks[1].rows[0].assignment_id, "c",
             "most days first within a block"
         );
     }

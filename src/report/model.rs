@@ -282,7 +282,7 @@ pub struct CourseRef {
 /// the program's own text: a row costs its id and due date alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetailRow {
-    pub assignment_id: String,
+    pub assignment_id: Arc<str>,
     /// `id` in filter form (`driver-281474`); `name` falls back to the id.
     pub learner: Arc<Named>,
     pub course: Arc<CourseRef>,

@@ -54,7 +54,7 @@ impl Row {
         let course = names.courses.get(&*a.course.id);
         let category = course.and_then(|c| c.category.as_ref());
         Self {
-            assignment_id: a.id.clone(),
+            assignment_id: a.id.to_string(),
             learner_id: a.learner.to_string(),
             learner_name: names.learner_name(&a.learner),
             course_id: a.course.id.to_string(),

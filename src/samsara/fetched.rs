@@ -30,7 +30,7 @@ pub struct FetchStats {
 /// tie the one received last.
 #[derive(Debug, Default)]
 pub struct Dedup {
-    by_id: HashMap<String, Assignment>,
+    by_id: HashMap<std::sync::Arc<str>, Assignment>,
 }
 
 impl Dedup {

@@ -163,7 +163,9 @@ fn optional_instant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<U
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
-    pub id: String,
+    /// Shared: a report's detail row takes it without a copy.
+    #[serde(deserialize_with = "shared")]
+    pub id: Arc<str>,
     pub course: CourseRef,
     #[serde(deserialize_with = "learner_id")]
     pub learner: LearnerId,

@@ -374,13 +374,13 @@ fn check(report: &Report, want: &Expected, what: &str) {
     let newly: BTreeSet<String> = changes
         .newly_overdue
         .iter()
-        .map(|r| r.assignment_id.clone())
+        .map(|r| r.assignment_id.to_string())
         .collect();
     assert_eq!(newly, want.newly, "{what}: newly_overdue");
     let resolved: BTreeMap<String, &str> = changes
         .resolved
         .iter()
-        .map(|r| (r.row.assignment_id.clone(), r.how))
+        .map(|r| (r.row.assignment_id.to_string(), r.how))
         .collect();
     assert_eq!(resolved, want.resolved, "{what}: resolved");
     assert_eq!(
@@ -390,7 +390,7 @@ fn check(report: &Report, want: &Expected, what: &str) {
     let due: BTreeSet<String> = report
         .due_soon
         .iter()
-        .map(|r| r.assignment_id.clone())
+        .map(|r| r.assignment_id.to_string())
         .collect();
     assert_eq!(due, want.due_soon, "{what}: due_soon");
     let trend: Vec<(u64, u64, u64)> = report
@@ -606,7 +606,7 @@ fn the_state_read_row_by_row_is_the_whole_state_and_an_error_stops_it() {
             .collect();
         let got: Vec<(&str, DateTime<Utc>)> = seen
             .iter()
-            .map(|a| (a.id.as_str(), a.updated_at_time))
+            .map(|a| (a.id.as_ref(), a.updated_at_time))
             .collect();
         assert_eq!(got, expect, "each id's newest version before {at}");
         let mut whole = mirror.state_at(at).unwrap();

@@ -57,7 +57,7 @@ fn ids(report: &Report) -> BTreeSet<String> {
     report
         .overdue
         .iter()
-        .map(|r| r.assignment_id.clone())
+        .map(|r| r.assignment_id.to_string())
         .collect()
 }
 
@@ -80,12 +80,12 @@ async fn the_second_weekly_email_says_what_changed_since_the_first() {
         let newly: BTreeSet<String> = changes
             .newly_overdue
             .iter()
-            .map(|r| r.assignment_id.clone())
+            .map(|r| r.assignment_id.to_string())
             .collect();
         let resolved: BTreeSet<String> = changes
             .resolved
             .iter()
-            .map(|r| r.row.assignment_id.clone())
+            .map(|r| r.row.assignment_id.to_string())
             .collect();
         assert_eq!(newly, &now - &before, "{team}: newly overdue");
         assert_eq!(resolved, &before - &now, "{team}: resolved");

@@ -497,7 +497,7 @@ fn the_current_window_is_the_newest_version_before_the_fire_instant_then_the_fil
             let data = job::fetch(&config, job, &client, fire, None).await.unwrap();
             let got: BTreeMap<String, bool> = data
                 .included(job)
-                .map(|a| (a.id.clone(), trainwatch::report::is_overdue(a, fire)))
+                .map(|a| (a.id.to_string(), trainwatch::report::is_overdue(a, fire)))
                 .collect();
             let want = current_by_hand(&org.versions, fire, learners, overdue, include_deleted);
             assert_eq!(got, want, "seed {seed}");
@@ -1357,7 +1357,7 @@ async fn the_postgres_mirror_answers_as_the_sqlite_one_and_as_the_api() {
         .into_iter()
         .rev()
         .take(5)
-        .map(|a| a.id)
+        .map(|a| a.id.to_string())
         .collect();
     assert_eq!(ids, ["b-tie", "a-tie", "_tie", "B-tie", "A-tie"]);
 }

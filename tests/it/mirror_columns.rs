@@ -67,7 +67,7 @@ fn version(round: usize, i: usize) -> Assignment {
     ];
     let flags = [None, Some(true), Some(false), Some(true)];
     Assignment {
-        id: format!("{}-{round}-{i:03}", text(i)),
+        id: format!("{}-{round}-{i:03}", text(i)).into(),
         course: CourseRef {
             id: text(i + 1).into(),
             revision_id: (!i.is_multiple_of(4)).then(|| text(i + 2).into()),

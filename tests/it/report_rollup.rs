@@ -180,12 +180,12 @@ fn rollup(raw: &[Assignment], include_deleted: bool) -> Report {
 fn reference_latest(raw: &[Assignment]) -> Vec<Assignment> {
     let mut latest: BTreeMap<String, Assignment> = BTreeMap::new();
     for a in raw {
-        let replace = match latest.get(&a.id) {
+        let replace = match latest.get(&*a.id) {
             None => true,
             Some(old) => a.updated_at_time >= old.updated_at_time,
         };
         if replace {
-            latest.insert(a.id.clone(), a.clone());
+            latest.insert(a.id.to_string(), a.clone());
         }
     }
     latest.into_values().collect()
@@ -368,9 +368,9 @@ fn check_against_reference(raw: &[Assignment], include_deleted: bool) {
     // Overdue rows: one per overdue assignment, days from due to end, sorted.
     let overdue: Vec<&Assignment> = all.iter().filter(|a| reference_overdue(a)).collect();
     assert_eq!(report.overdue.len(), overdue.len());
-    let by_id: HashMap<&str, &Assignment> = overdue.iter().map(|a| (a.id.as_str(), *a)).collect();
+    let by_id: HashMap<&str, &Assignment> = overdue.iter().map(|a| (a.id.as_ref(), *a)).collect();
     for row in &report.overdue {
-        let a = by_id[row.assignment_id.as_str()];
+        let a = by_id[row.assignment_id.as_ref()];
         let expected_days = match a.due_at_time {
             Some(due) => ((end() - due).num_seconds() as f64 / 86400.0).floor() as i64,
             None => 0,
@@ -547,7 +547,7 @@ fn outstanding_rows_due_in_the_repeated_hour_go_by_the_instant() {
     let rows: Vec<(&str, Option<&str>)> = report
         .outstanding
         .iter()
-        .map(|r| (r.assignment_id.as_str(), r.due_at.as_deref()))
+        .map(|r| (r.assignment_id.as_ref(), r.due_at.as_deref()))
         .collect();
     assert_eq!(
         rows,

@@ -24,7 +24,7 @@ async fn server() -> SampleServer {
 fn keyed_fetch(f: &Fetched) -> BTreeMap<String, (DateTime<Utc>, String)> {
     f.assignments
         .iter()
-        .map(|a| (a.id.clone(), (a.updated_at_time, a.status.to_string())))
+        .map(|a| (a.id.to_string(), (a.updated_at_time, a.status.to_string())))
         .collect()
 }
 
@@ -113,7 +113,7 @@ async fn both_versions_of_the_duplicate_are_served_and_the_newer_one_is_kept() {
     let kept = fetched
         .assignments
         .iter()
-        .find(|a| a.id == *dup_id)
+        .find(|a| &*a.id == *dup_id)
         .unwrap();
     assert_eq!(kept.updated_at_time, field_time(newest, "updatedAtTime"));
     assert_eq!(kept.status, Status::Completed);
@@ -154,7 +154,7 @@ async fn windows_are_half_open_at_the_month_and_day_boundaries() {
             .unwrap()
             .assignments
             .into_iter()
-            .map(|a| a.id)
+            .map(|a| a.id.to_string())
             .collect();
         assert_eq!(ids.contains(&at(instant)), inside, "{name}: {instant}");
     }

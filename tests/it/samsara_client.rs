@@ -212,7 +212,7 @@ async fn a_250_learner_filter_is_split_into_requests_of_100_and_merged_without_d
     assert_eq!(fetched.stats.received, 502);
     assert_eq!(fetched.stats.duplicates, 2);
     assert_eq!(fetched.assignments.len(), 500);
-    let x7 = fetched.assignments.iter().find(|a| a.id == "x7").unwrap();
+    let x7 = fetched.assignments.iter().find(|a| &*a.id == "x7").unwrap();
     assert_eq!(x7.status, Status::NotStarted);
     assert_eq!(
         x7.updated_at_time,

@@ -241,7 +241,7 @@ async fn rows_per_team(
             let ids = r
                 .assignments
                 .iter()
-                .map(|a| a.assignment_id.clone())
+                .map(|a| a.assignment_id.to_string())
                 .collect();
             (r.team.unwrap().name, ids)
         })
@@ -345,7 +345,7 @@ async fn a_job_filtered_to_a_team_made_from_a_tag_counts_only_its_members() {
 
         let data = job::fetch(&config, job, &client, fire, None).await.unwrap();
 
-        let got: BTreeSet<String> = data.included(job).map(|a| a.id.clone()).collect();
+        let got: BTreeSet<String> = data.included(job).map(|a| a.id.to_string()).collect();
         let want = expected_rows(&org, &expected_members(&org, "120"));
         assert_eq!(got, want, "{source}");
     }
@@ -498,7 +498,7 @@ async fn a_driver_who_moved_yards_has_left_the_old_teams_report_and_is_newly_ove
             .overdue
             .iter()
             .filter(|r| r.learner.id == "driver-1001")
-            .map(|r| r.assignment_id.clone())
+            .map(|r| r.assignment_id.to_string())
             .collect()
     };
     // Overdue in North's report at the previous fire and still overdue now,
@@ -518,7 +518,7 @@ async fn a_driver_who_moved_yards_has_left_the_old_teams_report_and_is_newly_ove
         .resolved
         .iter()
         .filter(|r| r.how == "left the report")
-        .map(|r| r.row.assignment_id.clone())
+        .map(|r| r.row.assignment_id.to_string())
         .collect();
     assert_eq!(
         left, moved,
@@ -529,14 +529,14 @@ async fn a_driver_who_moved_yards_has_left_the_old_teams_report_and_is_newly_ove
     let newly: BTreeSet<String> = south
         .newly_overdue
         .iter()
-        .map(|r| r.assignment_id.clone())
+        .map(|r| r.assignment_id.to_string())
         .collect();
     assert!(moved.is_subset(&newly), "South: {moved:?} not in {newly:?}");
     assert!(
         south
             .resolved
             .iter()
-            .all(|r| !moved.contains(&r.row.assignment_id)),
+            .all(|r| !moved.contains(&*r.row.assignment_id)),
         "what moved in is not also resolved"
     );
     let movers_rows_now = now["South"]

@@ -20,7 +20,7 @@ impl PgMirror {
             let opt = |what: &str, t: Option<DateTime<Utc>>| {
                 ns_opt(t).with_context(|| format!("assignment {}: {what}", a.id))
             };
-            cols.id.push(a.id.clone());
+            cols.id.push(a.id.to_string());
             cols.updated_at
                 .push(at("updatedAtTime", a.updated_at_time)?);
             cols.created_at

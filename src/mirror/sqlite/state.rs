@@ -272,7 +272,7 @@ mod tests {
         let at = at.timestamp_nanos_opt().unwrap();
         read(&mut c, &m.path, at, split_from, &mut |a| {
             let updated = a.updated_at_time.timestamp_nanos_opt().unwrap();
-            out.push((a.id, updated, a.status.as_str().to_owned()));
+            out.push((a.id.to_string(), updated, a.status.as_str().to_owned()));
             Ok(())
         })
         .unwrap();

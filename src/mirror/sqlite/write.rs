@@ -126,7 +126,7 @@ fn stage_batch(c: &mut Connection, sync: i64, page: &[Assignment]) -> anyhow::Re
             // and kept (`OR IGNORE`), as the staging path keeps it.
             let mut sorted: Vec<&Assignment> = page.iter().collect();
             sorted.sort_by(|a, b| {
-                (a.id.as_str(), a.updated_at_time).cmp(&(b.id.as_str(), b.updated_at_time))
+                (a.id.as_ref(), a.updated_at_time).cmp(&(b.id.as_ref(), b.updated_at_time))
             });
             insert_all(&tx, &table, None, sorted.into_iter(), page.len())?;
         }
@@ -183,7 +183,7 @@ fn bind_version(
     let opt = |what: &str, t: Option<DateTime<Utc>>| {
         ns_opt(t).with_context(|| format!("assignment {}: {what}", a.id))
     };
-    insert.raw_bind_parameter(after + 1, a.id.as_str())?;
+    insert.raw_bind_parameter(after + 1, a.id.as_ref())?;
     insert.raw_bind_parameter(after + 2, at("updatedAtTime", a.updated_at_time)?)?;
     insert.raw_bind_parameter(after + 3, at("createdAtTime", a.created_at_time)?)?;
     insert.raw_bind_parameter(after + 4, a.course.id.as_ref())?;
