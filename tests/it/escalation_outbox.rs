@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use trainwatch::config;
-use trainwatch::job::{self, JobData};
+use trainwatch::job;
 use trainwatch::outbox::{self, Payload};
 use trainwatch::render::Renderer;
 use trainwatch::samsara::Assignment;
@@ -73,30 +73,21 @@ fn the_escalation_goes_only_where_something_is_overdue_long_enough_and_a_contact
     // A team without an escalation contact (as teams from tags may come).
     config.teams.get_mut("south").unwrap().escalation = None;
     let job = config.job("weekly").unwrap().clone();
-    let data = JobData {
-        window: Window {
-            start: fire() - Duration::days(365),
-            end: fire(),
-        },
-        assignments: vec![
+    let window = Window {
+        start: fire() - Duration::days(365),
+        end: fire(),
+    };
+    let data = crate::common::held_data(
+        &config,
+        &job,
+        window,
+        vec![
             overdue("n-45", "1", 45),
             overdue("n-5", "2", 5),
             overdue("s-60", "3", 60),
             overdue("e-10", "4", 10),
         ],
-        names: Default::default(),
-        stats: Default::default(),
-        teams: trainwatch::teams::resolve(
-            &config,
-            trainwatch::teams::Wanted::For(&job.filters),
-            &[],
-            &[],
-        )
-        .unwrap(),
-        query: None,
-        history: None,
-        streamed: None,
-    };
+    );
     let renderer = Renderer::new(None).unwrap();
 
     let reports = job::reports(&config, &job, &data, fire());

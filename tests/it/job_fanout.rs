@@ -100,25 +100,11 @@ fn a_team_reads_as_its_display_name_or_else_its_key() {
     );
     let config = config::load_str(&source, "t.toml".as_ref(), &|_| None).unwrap();
     let job = config.job("weekly").unwrap();
-    let data = job::JobData {
-        window: trainwatch::window::Window {
-            start: "2026-03-02T14:00:00Z".parse().unwrap(),
-            end: "2026-03-09T14:00:00Z".parse().unwrap(),
-        },
-        assignments: Vec::new(),
-        names: Default::default(),
-        stats: Default::default(),
-        teams: trainwatch::teams::resolve(
-            &config,
-            trainwatch::teams::Wanted::For(&job.filters),
-            &[],
-            &[],
-        )
-        .unwrap(),
-        query: None,
-        history: None,
-        streamed: None,
+    let window = trainwatch::window::Window {
+        start: "2026-03-02T14:00:00Z".parse().unwrap(),
+        end: "2026-03-09T14:00:00Z".parse().unwrap(),
     };
+    let data = common::held_data(&config, job, window, Vec::new());
 
     let reports = job::reports(&config, job, &data, data.window.end);
 
@@ -167,22 +153,7 @@ fn a_large_states_team_reports_folded_on_threads_equal_each_teams_built_alone() 
             serde_json::from_value(a).unwrap()
         })
         .collect();
-    let data = job::JobData {
-        window,
-        assignments,
-        names: Default::default(),
-        stats: Default::default(),
-        teams: trainwatch::teams::resolve(
-            &config,
-            trainwatch::teams::Wanted::For(&job.filters),
-            &[],
-            &[],
-        )
-        .unwrap(),
-        query: None,
-        history: None,
-        streamed: None,
-    };
+    let data = common::held_data(&config, job, window, assignments);
 
     let reports = job::reports(&config, job, &data, window.end);
 

@@ -23,6 +23,32 @@ pub fn assignment(id: &str, learner: &str, course: &str, status: &str, updated: 
     })
 }
 
+/// A held state: `assignments` over `window`, the job's teams resolved
+/// from the config alone, no names.
+pub fn held_data(
+    config: &trainwatch::config::Config,
+    job: &trainwatch::config::Job,
+    window: trainwatch::window::Window,
+    assignments: Vec<trainwatch::samsara::Assignment>,
+) -> trainwatch::job::JobData {
+    trainwatch::job::JobData {
+        window,
+        assignments,
+        names: Default::default(),
+        stats: Default::default(),
+        teams: trainwatch::teams::resolve(
+            config,
+            trainwatch::teams::Wanted::For(&job.filters),
+            &[],
+            &[],
+        )
+        .unwrap(),
+        query: None,
+        history: None,
+        streamed: None,
+    }
+}
+
 /// A page body.
 pub fn page(data: Vec<Value>, cursor: &str, more: bool) -> Value {
     json!({"data": data, "pagination": {"endCursor": cursor, "hasNextPage": more}})
