@@ -76,16 +76,6 @@ fn split(
     path: &Path,
     split_from: i64,
 ) -> anyhow::Result<Option<(Connection, String)>> {
-    // Every commit of a sync (the only writer of `mirror_versions`) marks
-    // its own row succeeded in the same transaction, and rows are never
-    // removed: two snapshots with the same marks have the same versions.
-    let marks = |conn: &Connection| -> rusqlite::Result<(i64, i64)> {
-        conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(outcome = 'succeeded'), 0) FROM mirror_syncs",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-    };
     c.execute_batch("BEGIN")?;
     let planned = (|| -> anyhow::Result<Option<(Connection, String)>> {
         let mine = marks(c)?;
@@ -123,6 +113,18 @@ fn split(
             Err(e.context("planning a read in two halves"))
         }
     }
+}
+
+/// What tells two snapshots of the mirror apart: every commit of a sync
+/// (the only writer of `mirror_versions`) marks its own row succeeded in
+/// the same transaction, and rows are never removed, so two snapshots with
+/// the same marks have the same versions.
+fn marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(outcome = 'succeeded'), 0) FROM mirror_syncs",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Reads the two halves of the key on two threads, handing `each` their
@@ -343,5 +345,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(states(&m, end, 1).len(), 5_000);
+    }
+
+    #[test]
+    fn a_sync_committed_between_two_read_transactions_changes_the_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = mirror(dir.path(), 200);
+        let c = m.conn.lock().unwrap();
+        c.execute_batch("BEGIN").unwrap();
+        let first = marks(&c).unwrap();
+        let reader = || {
+            let second =
+                Connection::open_with_flags(&m.path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            second.execute_batch("BEGIN").unwrap();
+            second
+        };
+        assert_eq!(
+            marks(&reader()).unwrap(),
+            first,
+            "nothing committed: the same"
+        );
+        // Another process's sync commits while `c`'s snapshot stays open.
+        let other = SqliteMirror::open(dir.path()).unwrap();
+        let end = t0() + Duration::days(2);
+        let sync = other.begin_sync(t0(), end, end).unwrap();
+        other
+            .commit(
+                sync,
+                Reach { since: t0(), end },
+                &Lists::default(),
+                &SyncStats::default(),
+                false,
+                end,
+            )
+            .unwrap();
+        assert_ne!(
+            marks(&reader()).unwrap(),
+            first,
+            "a commit in between: told apart"
+        );
+        assert_eq!(marks(&c).unwrap(), first, "the first snapshot unchanged");
+        c.execute_batch("COMMIT").unwrap();
     }
 }
