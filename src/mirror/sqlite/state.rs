@@ -41,9 +41,10 @@ pub(super) fn newest_before(
     at: i64,
     each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let split_from = if threads >= 2 { SPLIT_FROM } else { i64::MAX };
-    read(c, path, at, split_from, each)
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        return walk(c, at, Part::All, each);
+    }
+    read(c, path, at, SPLIT_FROM, each)
 }
 
 /// [`newest_before`], in two halves from `split_from` versions.
