@@ -231,50 +231,15 @@ fn build<E>(
         }
         Pass::Held(state) => {
             // Several teams' reports over a large state: each thread folds
-            // (and finishes) the reports of some teams over the whole of
-            // it. Each report still sees every assignment in the state's
-            // order, so its numbers are those of one thread, to the bit.
-            let threads = std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .min(teams.len());
-            if threads < 2 || state.len() < PARALLEL_FROM {
-                for a in state {
-                    fold.add(a, 0, &mut rollups, &mut points);
-                }
-                finish(rollups, points)
+            // (and finishes) the reports of some teams over the whole of it.
+            let threads = if state.len() < PARALLEL_FROM {
+                1
             } else {
-                let fold = &fold;
-                let mut groups = Vec::with_capacity(threads);
-                let (mut rollups, mut points) = (rollups, points);
-                // Contiguous teams per thread, the first threads one more.
-                for t in (0..threads).rev() {
-                    let size = teams.len() / threads + usize::from(t < teams.len() % threads);
-                    let at = rollups.len() - size * per;
-                    let first = at / per;
-                    groups.push((first, rollups.split_off(at), points.split_off(at)));
-                }
-                groups.reverse();
-                std::thread::scope(|scope| {
-                    let running: Vec<_> = groups
-                        .into_iter()
-                        .map(|(first, mut rollups, mut points)| {
-                            scope.spawn(move || {
-                                for a in state {
-                                    fold.add(a, first, &mut rollups, &mut points);
-                                }
-                                finish(rollups, points)
-                            })
-                        })
-                        .collect();
-                    running
-                        .into_iter()
-                        .flat_map(|t| match t.join() {
-                            Ok(reports) => reports,
-                            Err(panic) => std::panic::resume_unwind(panic),
-                        })
-                        .collect()
-                })
-            }
+                std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .min(teams.len())
+            };
+            fold_held(&fold, state, rollups, points, threads)
         }
     };
 
@@ -346,6 +311,49 @@ fn build<E>(
         out.push(report);
     }
     Ok(out)
+}
+
+/// The reports of `rollups` (each team's narrowings together) over
+/// `state`, folded on `threads` threads (this one among them), each the
+/// reports of some contiguous teams over the whole state. Each report
+/// still sees every assignment in the state's order, so its numbers are
+/// those of one thread, to the bit.
+fn fold_held(
+    fold: &Fold<'_>,
+    state: &[Assignment],
+    mut rollups: Vec<Rollup>,
+    mut points: Vec<TrendCount>,
+    threads: usize,
+) -> Vec<(Report, TrendCount)> {
+    let per = fold.narrowings.len();
+    let (teams, threads) = (rollups.len() / per, threads.max(1));
+    // Split from the end: the first threads take one team more.
+    let mut groups = Vec::with_capacity(threads);
+    for t in (0..threads).rev() {
+        let size = teams / threads + usize::from(t < teams % threads);
+        let at = rollups.len() - size * per;
+        groups.push((at / per, rollups.split_off(at), points.split_off(at)));
+    }
+    groups.reverse();
+    let fold_group = |(first, mut rollups, mut points): (usize, Vec<Rollup>, Vec<TrendCount>)| {
+        for a in state {
+            fold.add(a, first, &mut rollups, &mut points);
+        }
+        finish(rollups, points)
+    };
+    std::thread::scope(|scope| {
+        let mut groups = groups.into_iter();
+        let mine = groups.next();
+        let others: Vec<_> = groups.map(|g| scope.spawn(move || fold_group(g))).collect();
+        let mut out = mine.map(fold_group).unwrap_or_default();
+        for other in others {
+            match other.join() {
+                Ok(reports) => out.extend(reports),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// Each report of `rollups`, with its trend count.
