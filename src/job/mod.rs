@@ -59,16 +59,7 @@ pub async fn fetch(
     fire: DateTime<Utc>,
     last_success_end: Option<DateTime<Utc>>,
 ) -> anyhow::Result<JobData> {
-    fetch_with(
-        config,
-        job,
-        client,
-        fire,
-        last_success_end,
-        Some(true),
-        true,
-    )
-    .await
+    fetch_reading(config, job, client, fire, last_success_end, true).await
 }
 
 /// [`fetch`] for reports whose deliveries read no detail list

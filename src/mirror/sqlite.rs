@@ -268,7 +268,8 @@ impl MirrorStore for SqliteMirror {
     /// Per id, the row of the newest version before `at`: as stored, from
     /// the primary key walked backwards, in two halves on two threads when
     /// the mirror is large (`sqlite/state.rs`); by update, from `GROUP BY`
-    /// with `MAX` (SQLite takes bare columns from the MAX row), sorted by SQLite's sorter (which spills to temporary files
+    /// with `MAX` (SQLite takes bare columns from the MAX row), sorted by
+    /// SQLite's sorter (which spills to temporary files
     /// past its cache), ids in BINARY collation: `sort_by_update`'s bytes.
     fn state_read(
         &self,

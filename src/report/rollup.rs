@@ -92,18 +92,18 @@ pub fn days_overdue(due: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
 pub(crate) fn detail_row(a: &Assignment, names: &Names, at: DateTime<Utc>, tz: Tz) -> DetailRow {
     detail_row_of(
         a,
-        named(a, names),
+        named(&a.learner, names),
         course_named(&a.course.id, names),
         at,
         tz,
     )
 }
 
-/// `a`'s learner with their name.
-fn named(a: &Assignment, names: &Names) -> Arc<Named> {
+/// Learner `id` with their name.
+fn named(id: &LearnerId, names: &Names) -> Arc<Named> {
     Arc::new(Named {
-        id: a.learner.as_str().to_owned(),
-        name: names.learner_name(&a.learner),
+        id: id.as_str().to_owned(),
+        name: names.learner_name(id),
     })
 }
 
@@ -317,7 +317,7 @@ impl<'m> Rollup<'m> {
         if self.keep.details && a.status != Status::Completed {
             // Each learner and course named once per report, then shared.
             let names = self.names;
-            let learner = person.get_or_insert_with(|| named(a, names));
+            let learner = person.get_or_insert_with(|| named(&a.learner, names));
             let course = c
                 .named
                 .get_or_insert_with(|| course_named(&a.course.id, names));
