@@ -280,8 +280,6 @@ mod tests {
     /// Ids `a-0000`..: each with one to three versions an hour apart.
     fn mirror(dir: &Path, ids: usize) -> SqliteMirror {
         let mirror = SqliteMirror::open(dir).unwrap();
-        let end = t0() + Duration::days(1);
-        let sync = mirror.begin_sync(t0(), end, end).unwrap();
         let page: Vec<Assignment> = (0..ids)
             .flat_map(|i| {
                 (0..=i % 3).map(move |v| {
@@ -300,13 +298,26 @@ mod tests {
                 })
             })
             .collect();
-        mirror.stage(sync, &page).unwrap();
+        sync(&mirror, t0() + Duration::days(1), &page);
+        mirror
+    }
+
+    /// One sync of `m` from `t0()` to `end` that stages `page` and commits.
+    fn sync(m: &SqliteMirror, end: DateTime<Utc>, page: &[Assignment]) {
+        let sync = m.begin_sync(t0(), end, end).unwrap();
+        if !page.is_empty() {
+            m.stage(sync, page).unwrap();
+        }
         let reach = Reach { since: t0(), end };
-        let stats = SyncStats::default();
-        mirror
-            .commit(sync, reach, &Lists::default(), &stats, false, end)
-            .unwrap();
-        mirror
+        m.commit(
+            sync,
+            reach,
+            &Lists::default(),
+            &SyncStats::default(),
+            false,
+            end,
+        )
+        .unwrap();
     }
 
     /// The states `read` hands on, as (id, updated, status), sorted.
@@ -376,16 +387,7 @@ mod tests {
         // No read transaction left open: the mirror's own connection
         // commits the next sync, and reads it.
         let end = t0() + Duration::days(10);
-        let sync = m.begin_sync(t0(), end, end).unwrap();
-        m.commit(
-            sync,
-            Reach { since: t0(), end },
-            &Lists::default(),
-            &SyncStats::default(),
-            false,
-            end,
-        )
-        .unwrap();
+        sync(&m, end, &[]);
         assert_eq!(states(&m, end, 1).len(), 5_000);
     }
 
@@ -409,18 +411,7 @@ mod tests {
         );
         // Another process's sync commits while `c`'s snapshot stays open.
         let other = SqliteMirror::open(dir.path()).unwrap();
-        let end = t0() + Duration::days(2);
-        let sync = other.begin_sync(t0(), end, end).unwrap();
-        other
-            .commit(
-                sync,
-                Reach { since: t0(), end },
-                &Lists::default(),
-                &SyncStats::default(),
-                false,
-                end,
-            )
-            .unwrap();
+        sync(&other, t0() + Duration::days(2), &[]);
         assert_ne!(
             marks(&reader()).unwrap(),
             first,
