@@ -733,6 +733,16 @@ deliver = [{{ archive = {{ dir = "{archive}" }} }}]
 /// A per-team audit whose archive and emailed CSV are written from the
 /// job's state rather than held rows (`Renderer::rows_held`): two teams
 /// sharing learners, with archive and an audit email with the CSV.
+/// A mirror of [`generate`]'s versions since 2026-01-01 and the team audit's
+/// config on it: the folder (kept while the test runs), the versions, the config.
+fn team_audit_mirror() -> (tempfile::TempDir, Vec<V>, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = generate();
+    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
+    let config = team_audit_config(dir.path());
+    (dir, versions, config)
+}
+
 fn team_audit_config(dir: &Path) -> Config {
     team_audit_config_with(dir, "")
 }
@@ -817,10 +827,7 @@ fn written(outbox: &trainwatch::outbox::Outbox) -> Written {
 /// gave every team the first team's rows).
 #[tokio::test(flavor = "multi_thread")]
 async fn per_team_archives_and_csvs_written_from_the_state_are_the_held_rows_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let versions = generate();
-    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
-    let config = team_audit_config(dir.path());
+    let (_dir, versions, config) = team_audit_mirror();
     let job = config.job("audit").unwrap();
     let client = offline_client();
     let renderer = trainwatch::render::Renderer::new(None).unwrap();
@@ -908,10 +915,7 @@ async fn per_team_archives_and_csvs_written_from_the_state_are_the_held_rows_byt
 /// so nothing partial or doubled is staged or sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_row_doubled_or_dropped_between_the_build_and_the_files_fails_the_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let versions = generate();
-    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
-    let config = team_audit_config(dir.path());
+    let (_dir, _, config) = team_audit_mirror();
     let job = config.job("audit").unwrap();
     let client = offline_client();
     let renderer = trainwatch::render::Renderer::new(None).unwrap();
@@ -985,10 +989,7 @@ async fn a_streamed_state_that_fails_while_the_files_are_written_fails_the_outbo
             }
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let versions = generate();
-    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
-    let config = team_audit_config(dir.path());
+    let (dir, _, config) = team_audit_mirror();
     let job = config.job("audit").unwrap();
     let client = offline_client();
     let renderer = trainwatch::render::Renderer::new(None).unwrap();
@@ -1041,10 +1042,7 @@ fn staged_left(dir: &Path) -> usize {
 /// outbox fails, naming the change.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_state_that_changes_between_the_reports_and_the_files_fails_the_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let versions = generate();
-    load_mirror(dir.path(), &versions, t("2026-01-01T00:00:00Z"));
-    let config = team_audit_config(dir.path());
+    let (dir, _, config) = team_audit_mirror();
     let job = config.job("audit").unwrap();
     let client = offline_client();
     let renderer = trainwatch::render::Renderer::new(None).unwrap();
