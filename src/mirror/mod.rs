@@ -200,6 +200,29 @@ pub trait MirrorStore: Send + Sync {
     ) -> anyhow::Result<()> {
         self.state_read(at, StateOrder::ByUpdate, each)
     }
+    /// The state as of `at`, only the assignments `keep` keeps, held in
+    /// [`StateOrder::ByUpdate`] order, and how many states were read (kept
+    /// or not). `keep` may be called on several threads at once. The
+    /// default reads [`MirrorStore::state_each`] and sorts what it kept;
+    /// SQLite reads a large mirror's two halves on two threads, each
+    /// keeping and sorting its own, and merges them.
+    fn state_kept(
+        &self,
+        at: DateTime<Utc>,
+        keep: &(dyn Fn(&Assignment) -> bool + Sync),
+    ) -> anyhow::Result<(Vec<Assignment>, u64)> {
+        let mut kept = Vec::new();
+        let mut read = 0;
+        self.state_each(at, &mut |a| {
+            read += 1;
+            if keep(&a) {
+                kept.push(a);
+            }
+            Ok(())
+        })?;
+        sort_by_update(&mut kept);
+        Ok((kept, read))
+    }
     /// Every course stored.
     fn courses(&self) -> anyhow::Result<Vec<Course>>;
     /// Every driver stored, with the tags they had as of `at`.
@@ -247,16 +270,10 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn MirrorStor
     })
 }
 
-/// `state_at` of a backend that reads row by row: every state its
-/// `state_each` hands on, in (updatedAt, id) order.
+/// `state_at` of a backend that reads row by row: every state, in
+/// (updatedAt, id) order.
 fn collect_state(mirror: &dyn MirrorStore, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
-    let mut v = Vec::new();
-    mirror.state_each(at, &mut |a| {
-        v.push(a);
-        Ok(())
-    })?;
-    sort_by_update(&mut v);
-    Ok(v)
+    Ok(mirror.state_kept(at, &|_| true)?.0)
 }
 
 /// The order [`MirrorStore::state_read`] hands a state on in.
@@ -287,7 +304,7 @@ impl StateOrder {
 pub fn sort_by_update(v: &mut [Assignment]) {
     let Ok(n) = u32::try_from(v.len()) else {
         // Past what u32 indices hold: the plain sort, slower but the same order.
-        v.sort_unstable_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
+        v.sort_unstable_by(by_update);
         return;
     };
     // The instants beside the indices, so that comparing two reads
@@ -317,13 +334,36 @@ pub fn sort_by_update(v: &mut [Assignment]) {
     }
 }
 
+/// [`sort_by_update`]'s order of two states.
+fn by_update(a: &Assignment, b: &Assignment) -> std::cmp::Ordering {
+    (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id))
+}
+
+/// Two lists sorted by [`sort_by_update`] merged into one, in that order:
+/// each state moved once.
+pub fn merge_by_update(a: Vec<Assignment>, b: Vec<Assignment>) -> Vec<Assignment> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter(), b.into_iter());
+    while let (Some(x), Some(y)) = (a.as_slice().first(), b.as_slice().first()) {
+        let next = if by_update(x, y).is_le() {
+            a.next()
+        } else {
+            b.next()
+        };
+        out.extend(next);
+    }
+    out.extend(a);
+    out.extend(b);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
     #[test]
-    fn sorting_by_update_through_indices_gives_the_plain_sorts_order() {
+    fn sorting_by_update_through_indices_or_merging_sorted_parts_gives_the_plain_sorts_order() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for n in [0, 1, 2, 3, 10, 257, 2_000] {
             let v: Vec<Assignment> = (0..n)
@@ -344,9 +384,16 @@ mod tests {
                 .collect();
             let mut plain = v.clone();
             plain.sort_by(|a, b| (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id)));
-            let mut ours = v;
+            let mut ours = v.clone();
             sort_by_update(&mut ours);
             assert_eq!(ours, plain, "{n} states");
+
+            // Any two parts, each sorted, merge into the same order.
+            let (mut a, mut b): (Vec<_>, Vec<_>) =
+                v.into_iter().partition(|_| rng.random_bool(0.3));
+            sort_by_update(&mut a);
+            sort_by_update(&mut b);
+            assert_eq!(merge_by_update(a, b), plain, "{n} states in two parts");
         }
     }
 }

@@ -237,7 +237,7 @@ pub fn state_as_of(
 }
 
 /// [`state_as_of`], counting in `received` every assignment read. The
-/// filters are applied as the mirror hands each state on, so only what
+/// filters are applied as the mirror reads each state, so only what
 /// passes is held; sorted as [`MirrorStore::state_at`] sorts (filtering
 /// first keeps the same order, the sort key being distinct per id).
 fn state_as_of_counting(
@@ -248,15 +248,8 @@ fn state_as_of_counting(
     received: &mut u64,
 ) -> anyhow::Result<Vec<Assignment>> {
     let filter = Filter::new(query, courses);
-    let mut kept = Vec::new();
-    mirror.state_each(at, &mut |a| {
-        *received += 1;
-        if filter.passes_as_of(&a, at) {
-            kept.push(a);
-        }
-        Ok(())
-    })?;
-    super::sort_by_update(&mut kept);
+    let (kept, read) = mirror.state_kept(at, &|a| filter.passes_as_of(a, at))?;
+    *received += read;
     Ok(kept)
 }
 

@@ -297,6 +297,17 @@ impl MirrorStore for SqliteMirror {
         }
     }
 
+    fn state_kept(
+        &self,
+        at: DateTime<Utc>,
+        keep: &(dyn Fn(&Assignment) -> bool + Sync),
+    ) -> anyhow::Result<(Vec<Assignment>, u64)> {
+        let at = ns(at)?;
+        self.with(StateOrder::ByUpdate.reading(), |c| {
+            state::kept_before(c, &self.path, at, keep)
+        })
+    }
+
     fn courses(&self) -> anyhow::Result<Vec<Course>> {
         self.with("reading courses", |c| {
             let mut q = c.prepare_cached(

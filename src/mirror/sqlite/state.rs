@@ -4,12 +4,14 @@
 //! two threads with two connections that see the same snapshot.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{COLUMNS, Interner, version};
+use crate::mirror::{merge_by_update, sort_by_update};
 use crate::samsara::Assignment;
 
 /// A mirror of at least this many versions is read in two halves at once.
@@ -45,6 +47,109 @@ pub(super) fn newest_before(
         return walk(c, at, Part::All, each);
     }
     read(c, path, at, SPLIT_FROM, each)
+}
+
+/// Every id's newest version before `at` (nanoseconds) that `keep` keeps,
+/// held and sorted by [`sort_by_update`], and how many states were read.
+/// With `path` (the mirror's file) and a mirror large enough, each of two
+/// threads reads, keeps and sorts one half of the key, and the two sorted
+/// halves are merged: nothing crosses between the threads until the end.
+pub(super) fn kept_before(
+    c: &mut Connection,
+    path: &Path,
+    at: i64,
+    keep: &(dyn Fn(&Assignment) -> bool + Sync),
+) -> anyhow::Result<(Vec<Assignment>, u64)> {
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        return one_part(c, at, Part::All, keep, &AtomicBool::new(false));
+    }
+    kept(c, path, at, SPLIT_FROM, keep)
+}
+
+/// [`kept_before`], in two halves from `split_from` versions.
+fn kept(
+    c: &mut Connection,
+    path: &Path,
+    at: i64,
+    split_from: i64,
+    keep: &(dyn Fn(&Assignment) -> bool + Sync),
+) -> anyhow::Result<(Vec<Assignment>, u64)> {
+    let split = split(c, path, split_from)?;
+    let Some((mut second, boundary)) = split else {
+        return one_part(c, at, Part::All, keep, &AtomicBool::new(false));
+    };
+    // Moved to its thread (a connection is used by one thread at a time).
+    let second_ref = &mut second;
+    // Set by a half that fails, so that the other stops early.
+    let failed = &AtomicBool::new(false);
+    let boundary = boundary.as_str();
+    let (from, below) = std::thread::scope(|scope| {
+        let below = scope.spawn(move || part(second_ref, at, Part::Below(boundary), keep, failed));
+        let from = part(c, at, Part::From(boundary), keep, failed);
+        let below = below
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (from, below)
+    });
+    // The read transactions end however the read went: `c` is the
+    // mirror's own connection, kept for its next use.
+    let ended = c.execute_batch("COMMIT");
+    drop(second);
+    // A half that stopped for the other's failure has no error of its
+    // own: the failure is the other's.
+    let (from, below) = (from?, below?);
+    ended.context("ending the read")?;
+    let (Some((from, read_from)), Some((below, read_below))) = (from, below) else {
+        anyhow::bail!("one half of the read stopped, and neither failed");
+    };
+    Ok((merge_by_update(from, below), read_from + read_below))
+}
+
+/// [`one_part`] that hands on its error.
+fn one_part(
+    c: &Connection,
+    at: i64,
+    which: Part<'_>,
+    keep: &(dyn Fn(&Assignment) -> bool + Sync),
+    failed: &AtomicBool,
+) -> anyhow::Result<(Vec<Assignment>, u64)> {
+    part(c, at, which, keep, failed)?
+        .ok_or_else(|| anyhow::anyhow!("the read stopped, and did not fail"))
+}
+
+/// The states of `which` that `keep` keeps, sorted, and how many were
+/// read; `None` when it stopped because `failed` was set (by the other
+/// half), which it sets when it fails.
+fn part(
+    c: &Connection,
+    at: i64,
+    which: Part<'_>,
+    keep: &(dyn Fn(&Assignment) -> bool + Sync),
+    failed: &AtomicBool,
+) -> anyhow::Result<Option<(Vec<Assignment>, u64)>> {
+    let mut kept = Vec::new();
+    let mut read = 0;
+    let mut stopped = false;
+    let walked = walk(c, at, which, &mut |a| {
+        if failed.load(Ordering::Relaxed) {
+            stopped = true;
+            anyhow::bail!("the other half failed");
+        }
+        read += 1;
+        if keep(&a) {
+            kept.push(a);
+        }
+        Ok(())
+    });
+    if stopped {
+        return Ok(None);
+    }
+    if let Err(e) = walked {
+        failed.store(true, Ordering::Relaxed);
+        return Err(e);
+    }
+    sort_by_update(&mut kept);
+    Ok(Some((kept, read)))
 }
 
 /// [`newest_before`], in two halves from `split_from` versions.
@@ -335,6 +440,98 @@ mod tests {
         out
     }
 
+    /// The second computation of `mirror(_, ids)`'s state `minutes` after
+    /// `t0()`: the newest version before it, per id, in id order.
+    fn expected(ids: usize, minutes: i64) -> Vec<(String, i64, String)> {
+        (0..ids)
+            .filter_map(|i| {
+                let v = (0..=i % 3)
+                    .rev()
+                    .find(|&v| (i + 60 * v) < minutes as usize)?;
+                let updated = t0() + Duration::minutes(i as i64) + Duration::hours(v as i64);
+                Some((
+                    format!("a-{i:04}"),
+                    updated.timestamp_nanos_opt().unwrap(),
+                    STATUSES[v].to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// What `kept` keeps of the states that are not in progress, as
+    /// (id, updated, status) in its order, and how many it read.
+    #[allow(clippy::type_complexity)]
+    fn kept_not_in_progress(
+        m: &SqliteMirror,
+        at: DateTime<Utc>,
+        split_from: i64,
+    ) -> anyhow::Result<(Vec<(String, i64, String)>, u64)> {
+        let mut c = m.conn.lock().unwrap();
+        let at = at.timestamp_nanos_opt().unwrap();
+        let (kept, read) = kept(&mut c, &m.path, at, split_from, &|a| {
+            a.status.as_str() != "inProgress"
+        })?;
+        let kept = kept
+            .iter()
+            .map(|a| {
+                let updated = a.updated_at_time.timestamp_nanos_opt().unwrap();
+                (a.id.to_string(), updated, a.status.as_str().to_owned())
+            })
+            .collect();
+        Ok((kept, read))
+    }
+
+    #[test]
+    fn two_halves_kept_and_merged_are_each_ids_newest_version_kept_in_update_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = 1_000;
+        let m = mirror(dir.path(), ids);
+        for minutes in [30, 500, 700, 5_000] {
+            let at = t0() + Duration::minutes(minutes);
+            let all = expected(ids, minutes);
+            let mut expect: Vec<_> = all
+                .iter()
+                .filter(|(_, _, status)| status != "inProgress")
+                .cloned()
+                .collect();
+            expect.sort_by(|(a, x, _), (b, y, _)| (x, a).cmp(&(y, b)));
+            let read = all.len() as u64;
+            let halves = kept_not_in_progress(&m, at, 1).unwrap();
+            assert_eq!(halves, (expect.clone(), read), "in two halves, as of {at}");
+            let one = kept_not_in_progress(&m, at, i64::MAX).unwrap();
+            assert_eq!(one, (expect, read), "on one thread, as of {at}");
+        }
+    }
+
+    #[test]
+    fn a_half_that_fails_fails_the_kept_read_and_leaves_the_connection_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = 5_000;
+        let m = mirror(dir.path(), ids);
+        let end = t0() + Duration::days(10);
+        // A version no state can be built from, in the lower half, then in the upper.
+        for (id, other) in [("a-0100", "a-4900"), ("a-4900", "a-0100")] {
+            m.conn
+                .lock()
+                .unwrap()
+                .execute_batch(&format!(
+                    "UPDATE mirror_versions SET duration_minutes = 'many' WHERE id = '{id}';
+                     UPDATE mirror_versions SET duration_minutes = 1 WHERE id = '{other}';"
+                ))
+                .unwrap();
+            let err = kept_not_in_progress(&m, end, 1).unwrap_err();
+            assert!(format!("{err:#}").contains("duration_minutes"), "{err:#}");
+        }
+        m.conn
+            .lock()
+            .unwrap()
+            .execute_batch("UPDATE mirror_versions SET duration_minutes = 1 WHERE id = 'a-4900'")
+            .unwrap();
+        // No read transaction left open: the next sync commits and is read.
+        sync(&m, end, &[]);
+        assert_eq!(kept_not_in_progress(&m, end, 1).unwrap().1, ids as u64);
+    }
+
     #[test]
     fn two_halves_hand_on_each_ids_newest_version_before_the_instant_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -343,21 +540,7 @@ mod tests {
         // Before, inside and after the ids' versions.
         for minutes in [30, 500, 700, 5_000] {
             let at = t0() + Duration::minutes(minutes);
-            // The second computation: the newest version before `at`, per id.
-            let expect: Vec<(String, i64, String)> = (0..ids)
-                .filter_map(|i| {
-                    let v = (0..=i % 3)
-                        .rev()
-                        .find(|&v| (i + 60 * v) < minutes as usize)?;
-                    let updated = t0() + Duration::minutes(i as i64) + Duration::hours(v as i64);
-                    let status = STATUSES[v];
-                    Some((
-                        format!("a-{i:04}"),
-                        updated.timestamp_nanos_opt().unwrap(),
-                        status.to_owned(),
-                    ))
-                })
-                .collect();
+            let expect = expected(ids, minutes);
             assert_eq!(states(&m, at, 1), expect, "in two halves, as of {at}");
             assert_eq!(
                 states(&m, at, i64::MAX),
