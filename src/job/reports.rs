@@ -118,6 +118,9 @@ type OnePass<'p, E> = dyn FnOnce(&mut dyn FnMut(&Assignment)) -> Result<(), E> +
 /// A held state at least this large is folded on several threads.
 const PARALLEL_FROM: usize = 20_000;
 
+/// The most learner addresses a thread of [`fold_held`] remembers.
+const TEAMS_BY_ADDRESS_MAX: usize = 65_536;
+
 /// What adding an assignment to the reports of a run needs: which reports
 /// each learner is in, the narrowings, the window.
 struct Fold<'a> {
@@ -136,13 +139,25 @@ impl Fold<'_> {
     /// Adds `a` to the reports of teams `first..` (each with its
     /// narrowings) that `rollups` and `points` hold, and to no other.
     fn add(&self, a: &Assignment, first: usize, rollups: &mut [Rollup], points: &mut [TrendCount]) {
+        self.add_in(a, self.teams(&a.learner), first, rollups, points);
+    }
+
+    /// The reports of `learner`'s teams.
+    fn teams(&self, learner: &LearnerId) -> &[usize] {
+        self.teams_of.get(learner).map_or(&[], Vec::as_slice)
+    }
+
+    /// [`Fold::add`] of an assignment whose learner's teams' reports are `mine`.
+    fn add_in(
+        &self,
+        a: &Assignment,
+        mine: &[usize],
+        first: usize,
+        rollups: &mut [Rollup],
+        points: &mut [TrendCount],
+    ) {
         let per = self.narrowings.len();
         let teams = first..first + rollups.len() / per;
-        let mine = self
-            .teams_of
-            .get(&a.learner)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
         for &k in self.whole.iter().chain(mine) {
             if !teams.contains(&k) {
                 continue;
@@ -336,8 +351,27 @@ fn fold_held(
     }
     groups.reverse();
     let fold_group = |(first, mut rollups, mut points): (usize, Vec<Rollup>, Vec<TrendCount>)| {
+        // Each learner's teams by the address of the learner's id: a read
+        // of the mirror shares one id among its rows, and the state is
+        // borrowed for the whole fold, so an address is one learner's
+        // throughout. Comparing addresses instead of ids is most of the
+        // lookup's cost saved; a state whose ids are not shared (from the
+        // API) stops adding at `TEAMS_BY_ADDRESS_MAX`.
+        let mut by_address: FxHashMap<(usize, usize), &[usize]> = FxHashMap::default();
         for a in state {
-            fold.add(a, first, &mut rollups, &mut points);
+            let id = a.learner.as_str();
+            let address = (id.as_ptr() as usize, id.len());
+            let mine = match by_address.get(&address) {
+                Some(&mine) => mine,
+                None => {
+                    let mine = fold.teams(&a.learner);
+                    if by_address.len() < TEAMS_BY_ADDRESS_MAX {
+                        by_address.insert(address, mine);
+                    }
+                    mine
+                }
+            };
+            fold.add_in(a, mine, first, &mut rollups, &mut points);
         }
         finish(rollups, points)
     };

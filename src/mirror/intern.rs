@@ -7,19 +7,34 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
-/// One read's shared strings. Grows with the distinct values the read
-/// meets, and is dropped with it.
+/// One column's shared strings, for one read. Grows with the distinct
+/// values the read meets, and is dropped with it.
 #[derive(Default)]
-pub(crate) struct Interner(FxHashSet<Arc<str>>);
+pub(crate) struct Interner {
+    set: FxHashSet<Arc<str>>,
+    /// The value last asked for: a column often repeats it (the few users
+    /// who create assignments, a course's revision), and comparing with it
+    /// costs less than hashing.
+    last: Option<Arc<str>>,
+}
 
 impl Interner {
     /// `s`, shared with every earlier row of this read that had it.
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(s) {
-            return Arc::clone(shared);
+        if let Some(last) = &self.last
+            && **last == *s
+        {
+            return Arc::clone(last);
         }
-        let shared: Arc<str> = Arc::from(s);
-        self.0.insert(Arc::clone(&shared));
+        let shared = match self.set.get(s) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared: Arc<str> = Arc::from(s);
+                self.set.insert(Arc::clone(&shared));
+                shared
+            }
+        };
+        self.last = Some(Arc::clone(&shared));
         shared
     }
 
@@ -27,6 +42,17 @@ impl Interner {
     pub(crate) fn get_opt(&mut self, s: Option<&str>) -> Option<Arc<str>> {
         s.map(|s| self.get(s))
     }
+}
+
+/// A read's shared strings, a set per kind of column: each set is smaller,
+/// and each column's last value is its own.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) course: Interner,
+    pub(crate) revision: Interner,
+    pub(crate) learner: Interner,
+    /// Who created and who last updated: the same people.
+    pub(crate) user: Interner,
 }
 
 #[cfg(test)]
@@ -41,5 +67,8 @@ mod tests {
         assert_eq!((&*a, &*c), ("course-1", "course-2"));
         assert_eq!(i.get_opt(None), None);
         assert!(Arc::ptr_eq(&i.get_opt(Some("course-2")).unwrap(), &c));
+        // Asked again after another value: from the set, not the last.
+        assert!(Arc::ptr_eq(&i.get("course-1"), &a));
+        assert!(Arc::ptr_eq(&i.get("course-1"), &a));
     }
 }

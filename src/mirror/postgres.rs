@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use tokio_postgres::Row;
 
-use super::intern::Interner;
+use super::intern::Shared;
 use super::{Lists, MirrorStatus, MirrorStore, Reach, StateOrder, SyncLock, SyncRecord, SyncStats};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
@@ -50,21 +50,21 @@ fn from_ns(n: i64) -> DateTime<Utc> {
 }
 
 /// The version in row `r`; its repeated strings shared through `shared`.
-fn version(r: &Row, shared: &mut Interner) -> Assignment {
+fn version(r: &Row, shared: &mut Shared) -> Assignment {
     let t = |i: usize| r.get::<_, Option<i64>>(i).map(from_ns);
     Assignment {
         id: std::sync::Arc::from(r.get::<_, &str>(0)),
         updated_at_time: from_ns(r.get(1)),
         created_at_time: from_ns(r.get(2)),
         course: CourseRef {
-            id: shared.get(r.get(3)),
-            revision_id: shared.get_opt(r.get(4)),
+            id: shared.course.get(r.get(3)),
+            revision_id: shared.revision.get_opt(r.get(4)),
         },
-        learner: LearnerId::from_canonical(shared.get(r.get(5))),
+        learner: LearnerId::from_canonical(shared.learner.get(r.get(5))),
         status: Status::from_wire(r.get::<_, &str>(6)),
         duration_minutes: r.get(7),
-        created_by_id: shared.get_opt(r.get(8)),
-        updated_by_id: shared.get_opt(r.get(9)),
+        created_by_id: shared.user.get_opt(r.get(8)),
+        updated_by_id: shared.user.get_opt(r.get(9)),
         due_at_time: t(10),
         started_at_time: t(11),
         completed_at_time: t(12),
@@ -242,7 +242,7 @@ impl MirrorStore for PgMirror {
             )
             .await?
             .iter()
-            .map(|r| version(r, &mut Interner::default()))
+            .map(|r| version(r, &mut Shared::default()))
             .collect())
         })
     }
@@ -278,7 +278,7 @@ impl MirrorStore for PgMirror {
                 .query_raw(&sql, [&at as &(dyn tokio_postgres::types::ToSql + Sync)])
                 .await?;
             futures::pin_mut!(rows);
-            let mut shared = Interner::default();
+            let mut shared = Shared::default();
             while let Some(r) = rows.try_next().await? {
                 each(version(&r, &mut shared))?;
             }

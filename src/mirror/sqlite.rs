@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::intern::Interner;
+use super::intern::Shared;
 use super::{Lists, MirrorStatus, MirrorStore, Reach, StateOrder, SyncRecord, SyncStats};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, Category, Course, CourseRef, Driver, Status, Tag, TagRef};
@@ -62,7 +62,7 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
 
 /// A stored version back as the API sent it.
 /// The version in row `r`; its repeated strings shared through `shared`.
-fn version(r: &Row<'_>, shared: &mut Interner) -> rusqlite::Result<Assignment> {
+fn version(r: &Row<'_>, shared: &mut Shared) -> rusqlite::Result<Assignment> {
     let t = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
         Ok(r.get::<_, Option<i64>>(i)?.map(from_ns))
     };
@@ -72,15 +72,15 @@ fn version(r: &Row<'_>, shared: &mut Interner) -> rusqlite::Result<Assignment> {
         updated_at_time: from_ns(r.get(1)?),
         created_at_time: from_ns(r.get(2)?),
         course: CourseRef {
-            id: shared.get(r.get_ref(3)?.as_str()?),
-            revision_id: shared.get_opt(text(4)?),
+            id: shared.course.get(r.get_ref(3)?.as_str()?),
+            revision_id: shared.revision.get_opt(text(4)?),
         },
-        learner: LearnerId::from_canonical(shared.get(r.get_ref(5)?.as_str()?)),
+        learner: LearnerId::from_canonical(shared.learner.get(r.get_ref(5)?.as_str()?)),
         // Read in place: a String per row for three known words is waste.
         status: Status::from_wire(r.get_ref(6)?.as_str()?),
         duration_minutes: r.get(7)?,
-        created_by_id: shared.get_opt(text(8)?),
-        updated_by_id: shared.get_opt(text(9)?),
+        created_by_id: shared.user.get_opt(text(8)?),
+        updated_by_id: shared.user.get_opt(text(9)?),
         due_at_time: t(10)?,
         started_at_time: t(11)?,
         completed_at_time: t(12)?,
@@ -255,7 +255,7 @@ impl MirrorStore for SqliteMirror {
                  WHERE (updated_at >= ?1 AND updated_at < ?2) OR (created_at >= ?1 AND created_at < ?2)
                  ORDER BY updated_at, id"
             ))?;
-            let mut shared = Interner::default();
+            let mut shared = Shared::default();
             let rows = q.query_map(params![start, end], |r| version(r, &mut shared))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -288,7 +288,7 @@ impl MirrorStore for SqliteMirror {
                      WHERE updated_at < ?1 GROUP BY id) ORDER BY updated_at, id"
                 ))?;
                 let mut rows = q.query([at])?;
-                let mut shared = Interner::default();
+                let mut shared = Shared::default();
                 while let Some(r) = rows.next()? {
                     each(version(r, &mut shared)?)?;
                 }

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{COLUMNS, Interner, version};
+use super::{COLUMNS, Shared, version};
 use crate::mirror::{merge_by_update, sort_by_update};
 use crate::samsara::Assignment;
 
@@ -357,7 +357,7 @@ fn walk(
         Some(b) => q.query(rusqlite::params![at, b])?,
     };
     let mut last: Vec<u8> = Vec::new();
-    let mut shared = Interner::default();
+    let mut shared = Shared::default();
     while let Some(r) = rows.next()? {
         let id = r.get_ref(0)?.as_bytes()?;
         if id == last.as_slice() {
