@@ -195,6 +195,28 @@ pub fn local_rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// An instant with the timezone it is shown in: serialised (and
+/// displayed) as [`local_rfc3339`] writes it. A detail row keeps the
+/// instant and writes its text only when a delivery reads the row: a
+/// report of half a million rows that no delivery prints formats none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime {
+    pub at: DateTime<Utc>,
+    pub tz: Tz,
+}
+
+impl std::fmt::Display for LocalTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&local_rfc3339(self.at, self.tz))
+    }
+}
+
+impl Serialize for LocalTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// `team` in the context.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TeamInfo {
@@ -279,7 +301,7 @@ pub struct CourseRef {
 
 /// One entry of `overdue` / `outstanding`. The learner and the course are
 /// shared by the rows of a report that name them, and a known status is
-/// the program's own text: a row costs its id and due date alone.
+/// the program's own text: a row costs its id and due instant alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetailRow {
     pub assignment_id: Arc<str>,
@@ -288,7 +310,7 @@ pub struct DetailRow {
     pub course: Arc<CourseRef>,
     pub status: std::borrow::Cow<'static, str>,
     /// RFC 3339 in the job's timezone, or null.
-    pub due_at: Option<String>,
+    pub due_at: Option<LocalTime>,
     /// Whole days from `due_at` to the window end; null when not overdue.
     pub days_overdue: Option<i64>,
 }

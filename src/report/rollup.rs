@@ -128,7 +128,7 @@ fn detail_row_of(
         learner,
         course,
         status: a.status.spelling(),
-        due_at: a.due_at_time.map(|t| local_rfc3339(t, tz)),
+        due_at: a.due_at_time.map(|at| LocalTime { at, tz }),
         days_overdue: is_overdue(a, at)
             .then(|| a.due_at_time.map(|d| days_overdue(d, at)).unwrap_or(0)),
     }

@@ -339,7 +339,11 @@ pub fn detail(
             title: course.into(),
         }),
         status: status.to_owned().into(),
-        due_at: Some(due_at.into()),
+        // The fixture's job shows Chicago's clock: the same text back.
+        due_at: Some(LocalTime {
+            at: utc(due_at),
+            tz: chrono_tz::America::Chicago,
+        }),
         days_overdue: Some(days_overdue),
     }
 }
