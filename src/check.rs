@@ -415,7 +415,7 @@ fn synthetic(config: &Config, job: &Job, window: Window) -> JobData {
         .then(|| synthetic_history(job, window.end, &assignments, &teams));
     JobData {
         window,
-        assignments,
+        assignments: assignments.into(),
         names,
         stats: FetchStats::default(),
         teams,

@@ -58,7 +58,7 @@ pub struct TrendPoint {
 pub struct JobData {
     pub window: Window,
     /// Deduplicated, in stream order; not yet filtered by `report::included`.
-    pub assignments: Vec<Assignment>,
+    pub assignments: HeldState,
     pub names: Names,
     pub stats: FetchStats,
     /// The job's teams with their members as of the fire instant.
@@ -75,6 +75,125 @@ pub struct JobData {
     /// are those of the latest pass ([`JobData::settle_counts`]).
     pub streamed: Option<Arc<dyn StateSource>>,
 }
+
+/// The order of a held state (what [`crate::mirror::sort_by_update`] sorts
+/// by): `updatedAtTime`, then id, distinct per state.
+pub(crate) fn by_update(a: &Assignment, b: &Assignment) -> std::cmp::Ordering {
+    (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id))
+}
+
+/// A held state: one list, or two each in [`crate::mirror::sort_by_update`]'s
+/// order (a SQLite mirror's two halves, read on two threads at once),
+/// read as one list in that order. Merging two halves as they are read
+/// costs a comparison a state; merging them into a new list once moved
+/// every state and held the state twice.
+#[derive(Debug, Clone, Default)]
+pub struct HeldState {
+    first: Vec<Assignment>,
+    second: Vec<Assignment>,
+}
+
+impl HeldState {
+    /// Two lists, each sorted by [`crate::mirror::sort_by_update`], read
+    /// as one in that order.
+    pub fn merging(first: Vec<Assignment>, second: Vec<Assignment>) -> Self {
+        Self { first, second }
+    }
+
+    /// The states in order.
+    pub fn iter(&self) -> HeldIter<'_> {
+        HeldIter {
+            first: self.first.iter(),
+            second: self.second.iter(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.first.len() + self.second.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.first.clear();
+        self.second.clear();
+    }
+
+    /// The states in order, as one list.
+    pub fn into_vec(self) -> Vec<Assignment> {
+        if self.second.is_empty() {
+            return self.first;
+        }
+        let mut all = Vec::with_capacity(self.len());
+        let (mut first, mut second) = (self.first.into_iter(), self.second.into_iter());
+        while let (Some(x), Some(y)) = (first.as_slice().first(), second.as_slice().first()) {
+            let next = if by_update(x, y).is_le() {
+                first.next()
+            } else {
+                second.next()
+            };
+            all.extend(next);
+        }
+        all.extend(first);
+        all.extend(second);
+        all
+    }
+}
+
+/// One list, in its own order.
+impl From<Vec<Assignment>> for HeldState {
+    fn from(first: Vec<Assignment>) -> Self {
+        Self {
+            first,
+            second: Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for HeldState {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<'a> IntoIterator for &'a HeldState {
+    type Item = &'a Assignment;
+    type IntoIter = HeldIter<'a>;
+    fn into_iter(self) -> HeldIter<'a> {
+        self.iter()
+    }
+}
+
+/// [`HeldState::iter`].
+#[derive(Debug, Clone)]
+pub struct HeldIter<'a> {
+    first: std::slice::Iter<'a, Assignment>,
+    second: std::slice::Iter<'a, Assignment>,
+}
+
+impl<'a> Iterator for HeldIter<'a> {
+    type Item = &'a Assignment;
+
+    fn next(&mut self) -> Option<&'a Assignment> {
+        match (
+            self.first.as_slice().first(),
+            self.second.as_slice().first(),
+        ) {
+            (Some(x), Some(y)) if by_update(x, y).is_gt() => self.second.next(),
+            (Some(_), _) => self.first.next(),
+            (None, _) => self.second.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.first.len() + self.second.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for HeldIter<'_> {}
 
 /// A state read again each time it is needed instead of held: a million
 /// assignments cost a pass over the store each, not their memory.

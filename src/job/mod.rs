@@ -157,7 +157,7 @@ pub(crate) async fn fetch_with(
     names.warnings.extend(teams.warnings.iter().cloned());
     Ok(JobData {
         window,
-        assignments: fetched.assignments,
+        assignments: fetched.assignments.into(),
         names,
         stats: fetched.stats,
         teams,

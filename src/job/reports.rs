@@ -10,6 +10,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{JobData, narrowings, report_teams};
 use crate::config::{Config, Job};
+use crate::data::HeldState;
 use crate::learner::LearnerId;
 use crate::report::{self, JobInfo, Meta, Report, Rollup, TeamInfo, TrendCount};
 use crate::samsara::Assignment;
@@ -107,7 +108,7 @@ pub fn reports_holding(
 enum Pass<'p, E> {
     /// Held: read as often as wanted, so several threads can each fold
     /// some of the reports over the whole of it.
-    Held(&'p [Assignment]),
+    Held(&'p HeldState),
     /// Handed on once, in order, for every report together.
     Once(Box<OnePass<'p, E>>),
 }
@@ -335,7 +336,7 @@ fn build<E>(
 /// those of one thread, to the bit.
 fn fold_held(
     fold: &Fold<'_>,
-    state: &[Assignment],
+    state: &HeldState,
     mut rollups: Vec<Rollup>,
     mut points: Vec<TrendCount>,
     threads: usize,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::data::{HeldState, by_update};
 use crate::samsara::{Assignment, Course, Driver, Tag};
 
 pub use read::{fetch, uses_mirror};
@@ -205,12 +206,12 @@ pub trait MirrorStore: Send + Sync {
     /// or not). `keep` may be called on several threads at once. The
     /// default reads [`MirrorStore::state_each`] and sorts what it kept;
     /// SQLite reads a large mirror's two halves on two threads, each
-    /// keeping and sorting its own, and merges them.
+    /// keeping and sorting its own, held as they are ([`HeldState`]).
     fn state_kept(
         &self,
         at: DateTime<Utc>,
         keep: &(dyn Fn(&Assignment) -> bool + Sync),
-    ) -> anyhow::Result<(Vec<Assignment>, u64)> {
+    ) -> anyhow::Result<(HeldState, u64)> {
         let mut kept = Vec::new();
         let mut read = 0;
         self.state_each(at, &mut |a| {
@@ -221,7 +222,7 @@ pub trait MirrorStore: Send + Sync {
             Ok(())
         })?;
         sort_by_update(&mut kept);
-        Ok((kept, read))
+        Ok((kept.into(), read))
     }
     /// Every course stored.
     fn courses(&self) -> anyhow::Result<Vec<Course>>;
@@ -273,7 +274,7 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn MirrorStor
 /// `state_at` of a backend that reads row by row: every state, in
 /// (updatedAt, id) order.
 fn collect_state(mirror: &dyn MirrorStore, at: DateTime<Utc>) -> anyhow::Result<Vec<Assignment>> {
-    Ok(mirror.state_kept(at, &|_| true)?.0)
+    Ok(mirror.state_kept(at, &|_| true)?.0.into_vec())
 }
 
 /// The order [`MirrorStore::state_read`] hands a state on in.
@@ -334,36 +335,13 @@ pub fn sort_by_update(v: &mut [Assignment]) {
     }
 }
 
-/// [`sort_by_update`]'s order of two states.
-fn by_update(a: &Assignment, b: &Assignment) -> std::cmp::Ordering {
-    (a.updated_at_time, &a.id).cmp(&(b.updated_at_time, &b.id))
-}
-
-/// Two lists sorted by [`sort_by_update`] merged into one, in that order:
-/// each state moved once.
-pub fn merge_by_update(a: Vec<Assignment>, b: Vec<Assignment>) -> Vec<Assignment> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter(), b.into_iter());
-    while let (Some(x), Some(y)) = (a.as_slice().first(), b.as_slice().first()) {
-        let next = if by_update(x, y).is_le() {
-            a.next()
-        } else {
-            b.next()
-        };
-        out.extend(next);
-    }
-    out.extend(a);
-    out.extend(b);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
     #[test]
-    fn sorting_by_update_through_indices_or_merging_sorted_parts_gives_the_plain_sorts_order() {
+    fn sorting_by_update_through_indices_or_holding_two_sorted_parts_gives_the_plain_sorts_order() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for n in [0, 1, 2, 3, 10, 257, 2_000] {
             let v: Vec<Assignment> = (0..n)
@@ -388,12 +366,24 @@ mod tests {
             sort_by_update(&mut ours);
             assert_eq!(ours, plain, "{n} states");
 
-            // Any two parts, each sorted, merge into the same order.
+            // Any two parts, each sorted, held together: read, and as one
+            // list, in the same order.
             let (mut a, mut b): (Vec<_>, Vec<_>) =
                 v.into_iter().partition(|_| rng.random_bool(0.3));
             sort_by_update(&mut a);
             sort_by_update(&mut b);
-            assert_eq!(merge_by_update(a, b), plain, "{n} states in two parts");
+            let held = crate::data::HeldState::merging(a, b);
+            assert_eq!(held.len(), plain.len());
+            assert!(
+                held.iter().eq(plain.iter()),
+                "{n} states in two parts, read"
+            );
+            assert_eq!(held.iter().len(), plain.len());
+            assert_eq!(
+                held.into_vec(),
+                plain,
+                "{n} states in two parts, as one list"
+            );
         }
     }
 }

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::MirrorStore;
 use crate::config::{Config, Job, Source};
-use crate::data::{JobData, SourceCounts, StateSource, query_for};
+use crate::data::{HeldState, JobData, SourceCounts, StateSource, query_for};
 use crate::learner::LearnerId;
 use crate::samsara::{Assignment, AssignmentQuery, Client, Course, Dedup, FetchStats, Names};
 use crate::window::{Window, WindowSpec};
@@ -91,7 +91,7 @@ pub async fn fetch(
             counts: Mutex::new(SourceCounts::default()),
             first: Mutex::new(None),
         }));
-        (Vec::new(), 0)
+        (HeldState::default(), 0)
     } else if let Some(query) = &query
         && current
     {
@@ -101,10 +101,11 @@ pub async fn fetch(
             .with_context(|| format!("job {}: reading the state as of {fire}", job.name))?;
         (kept, received)
     } else if let Some(query) = &query {
-        window_assignments(mirror, query, &names.courses)?
+        let (assignments, received) = window_assignments(mirror, query, &names.courses)?;
+        (assignments.into(), received)
     } else {
         // The job's teams have nobody in them at the fire instant.
-        (Vec::new(), 0)
+        (HeldState::default(), 0)
     };
     let stats = FetchStats {
         queries: 1,
@@ -233,7 +234,7 @@ pub fn state_as_of(
     courses: &HashMap<String, Course>,
     at: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Assignment>> {
-    state_as_of_counting(mirror, query, courses, at, &mut 0)
+    Ok(state_as_of_counting(mirror, query, courses, at, &mut 0)?.into_vec())
 }
 
 /// [`state_as_of`], counting in `received` every assignment read. The
@@ -246,7 +247,7 @@ fn state_as_of_counting(
     courses: &HashMap<String, Course>,
     at: DateTime<Utc>,
     received: &mut u64,
-) -> anyhow::Result<Vec<Assignment>> {
+) -> anyhow::Result<HeldState> {
     let filter = Filter::new(query, courses);
     let (kept, read) = mirror.state_kept(at, &|a| filter.passes_as_of(a, at))?;
     *received += read;

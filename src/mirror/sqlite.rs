@@ -301,7 +301,7 @@ impl MirrorStore for SqliteMirror {
         &self,
         at: DateTime<Utc>,
         keep: &(dyn Fn(&Assignment) -> bool + Sync),
-    ) -> anyhow::Result<(Vec<Assignment>, u64)> {
+    ) -> anyhow::Result<(crate::data::HeldState, u64)> {
         let at = ns(at)?;
         self.with(StateOrder::ByUpdate.reading(), |c| {
             state::kept_before(c, &self.path, at, keep)

@@ -935,11 +935,16 @@ async fn a_row_doubled_or_dropped_between_the_build_and_the_files_fails_the_outb
             .iter()
             .all(|t| data.teams.get(t).unwrap().members.contains(&a.learner))
     };
-    let at = data.assignments.iter().position(both).unwrap();
+    let states = data.assignments.clone().into_vec();
+    let at = states.iter().position(both).unwrap();
     let mut doubled = data.clone();
-    doubled.assignments.insert(at, data.assignments[at].clone());
+    let mut twice = states.clone();
+    twice.insert(at, states[at].clone());
+    doubled.assignments = twice.into();
     let mut dropped = data.clone();
-    dropped.assignments.remove(at);
+    let mut once_less = states;
+    once_less.remove(at);
+    dropped.assignments = once_less.into();
     for (what, state) in [("doubled", &doubled), ("dropped", &dropped)] {
         let err = trainwatch::outbox::build_for(&config, job, state, &reports, &renderer)
             .map(|_| ())
@@ -998,7 +1003,7 @@ async fn a_streamed_state_that_fails_while_the_files_are_written_fails_the_outbo
         .unwrap();
     for fail_from in [1, 2, 3] {
         let mut data = held.clone();
-        let states = std::mem::take(&mut data.assignments);
+        let states = std::mem::take(&mut data.assignments).into_vec();
         assert!(states.len() > 7);
         data.streamed = Some(std::sync::Arc::new(Failing {
             states,

@@ -11,7 +11,8 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{COLUMNS, Shared, version};
-use crate::mirror::{merge_by_update, sort_by_update};
+use crate::data::HeldState;
+use crate::mirror::sort_by_update;
 use crate::samsara::Assignment;
 
 /// A mirror of at least this many versions is read in two halves at once.
@@ -55,13 +56,15 @@ pub(super) fn newest_before(
 /// held and sorted by [`sort_by_update`], and how many states were read.
 /// With `path` (the mirror's file) and a mirror large enough, each of two
 /// threads reads, keeps and sorts one half of the key, and the two sorted
-/// halves are merged: nothing crosses between the threads until the end.
+/// halves are held as they are, read in merged order ([`HeldState`]):
+/// nothing crosses between the threads until the end, and no state is
+/// moved after its half is sorted.
 pub(super) fn kept_before(
     c: &mut Connection,
     path: &Path,
     at: i64,
     keep: &(dyn Fn(&Assignment) -> bool + Sync),
-) -> anyhow::Result<(Vec<Assignment>, u64)> {
+) -> anyhow::Result<(HeldState, u64)> {
     mapped(c, |c| {
         if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
             return one_part(c, at, Part::All, keep, &AtomicBool::new(false));
@@ -99,7 +102,7 @@ fn kept(
     at: i64,
     split_from: i64,
     keep: &(dyn Fn(&Assignment) -> bool + Sync),
-) -> anyhow::Result<(Vec<Assignment>, u64)> {
+) -> anyhow::Result<(HeldState, u64)> {
     let split = split(c, path, split_from)?;
     let Some((mut second, boundary)) = split else {
         return one_part(c, at, Part::All, keep, &AtomicBool::new(false));
@@ -128,7 +131,7 @@ fn kept(
     let (Some((from, read_from)), Some((below, read_below))) = (from, below) else {
         anyhow::bail!("one half of the read stopped, and neither failed");
     };
-    Ok((merge_by_update(from, below), read_from + read_below))
+    Ok((HeldState::merging(from, below), read_from + read_below))
 }
 
 /// [`one_part`] that hands on its error.
@@ -138,9 +141,10 @@ fn one_part(
     which: Part<'_>,
     keep: &(dyn Fn(&Assignment) -> bool + Sync),
     failed: &AtomicBool,
-) -> anyhow::Result<(Vec<Assignment>, u64)> {
-    part(c, at, which, keep, failed)?
-        .ok_or_else(|| anyhow::anyhow!("the read stopped, and did not fail"))
+) -> anyhow::Result<(HeldState, u64)> {
+    let (kept, read) = part(c, at, which, keep, failed)?
+        .ok_or_else(|| anyhow::anyhow!("the read stopped, and did not fail"))?;
+    Ok((kept.into(), read))
 }
 
 /// The states of `which` that `keep` keeps, sorted, and how many were

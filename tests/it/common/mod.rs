@@ -33,7 +33,7 @@ pub fn held_data(
 ) -> trainwatch::job::JobData {
     trainwatch::job::JobData {
         window,
-        assignments,
+        assignments: assignments.into(),
         names: Default::default(),
         stats: Default::default(),
         teams: trainwatch::teams::resolve(
