@@ -9,9 +9,9 @@ use trainwatch::cli::{self, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, cli::Command::Run) {
-        // The service lives long: fewer arenas keep less freed heap between
-        // runs. Set before any thread starts, as a thread picks its arena
-        // at its first allocation.
+        // The service lives long: fewer arenas, and large blocks kept out
+        // of them, keep less freed heap between runs. Set before any
+        // thread starts, as a thread picks its arena at its first allocation.
         trainwatch::memory::limit_arenas();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

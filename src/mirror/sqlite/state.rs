@@ -44,12 +44,10 @@ pub(super) fn newest_before(
     at: i64,
     each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    mapped(c, |c| {
-        if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
-            return walk(c, at, Part::All, each);
-        }
-        read(c, path, at, SPLIT_FROM, each)
-    })
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        return walk(c, at, Part::All, each);
+    }
+    read(c, path, at, SPLIT_FROM, each)
 }
 
 /// Every id's newest version before `at` (nanoseconds) that `keep` keeps,
@@ -79,10 +77,13 @@ const MAPPED_BYTES: i64 = 1 << 30;
 /// `read` with `c` reading the file's pages where they lie in the page
 /// cache (SQLite's memory-mapped I/O, `mmap_size`), instead of copying
 /// each into SQLite's own cache: a tenth less time for a large state.
-/// The map is undone after the read, so that the service does not keep
-/// the pages it read as its own resident memory. (A mapped file that
-/// shrank under a reader would fault; the mirror's file never shrinks:
-/// nothing vacuums it.)
+/// Mapped pages count in the process's resident memory while mapped, up
+/// to the part of the file read: only a read that holds its state
+/// ([`kept_before`]), whose memory grows with the state anyway, maps; a
+/// read handed on row by row ([`newest_before`]) keeps its memory small.
+/// The map is undone after the read. (A mapped file that shrank under a
+/// reader would fault; the mirror's file never shrinks: nothing vacuums
+/// it.)
 fn mapped<T>(
     c: &mut Connection,
     read: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
@@ -103,7 +104,7 @@ fn kept(
     split_from: i64,
     keep: &(dyn Fn(&Assignment) -> bool + Sync),
 ) -> anyhow::Result<(HeldState, u64)> {
-    let split = split(c, path, split_from)?;
+    let split = split(c, path, split_from, true)?;
     let Some((mut second, boundary)) = split else {
         return one_part(c, at, Part::All, keep, &AtomicBool::new(false));
     };
@@ -190,7 +191,7 @@ fn read(
     split_from: i64,
     each: &mut dyn FnMut(Assignment) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let split = split(c, path, split_from)?;
+    let split = split(c, path, split_from, false)?;
     let Some((mut second, boundary)) = split else {
         return walk(c, at, Part::All, each);
     };
@@ -204,13 +205,15 @@ fn read(
     Ok(())
 }
 
-/// A second connection and the median id, both connections in a read
-/// transaction of the same snapshot; `None` (nothing left open) when the
-/// mirror is small or a commit came between the two transactions' starts.
+/// A second connection (`mapped`: reading through a map of the file, see
+/// [`mapped`]) and the median id, both connections in a read transaction
+/// of the same snapshot; `None` (nothing left open) when the mirror is
+/// small or a commit came between the two transactions' starts.
 fn split(
     c: &mut Connection,
     path: &Path,
     split_from: i64,
+    mapped: bool,
 ) -> anyhow::Result<Option<(Connection, String)>> {
     c.execute_batch("BEGIN")?;
     let planned = (|| -> anyhow::Result<Option<(Connection, String)>> {
@@ -224,8 +227,10 @@ fn split(
         )
         .with_context(|| format!("opening a second reader of {}", path.display()))?;
         second.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Closed after the read: its map goes with it.
-        second.pragma_update(None, "mmap_size", MAPPED_BYTES)?;
+        if mapped {
+            // Closed after the read: its map goes with it.
+            second.pragma_update(None, "mmap_size", MAPPED_BYTES)?;
+        }
         second.execute_batch("BEGIN")?;
         if marks(&second)? != mine {
             // A sync committed in between: one thread reads instead.
@@ -574,7 +579,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_read_maps_the_mirrors_file_and_leaves_no_map_behind() {
+    fn a_held_read_maps_the_mirrors_file_and_leaves_no_map_behind() {
         let dir = tempfile::tempdir().unwrap();
         let m = mirror(dir.path(), 2_000);
         let path = m.path.clone();
@@ -607,6 +612,22 @@ mod tests {
         // Through the mirror's own read, as a run reads.
         m.state_kept(end, &|_| true).unwrap();
         assert!(!maps(&path), "no map left after state_kept");
+        // A read handed on row by row maps nothing: its memory stays
+        // small. As a run reads it, and in two halves.
+        let mut mapped_while_reading = false;
+        m.state_each(end, &mut |_| {
+            mapped_while_reading |= maps(&path);
+            Ok(())
+        })
+        .unwrap();
+        let mut c = m.conn.lock().unwrap();
+        let at = end.timestamp_nanos_opt().unwrap();
+        read(&mut c, &path, at, 1, &mut |_| {
+            mapped_while_reading |= maps(&path);
+            Ok(())
+        })
+        .unwrap();
+        assert!(!mapped_while_reading, "a state handed on is read unmapped");
     }
 
     #[test]
