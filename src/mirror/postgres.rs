@@ -232,6 +232,7 @@ impl MirrorStore for PgMirror {
         let (start, end) = (ns(start)?, ns(end)?);
         self.run("reading a window", async {
             let c = self.store.connection().await?;
+            let mut shared = Shared::default();
             Ok(c.query(
                 &format!(
                     "SELECT {COLUMNS} FROM mirror_versions
@@ -242,7 +243,7 @@ impl MirrorStore for PgMirror {
             )
             .await?
             .iter()
-            .map(|r| version(r, &mut Shared::default()))
+            .map(|r| version(r, &mut shared))
             .collect())
         })
     }
