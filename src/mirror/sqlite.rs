@@ -60,8 +60,8 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// A stored version back as the API sent it.
-/// The version in row `r`; its repeated strings shared through `shared`.
+/// A stored version back as the API sent it; its repeated strings shared
+/// through `shared`.
 fn version(r: &Row<'_>, shared: &mut Shared) -> rusqlite::Result<Assignment> {
     let t = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
         Ok(r.get::<_, Option<i64>>(i)?.map(from_ns))
